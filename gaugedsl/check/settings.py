@@ -1,0 +1,84 @@
+"""What the `noise`, `run` and `design` statements accept: names, types, ranges, defaults."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+
+@dataclasses.dataclass(frozen=True)
+class Setting:
+    name: str
+    kind: str  # "float", "int", "enum", "name", "target"
+    doc: str
+    default: Any = None
+    required: bool = False
+    positive: bool = False  # > 0 (floats) / ≥ 1 (ints)
+    nonnegative: bool = False
+    choices: tuple[str, ...] = ()
+
+
+def _s(*args, **kwargs) -> Setting:
+    return Setting(*args, **kwargs)
+
+
+NOISE_KINDS: dict[str, tuple[str, tuple[Setting, ...]]] = {
+    "isotropic": (
+        "isotropic Langevin noise sqrt(2T) dW",
+        (_s("T", "float", "temperature", required=True, positive=True),),
+    ),
+    "projected": (
+        "noise restricted to the directions orthogonal to the symmetry orbits",
+        (_s("T", "float", "temperature", required=True, positive=True),),
+    ),
+    "sgd": (
+        "minibatch SGD noise in the diffusion limit: sqrt(lr/batch) Σ(θ)^½ dW",
+        (
+            _s("lr", "float", "learning rate", required=True, positive=True),
+            _s("batch", "int", "minibatch size", required=True, positive=True),
+        ),
+    ),
+    "label": (
+        "label-noise SGD: the target of each sample is perturbed by sigma·N(0, 1)",
+        (
+            _s("sigma", "float", "label noise standard deviation", required=True, positive=True),
+            _s("lr", "float", "learning rate", required=True, positive=True),
+            _s("batch", "int", "minibatch size (default: full batch)", positive=True),
+        ),
+    ),
+}
+NEEDS_PER_SAMPLE = ("sgd", "label")
+
+DYNAMICS = ("sde", "sgd", "gd")
+SOLVERS = ("euler", "heun", "milstein", "sea", "sra1", "shark", "spark", "reversible_heun")
+
+RUN_SETTINGS: dict[str, Setting] = {
+    s.name: s
+    for s in (
+        _s("dynamics", "enum", "sde, sgd (the discrete minibatch map) or gd", choices=DYNAMICS),
+        _s("particles", "int", "independent runs simulated together", default=1, positive=True),
+        _s("steps", "int", "number of steps", default=1000, positive=True),
+        _s("dt", "float", "SDE time step", positive=True),
+        _s("lr", "float", "learning rate of sgd/gd dynamics", positive=True),
+        _s("batch", "int", "minibatch size of sgd dynamics", positive=True),
+        _s("solver", "enum", "SDE solver", default="euler", choices=SOLVERS),
+        _s("seed", "int", "random seed", default=0, nonnegative=True),
+        _s("dtype", "enum", "float32 or float64", default="float32", choices=("float32", "float64")),
+        _s("start", "enum", "start at the initializers (init) or their projection onto the gauge slice (slice)", default="init", choices=("init", "slice")),
+        _s("chunk", "int", "steps per checkpoint and progress update", positive=True),
+    )
+}
+
+DESIGN_TARGETS = ("sparsity", "spectral_sparsity", "low_rank", "total_variation")
+DESIGN_SETTINGS: dict[str, Setting] = {
+    s.name: s
+    for s in (
+        _s("target", "enum", "the wanted bias", required=True, choices=DESIGN_TARGETS),
+        _s("predictor", "name", "the predictor the bias is about"),
+        _s("operator", "name", "analysis operator A: identity, cosine, fourier, difference, or a data matrix"),
+        _s("depth", "int", "depth L of the Hadamard product (bias exponent 1 − 1/L)", default=2, positive=True),
+        _s("rank", "int", "inner dimension r of a factorization", positive=True),
+        _s("strength", "float", "temperature T of the bias", positive=True),
+    )
+}
+DESIGN_OPERATORS = ("identity", "cosine", "fourier", "difference")

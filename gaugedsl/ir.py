@@ -1,0 +1,292 @@
+"""The Model IR: what a checked `.gauge` program means, for the later stages.
+
+Frozen dataclasses. Every name is resolved (a `Ref` says what kind of thing it names), every
+expression has a concrete shape, static arguments are Python values, and parametric
+symmetries are instantiated. Geometry, dynamics and design read only this.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Union
+
+from .diagnostics import Span
+
+node = dataclasses.dataclass(frozen=True)
+Shape = tuple[int, ...]
+
+
+# ---- expressions ----------------------------------------------------------------------
+
+
+@node
+class Const:
+    """A number (or nested list of numbers, from a list literal of constants)."""
+
+    value: Any
+    shape: Shape
+    span: Span
+
+
+@node
+class Ref:
+    """A name. `kind` is one of: `data`, `stream`, `param`, `let`, `predictor`, `bound`
+    (a per-sample variable of the loss), `group` (the group element `g` in an action),
+    `loss` (the training loss, in records)."""
+
+    kind: str
+    name: str
+    shape: Shape
+    span: Span
+
+
+@node
+class Op:
+    """An operator: `add sub mul div pow matmul neg transpose`."""
+
+    op: str
+    args: tuple["Expr", ...]
+    shape: Shape
+    span: Span
+
+
+@node
+class Call:
+    """A built-in function (`gaugedsl.check.functions` lists them). `static` holds the
+    arguments that must be known when checking (axis, seed, shape, ...)."""
+
+    func: str
+    args: tuple["Expr", ...]
+    static: tuple[tuple[str, Any], ...]
+    shape: Shape
+    span: Span
+
+    def option(self, name: str, default: Any = None) -> Any:
+        return dict(self.static).get(name, default)
+
+
+@node
+class Stack:
+    """A list literal with non-constant items: stacked along a new leading axis."""
+
+    items: tuple["Expr", ...]
+    shape: Shape
+    span: Span
+
+
+@node
+class SliceSpec:
+    start: int | None
+    stop: int | None
+
+
+@node
+class Index:
+    """Indexing with static integers and slices: `x[0]`, `x[:, 1:3]`."""
+
+    value: "Expr"
+    items: tuple[Union[int, SliceSpec], ...]
+    shape: Shape
+    span: Span
+
+
+Expr = Union[Const, Ref, Op, Call, Stack, Index]
+
+
+# ---- declarations ---------------------------------------------------------------------
+
+
+@node
+class DataDef:
+    name: str
+    shape: Shape
+    value: Expr
+    span: Span
+
+
+@node
+class StreamDef:
+    """One sample of a data stream, drawn fresh at every step. `value` draws it (a random
+    call) or computes it from other streams and data."""
+
+    name: str
+    shape: Shape
+    value: Expr
+    span: Span
+
+
+@node
+class Manifold:
+    """`R`, `Positive`, `Sphere` (unit vectors in R^n) or `Stiefel` (n×k, orthonormal columns)."""
+
+    kind: str
+    shape: Shape
+
+
+@node
+class Param:
+    name: str
+    manifold: Manifold
+    init: Expr
+    doc: str
+    span: Span
+
+    @property
+    def shape(self) -> Shape:
+        return self.manifold.shape
+
+
+@node
+class Let:
+    name: str
+    value: Expr
+    span: Span
+
+    @property
+    def shape(self) -> Shape:
+        return self.value.shape
+
+
+@node
+class Predictor:
+    name: str
+    value: Expr
+    span: Span
+
+    @property
+    def shape(self) -> Shape:
+        return self.value.shape
+
+
+@node
+class PerSample:
+    """`loss per (x, t) in (X, y)`: binders with their per-sample shapes, the datasets or
+    streams they range over, and the dataset size (`None` for streams)."""
+
+    binders: tuple[tuple[str, Shape], ...]
+    sources: tuple[str, ...]
+    size: int | None
+
+
+@node
+class Loss:
+    """The training loss. With `per_sample`, `value` is the loss of one sample and the
+    training loss is its mean over the dataset (or its expectation over the stream)."""
+
+    value: Expr
+    per_sample: PerSample | None
+    span: Span
+
+
+@node
+class Group:
+    """A built-in Lie group kind with its dimensions: `Scale[20]`, `GL[3]`, ..."""
+
+    kind: str
+    dims: tuple[int, ...]
+    element_shape: Shape
+    algebra_dim: int
+
+
+@node
+class Action:
+    param: str
+    value: Expr
+    span: Span
+
+
+@node
+class Symmetry:
+    name: str
+    group: Group
+    actions: tuple[Action, ...]
+    template: str | None  # the stdlib symmetry it instantiates, if any
+    doc: str
+    span: Span
+
+
+@node
+class Noise:
+    kind: str
+    settings: tuple[tuple[str, float], ...]
+    span: Span
+
+    def get(self, name: str, default: float | None = None) -> float | None:
+        return dict(self.settings).get(name, default)
+
+
+@node
+class RecordItem:
+    label: str
+    value: Expr
+    span: Span
+
+
+@node
+class Record:
+    every: int
+    items: tuple[RecordItem, ...]
+    span: Span
+
+
+@node
+class Run:
+    settings: tuple[tuple[str, Any], ...]
+    records: tuple[Record, ...]
+    span: Span
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return dict(self.settings).get(name, default)
+
+
+@node
+class Design:
+    settings: tuple[tuple[str, Any], ...]
+    span: Span
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return dict(self.settings).get(name, default)
+
+
+@node
+class Model:
+    name: str
+    path: str
+    doc: str
+    source_hash: str
+    data: tuple[DataDef, ...]
+    streams: tuple[StreamDef, ...]
+    params: tuple[Param, ...]
+    lets: tuple[Let, ...]
+    predictors: tuple[Predictor, ...]
+    loss: Loss | None
+    symmetries: tuple[Symmetry, ...]
+    noise: Noise | None
+    run: Run | None
+    design: Design | None
+
+    def param(self, name: str) -> Param:
+        return next(p for p in self.params if p.name == name)
+
+    def symmetry(self, name: str) -> Symmetry:
+        return next(s for s in self.symmetries if s.name == name)
+
+    @property
+    def dimension(self) -> int:
+        """The number of real coordinates of all parameters together."""
+        total = 0
+        for p in self.params:
+            size = 1
+            for d in p.shape:
+                size *= d
+            total += size
+        return total
+
+
+@node
+class Library:
+    """A checked file without a model (a stdlib module): its parametric symmetries."""
+
+    path: str
+    doc: str
+    templates: tuple[str, ...]

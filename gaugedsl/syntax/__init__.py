@@ -1,0 +1,4 @@
+"""Source text → AST (`parse`), with syntax diagnostics."""
+
+from . import ast as ast
+from .parser import grammar as grammar, parse as parse

@@ -1,0 +1,252 @@
+"""Lark's parse errors, retold in the `.gauge` author's words.
+
+Never show a terminal name: every terminal has a human description here, and the most
+common mistakes (a missing `=`, an unclosed brace, `->` where `=` belongs, a misspelt
+keyword) get messages of their own.
+"""
+
+from __future__ import annotations
+
+import difflib
+
+import lark
+from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
+
+from ..diagnostics import Diagnostic, Span, error
+
+KEYWORDS = {
+    "MODEL": "model",
+    "IMPORT": "import",
+    "DATA": "data",
+    "STREAM": "stream",
+    "PARAM": "param",
+    "PREDICTOR": "predictor",
+    "LET": "let",
+    "LOSS": "loss",
+    "PER": "per",
+    "IN": "in",
+    "SYMMETRY": "symmetry",
+    "NOISE": "noise",
+    "RUN": "run",
+    "RECORD": "record",
+    "EVERY": "every",
+    "DESIGN": "design",
+}
+STATEMENT_KEYWORDS = (
+    "model", "import", "data", "param", "predictor", "let", "loss", "symmetry", "noise", "run",
+    "design",
+)  # fmt: skip
+PUNCTUATION = {
+    "ARROW": "->",
+    "TRANSPOSE": ".T",
+    "DOT": ".",
+    "LBRACE": "{",
+    "RBRACE": "}",
+    "LBRACK": "[",
+    "RBRACK": "]",
+    "LPAR": "(",
+    "RPAR": ")",
+    "COMMA": ",",
+    "COLON": ":",
+    "EQUAL": "=",
+    "TILDE": "~",
+    "PLUS": "+",
+    "MINUS": "-",
+    "STAR": "*",
+    "SLASH": "/",
+    "AT": "@",
+    "CARET": "^",
+}
+CLASSES = {"NAME": "a name", "NUMBER": "a number", "STRING": "a string", "$END": "the end of the file"}
+_OPEN = {"{": "}", "[": "]", "(": ")"}
+_CLOSE = {v: k for k, v in _OPEN.items()}
+_EXPRESSION_START = {"NAME", "NUMBER", "STRING", "LPAR", "LBRACK", "MINUS"}
+
+
+def describe_terminal(kind: str) -> str:
+    if kind in KEYWORDS:
+        return f"'{KEYWORDS[kind]}'"
+    if kind in PUNCTUATION:
+        return f"'{PUNCTUATION[kind]}'"
+    return CLASSES.get(kind, kind.lower())
+
+
+def describe_token(tok: lark.Token) -> str:
+    if tok.type == "$END":
+        return "end of file"
+    if tok.type == "NAME":
+        return f"name '{tok}'"
+    if tok.type == "NUMBER":
+        return f"number {tok}"
+    if tok.type == "STRING":
+        return f"string {tok}"
+    if tok.type in KEYWORDS:
+        return f"keyword '{tok}'"
+    return f"'{tok}'"
+
+
+def _expected_list(expected: set[str]) -> str:
+    kinds = {k for k in expected if not k.startswith("__")}
+    words = []
+    if _EXPRESSION_START <= kinds:
+        kinds -= _EXPRESSION_START
+        words.append("an expression")
+    words += sorted(describe_terminal(k) for k in kinds)
+    if len(words) > 8:
+        words = words[:8] + ["..."]
+    if len(words) == 1:
+        return words[0]
+    return ", ".join(words[:-1]) + " or " + words[-1]
+
+
+def _span_at(path: str, line: int, column: int, width: int = 1) -> Span:
+    return Span(path, line, column, line, column + max(width, 1))
+
+
+def _token_span(path: str, tok: lark.Token, text: str) -> Span:
+    if tok.type == "$END" or tok.line is None:
+        lines = text.splitlines() or [""]
+        last = len(lines)
+        return _span_at(path, last, len(lines[-1]) + 1)
+    return Span(path, tok.line, tok.column, tok.end_line, tok.end_column)
+
+
+def unclosed_bracket(text: str) -> tuple[str, int, int] | None:
+    """The innermost bracket left open at the end of `text`, as (char, line, column)."""
+    stack: list[tuple[str, int, int]] = []
+    line, col = 1, 1
+    i = 0
+    while i < len(text):
+        c = text[i]
+        if c == "#":
+            while i < len(text) and text[i] != "\n":
+                i += 1
+            continue
+        if c == '"':
+            j = text.find('"', i + 1)
+            nl = text.find("\n", i + 1)
+            if j == -1 or (nl != -1 and nl < j):
+                j = i
+            col += j - i
+            i = j
+        elif c in _OPEN:
+            stack.append((c, line, col))
+        elif c in _CLOSE and stack and stack[-1][0] == _CLOSE[c]:
+            stack.pop()
+        if c == "\n":
+            line, col = line + 1, 1
+        else:
+            col += 1
+        i += 1
+    return stack[-1] if stack else None
+
+
+def syntax_error(exc: UnexpectedInput, text: str, path: str, parser: lark.Lark) -> Diagnostic:
+    if isinstance(exc, UnexpectedCharacters):
+        return _bad_character(exc, text, path)
+    assert isinstance(exc, UnexpectedToken), exc
+    return _unexpected_token(exc, text, path)
+
+
+def _bad_character(exc: UnexpectedCharacters, text: str, path: str) -> Diagnostic:
+    char = exc.char
+    span = _span_at(path, exc.line, exc.column)
+    if char == '"':
+        return error(
+            "E009",
+            span,
+            "this string is never closed",
+            'close it with a `"` on the same line; strings cannot span lines',
+        )
+    if char == "'":
+        return error("E002", span, "unexpected character \"'\"", 'strings use double quotes: "file.npz"')
+    if char == "!":
+        return error("E002", span, "unexpected character '!'", "gauge has no comparisons or negation")
+    shown = char if char.isprintable() else repr(char)
+    return error(
+        "E002",
+        span,
+        f"unexpected character '{shown}'",
+        "remove it; gauge expressions use names, numbers, strings and + - * / @ ^ ( ) [ ] , : .T",
+    )
+
+
+def _unexpected_token(exc: UnexpectedToken, text: str, path: str) -> Diagnostic:
+    tok = exc.token
+    expected = set(exc.expected)
+    span = _token_span(path, tok, text)
+    kind = tok.type
+
+    if kind == "$END" or (kind in ("MODEL", "PARAM", "SYMMETRY", "RUN", "DATA", "NOISE", "LOSS",
+                                   "PREDICTOR", "LET", "IMPORT", "DESIGN") and "RBRACE" in expected):  # fmt: skip
+        opened = unclosed_bracket(text if kind == "$END" else text[: _offset(text, tok)])
+        if opened is not None:
+            char, line, col = opened
+            where = "at the end of the file" if kind == "$END" else f"before {describe_token(tok)}"
+            return error(
+                "E004",
+                _span_at(path, line, col),
+                f"this '{char}' is never closed",
+                f"add the matching '{_OPEN[char]}' {where} (line {span.line})",
+            )
+        if kind == "$END":
+            return error(
+                "E007",
+                span,
+                f"the file ends in the middle of a statement; expected {_expected_list(expected)}",
+                "finish the statement or remove it",
+            )
+
+    if kind == "EQUAL" and "ARROW" in expected:
+        return error(
+            "E005",
+            span,
+            "a symmetry's action rule maps a parameter with '->', not '='",
+            "write it as `u -> g * u`",
+        )
+    if kind == "ARROW" and "EQUAL" in expected:
+        return error(
+            "E005",
+            span,
+            "'->' is only for the action rules inside a symmetry block",
+            "use '=' to define or set a value",
+        )
+    if kind == "STAR" and "NAME" in expected and _previous_char(text, tok) == "*":
+        return error("E010", span, "'**' is not an operator", "write powers with '^', as in x^2")
+    if "EQUAL" in expected and kind in _EXPRESSION_START:
+        return error(
+            "E003",
+            span,
+            f"expected '=' before {describe_token(tok)}",
+            "a definition or setting reads `name = value`",
+        )
+    if kind in ("NAME",) + tuple(KEYWORDS) and "PARAM" in expected and "MODEL" in expected:
+        word = str(tok)
+        guess = difflib.get_close_matches(word, STATEMENT_KEYWORDS, n=1, cutoff=0.6)
+        hint = f"did you mean '{guess[0]}'?" if guess else (
+            "a statement starts with one of: " + ", ".join(STATEMENT_KEYWORDS))  # fmt: skip
+        return error("E006", span, f"unknown statement '{word}'", hint)
+    if kind in KEYWORDS and "NAME" in expected:
+        return error(
+            "E011",
+            span,
+            f"'{tok}' is a keyword and cannot be used as a name here",
+            "choose another name",
+        )
+    return error(
+        "E001",
+        span,
+        f"unexpected {describe_token(tok)}; expected {_expected_list(expected)}",
+        "check the statement against the language reference (docs/language.md)",
+    )
+
+
+def _offset(text: str, tok: lark.Token) -> int:
+    if tok.start_pos is not None:
+        return tok.start_pos
+    return len(text)
+
+
+def _previous_char(text: str, tok: lark.Token) -> str:
+    pos = _offset(text, tok)
+    return text[pos - 1] if pos > 0 else ""
