@@ -1,0 +1,6 @@
+"""The subcommands of `gaugedsl`. Each module has `register(subparsers)`, which adds its
+parser and sets `handler(args, sources) -> exit code`."""
+
+from . import check
+
+COMMANDS = [check]
