@@ -1,6 +1,6 @@
 """The subcommands of `gaugedsl`. Each module has `register(subparsers)`, which adds its
 parser and sets `handler(args, sources) -> exit code`."""
 
-from . import check
+from . import check, fmt
 
-COMMANDS = [check]
+COMMANDS = [check, fmt]

@@ -1,0 +1,121 @@
+"""`gaugedsl fmt FILE... [--check]`: rewrite `.gauge` files in the canonical layout.
+
+A folder stands for every `.gauge` file below it; `-` reads standard input and writes the
+result to standard output. Files are replaced atomically (a temporary file beside them, then
+`os.replace`), and only when they change. `--check` writes nothing: it lists the files that
+would change and exits 1 if there are any. A file that does not parse is reported and left
+alone (exit 1).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from ..diagnostics import GaugeError
+from ._common import EXIT_OK, EXIT_PROGRAM, UsageError, report
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "fmt",
+        help="format .gauge files in the canonical layout",
+        description="Rewrite .gauge files in the canonical layout (spacing, one entry per "
+        "line, two-space indent, aligned blocks); comments and blank lines are kept.",
+    )
+    p.add_argument("files", nargs="+", metavar="FILE", help="files or folders; '-' for stdin")
+    p.add_argument(
+        "--check",
+        action="store_true",
+        help="write nothing; list the files that would change and exit 1 if there are any",
+    )
+    p.set_defaults(handler=run)
+
+
+def _expand(names: list[str]) -> list[str]:
+    files: list[str] = []
+    for name in names:
+        if name == "-":
+            files.append(name)
+            continue
+        path = Path(name)
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*.gauge") if p.is_file())
+            files.extend(str(p) for p in found)
+        elif path.is_file():
+            files.append(name)
+        else:
+            raise UsageError(f"no such file or folder: {name}")
+    return files
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Replace `path` by `text` (UTF-8) so that a reader sees the old or the new file, never
+    a part of one; the file keeps its permissions."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        try:
+            os.chmod(tmp, path.stat().st_mode & 0o7777)
+        except OSError:
+            pass
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def run(args, sources) -> int:
+    from ..format import format_text
+
+    status = EXIT_OK
+    changed: list[str] = []
+    for name in _expand(args.files):
+        if name == "-":
+            text, label = sys.stdin.read(), "<stdin>"
+        else:
+            try:
+                text = Path(name).read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                print(f"gaugedsl fmt: cannot read {name}: {exc}", file=sys.stderr)
+                status = EXIT_PROGRAM
+                continue
+            label = name
+        sources.add(label, text)
+        try:
+            formatted = format_text(text, label)
+        except GaugeError as exc:
+            report(exc, sources)
+            status = EXIT_PROGRAM
+            continue
+        if name == "-":
+            if args.check:
+                if formatted != text:
+                    changed.append(label)
+            else:
+                sys.stdout.write(formatted)
+            continue
+        if formatted == text:
+            continue
+        changed.append(name)
+        if not args.check:
+            write_atomic(Path(name), formatted)
+    if args.check:
+        for name in changed:
+            print(name)
+        if changed:
+            noun = "file" if len(changed) == 1 else "files"
+            print(f"{len(changed)} {noun} would be reformatted", file=sys.stderr)
+            status = EXIT_PROGRAM
+    else:
+        for name in changed:
+            print(f"reformatted {name}", file=sys.stderr)
+    return status
