@@ -1,6 +1,6 @@
 """The subcommands of `gaugedsl`. Each module has `register(subparsers)`, which adds its
 parser and sets `handler(args, sources) -> exit code`."""
 
-from . import check, fmt
+from . import bias, check, fmt
 
-COMMANDS = [check, fmt]
+COMMANDS = [check, bias, fmt]

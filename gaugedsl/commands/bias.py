@@ -1,0 +1,38 @@
+"""`gaugedsl bias FILE [--at init|slice] [--json]`: the geometry of every symmetry, the
+gauge-correction bias in closed form and numerically, and the predicted stationary law."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ._common import EXIT_OK, UsageError, existing_file
+
+
+def register(sub) -> None:
+    p = sub.add_parser("bias", help="the symmetries' geometry and the implicit bias (T/2) log det G")
+    p.add_argument("file", type=Path, metavar="FILE")
+    p.add_argument("--at", choices=("init", "slice"), default="init", help="evaluate at the initial point or at its projection onto the gauge slice (default: init)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--no-law", action="store_true", help="skip the predicted stationary law")
+    p.add_argument("--x32", action="store_true", help="use float32 (geometry defaults to float64)")
+    p.set_defaults(handler=run)
+
+
+def run(args, sources) -> int:
+    import jax
+
+    jax.config.update("jax_enable_x64", not args.x32)
+    from ..check import Loader
+    from ..geometry.summary import bias_summary, render
+    from ..lowering import Lowered
+
+    existing_file(args.file)
+    loader = Loader()
+    loader.sources = sources  # diagnostics quote the files read
+    model = loader.check_file(args.file)
+    if not hasattr(model, "params"):
+        raise UsageError(f"{args.file} is a library (parametric symmetries only); `bias` needs a model")
+    summary = bias_summary(Lowered(model), at=args.at, law=not args.no_law)
+    print(json.dumps(summary, indent=2) if args.json else render(summary))
+    return EXIT_OK

@@ -1,0 +1,130 @@
+"""Recognising the shape of an action, to use structure where it is known.
+
+A symmetry's action rules are IR expressions; a few shapes recur (the stdlib's) and have a
+structured Gram determinant and a closed-form gauge projection. Recognition looks at the IR,
+not at template names, so a user who writes the same action by hand gets the same fast path.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from .. import ir
+
+
+@dataclasses.dataclass(frozen=True)
+class Pattern:
+    """`kind` is one of:
+
+    - `hadamard`: Scale; `u -> g * u`, `v -> v / g` (params `u`, `v` in that role);
+    - `telescope`: Scale[L−1, n]; `U -> U * telescope(g)` (a depth-L product over rows of U);
+    - `neuron`: Scale[h]; `W -> diag(g) @ W`, `V -> V / g` (2-layer network hidden units);
+    - `columns`: Scale[h]; `Q -> Q * g`, `K -> K / g` with Q, K matrices (columnwise);
+    - `gl`: GL[r]; `U -> U @ g`, `V -> V @ inv(g).T`;
+    - `orthogonal`: O[r]/SO[r]; `U -> U @ g`, `V -> V @ g` (or `@ inv(g).T`).
+    """
+
+    kind: str
+    params: tuple[str, ...]
+
+
+def _is_g(e) -> bool:
+    return isinstance(e, ir.Ref) and e.kind == "group"
+
+
+def _param(e) -> str | None:
+    return e.name if isinstance(e, ir.Ref) and e.kind == "param" else None
+
+
+def _op(e, op: str):
+    return e.args if isinstance(e, ir.Op) and e.op == op else None
+
+
+def _times_g(e) -> str | None:
+    """`g * p` or `p * g` → p."""
+    args = _op(e, "mul")
+    if args is None:
+        return None
+    a, b = args
+    if _is_g(a):
+        return _param(b)
+    if _is_g(b):
+        return _param(a)
+    return None
+
+
+def _over_g(e) -> str | None:
+    args = _op(e, "div")
+    if args and _is_g(args[1]):
+        return _param(args[0])
+    return None
+
+
+def _matmul_g(e) -> str | None:
+    args = _op(e, "matmul")
+    if args and _is_g(args[1]):
+        return _param(args[0])
+    return None
+
+
+def _inv_transpose_g(e) -> bool:
+    # inv(g).T or inv(g.T)
+    t = _op(e, "transpose")
+    if t and isinstance(t[0], ir.Call) and t[0].func == "inv" and _is_g(t[0].args[0]):
+        return True
+    if isinstance(e, ir.Call) and e.func == "inv":
+        inner = _op(e.args[0], "transpose")
+        return bool(inner and _is_g(inner[0]))
+    return False
+
+
+def _matmul_inv_t_g(e) -> str | None:
+    args = _op(e, "matmul")
+    if args and _inv_transpose_g(args[1]):
+        return _param(args[0])
+    return None
+
+
+def _diag_g_matmul(e) -> str | None:
+    args = _op(e, "matmul")
+    if args and isinstance(args[0], ir.Call) and args[0].func == "diag" and _is_g(args[0].args[0]):
+        return _param(args[1])
+    return None
+
+
+def _times_telescope(e) -> str | None:
+    args = _op(e, "mul")
+    if args is None:
+        return None
+    for a, b in (args, args[::-1]):
+        if isinstance(b, ir.Call) and b.func == "telescope" and _is_g(b.args[0]):
+            return _param(a)
+    return None
+
+
+def recognise(sym: ir.Symmetry) -> Pattern | None:
+    rules = {a.param: a.value for a in sym.actions}
+    kind = sym.group.kind
+    if kind == "Scale" and len(rules) == 2:
+        (p1, e1), (p2, e2) = rules.items()
+        for (pa, ea), (pb, eb) in (((p1, e1), (p2, e2)), ((p2, e2), (p1, e1))):
+            if _times_g(ea) == pa and _over_g(eb) == pb:
+                shape = ea.shape
+                if shape == sym.group.element_shape and eb.shape == shape:
+                    return Pattern("hadamard", (pa, pb))
+                if len(shape) == 2 and sym.group.element_shape == shape[-1:] and eb.shape[-1:] == shape[-1:]:
+                    return Pattern("columns", (pa, pb))
+            if _diag_g_matmul(ea) == pa and _over_g(eb) == pb:
+                return Pattern("neuron", (pa, pb))
+    if kind == "Scale" and len(rules) == 1:
+        ((p, e),) = rules.items()
+        if _times_telescope(e) == p:
+            return Pattern("telescope", (p,))
+    if kind in ("GL", "O", "SO") and len(rules) == 2:
+        (p1, e1), (p2, e2) = rules.items()
+        for (pa, ea), (pb, eb) in (((p1, e1), (p2, e2)), ((p2, e2), (p1, e1))):
+            if _matmul_g(ea) == pa and _matmul_inv_t_g(eb) == pb:
+                return Pattern("gl" if kind == "GL" else "orthogonal", (pa, pb))
+            if kind != "GL" and _matmul_g(ea) == pa and _matmul_g(eb) == pb and pa < pb:
+                return Pattern("orthogonal", (pa, pb))
+    return None
