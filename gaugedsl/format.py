@@ -118,8 +118,9 @@ def tokens(text: str, path: str = "<string>") -> list[Tok]:
 # ---- spacing ----------------------------------------------------------------------------
 
 
-def _spaces(toks: list[Tok]) -> list[str]:
-    """The whitespace before each code token when it is not the first on its line."""
+def _spaces(toks: list[Tok]) -> tuple[list[str], set[int]]:
+    """The whitespace before each code token when it is not the first on its line, and the
+    positions of the `:` of records (`record every 100: ...`)."""
     spaces = []
     brackets: list[str] = []  # "index", "list" or "paren"
     in_record = False
@@ -147,7 +148,7 @@ def _spaces(toks: list[Tok]) -> list[str]:
 
     for i, t in enumerate(toks):
         spaces.append(_space(toks, i, unary, slice_colons, record_colon))
-    return spaces
+    return spaces, record_colon
 
 
 def _space(toks, i, unary, slice_colons, record_colon) -> str:
@@ -201,7 +202,7 @@ class _Entry:
 class _Layout:
     def __init__(self, toks: list[Tok]):
         self.code = [t for t in toks if t.type != "COMMENT"]
-        self.space = _spaces(self.code)
+        self.space, self.record_colons = _spaces(self.code)
         self.pad: dict[int, str] = {}
         # Comments attached to code tokens: `before[i]` stand on their own lines before code
         # token i (i == len(code): the end of the file); `after[i]` trails code token i.
@@ -237,27 +238,49 @@ class _Layout:
 
     def entry(self, e: _Entry, indent: str, closing: bool = False) -> None:
         """Write code tokens `[lo, hi)` as one statement starting on a new line. `closing`:
-        the `}` of a block (the comments before it belong inside the block; no blank line)."""
+        the `}` of a block (the comments before it belong inside the block; no blank line).
+
+        The statement goes on one line, except where a comment stands in it and where the
+        author broke the line after a comma; a continuation line starts at the column after
+        the innermost open bracket (or after the `:` of a record), else four spaces in."""
         self._own_line_comments(e.lo, indent + INDENT if closing else indent)
         if closing:
             self.no_blank = True
         self._unit_start(self.code[e.lo].line)
         current, line_indent = "", indent
+        columns: list[int] = []  # continuation columns: open brackets, a record's items
+
+        def continuation() -> str:
+            return " " * columns[-1] if columns else indent + CONTINUATION
+
         for i in range(e.lo, e.hi):
             tok = self.code[i]
             if i > e.lo and i in self.before:  # own-line comments inside a statement
                 if current:
                     self.lines.append(_Line(line_indent, current))
                 for c in self.before[i]:
-                    self.lines.append(_Line(indent + CONTINUATION, "", c.text))
-                current, line_indent = "", indent + CONTINUATION
+                    self.lines.append(_Line(continuation(), "", c.text))
+                current, line_indent = "", continuation()
+            elif (
+                current
+                and self.code[i - 1].type == "COMMA"
+                and tok.line > self.code[i - 1].end_line
+            ):  # the author's line break after a comma
+                self.lines.append(_Line(line_indent, current))
+                current, line_indent = "", continuation()
             if current:
                 current += self.pad.get(i, self.space[i])
             current += tok.text
             self.last_line = tok.end_line
+            if tok.type in ("LPAR", "LBRACK"):
+                columns.append(len(line_indent) + len(current))
+            elif tok.type in ("RPAR", "RBRACK") and columns:
+                columns.pop()
+            elif i in self.record_colons:
+                columns.append(len(line_indent) + len(current) + 1)
             if i in self.after:
                 self.lines.append(_Line(line_indent, current, self.after[i].text))
-                current, line_indent = "", indent + CONTINUATION
+                current, line_indent = "", continuation()
         if current:
             self.lines.append(_Line(line_indent, current))
 
