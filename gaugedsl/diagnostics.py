@@ -62,7 +62,8 @@ class Diagnostic:
 
 
 def _excerpt(text: str, span: Span) -> str:
-    text = text.rstrip("\n").expandtabs(1)
+    # One character per column: tabs become one space, other control characters a '�'.
+    text = "".join(" " if c == "\t" else c if c.isprintable() else "\ufffd" for c in text.rstrip("\r\n"))
     gutter = f"{span.line:>4} | "
     start = max(span.column - 1, 0)
     if span.end_line == span.line:
@@ -81,7 +82,8 @@ class SourceCache:
         self._lines: dict[str, list[str]] = {}
 
     def add(self, path: str, text: str) -> None:
-        self._lines[path] = text.splitlines()
+        # Only '\n' ends a line, as in the lexer (str.splitlines would also split at \f, \x1c, ...).
+        self._lines[path] = text.split("\n")
 
     def line(self, path: str, line: int) -> str | None:
         lines = self._lines.get(path)

@@ -10,11 +10,12 @@ from typing import Any
 from .. import ir
 from ..diagnostics import Diagnostic, GaugeError, Span, error, warning
 from ..syntax import ast
+from ..syntax.errors import KEYWORDS as _KEYWORD_TERMINALS
 from . import functions as F
 from . import settings as S
 from .expressions import Binding, Context, ExprChecker, KIND_WORDS, _BAD
 from .kinds import GROUPS, MANIFOLDS
-from .shapes import Shape, ShapeError, broadcast, show
+from .shapes import Shape, ShapeError, broadcast, naming_sizes, show
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,8 +26,9 @@ class Template:
     origin: str  # the file that declares it
 
 
+KEYWORDS = frozenset(_KEYWORD_TERMINALS.values())
 RESERVED = {"g": "the group element in symmetry actions", "pi": "the constant π"}
-_SAMPLE_SIZES = (2, 3, 5, 7, 11, 13, 17, 19, 23)
+_SAMPLE_SIZES = (7, 11, 13, 17, 19, 23, 29, 31, 37, 41, 43, 47)  # stand-in sizes: distinct primes
 
 
 class FileChecker:
@@ -88,21 +90,18 @@ class FileChecker:
         return sorted(names)
 
     def _declare(self, name: str, kind: str, decl: Any, span: Span) -> bool:
-        if name in F.FUNCTIONS:
-            self._error("E210", span, f"'{name}' is the name of a built-in function", "choose another name")
-            return False
-        if name in RESERVED:
-            self._error("E210", span, f"'{name}' is reserved for {RESERVED[name]}", "choose another name")
+        problem = _reserved(name)
+        if problem is not None:
+            self._error("E210", span, problem, f"choose another name, such as '{name}_'")
+            # Known but unusable: later uses of the name are not reported again.
+            self._globals.setdefault(name, ("error", None, span))
             return False
         previous = self._globals.get(name)
         if previous is not None:
             p_kind, _, p_span = previous
-            self._error(
-                "E202",
-                span,
-                f"'{name}' is already declared (as a {KIND_WORDS.get(p_kind, p_kind)} at line {p_span.line})",
-                "rename one of them",
-            )
+            word = KIND_WORDS.get(p_kind)
+            what = "" if word is None else f" as {'' if word == 'data' else 'a '}{word}"
+            self._error("E202", span, f"'{name}' is already declared{what} at line {p_span.line}", "rename one of them")
             return False
         self._globals[name] = (kind, decl, span)
         return True
@@ -111,7 +110,7 @@ class FileChecker:
         if name in self._in_progress:
             cycle = self._in_progress[self._in_progress.index(name):] + [name]
             kind, decl, span = self._globals[name]
-            self._error("E203", span, f"'{name}' is defined in terms of itself: {' → '.join(cycle)}", "break the cycle")
+            self._error("E203", span, f"'{name}' is defined in terms of itself: {' → '.join(cycle)}", "define one of them without referring back to the other")
             self._resolved[name] = Binding("error", name, (), span)
             return self._resolved[name]
         kind, decl, span = self._globals[name]
@@ -171,7 +170,7 @@ class FileChecker:
             elif isinstance(item, ast.SymmetryDecl) and item.params is not None:
                 if item.name in self._templates and self._templates[item.name].origin != self.program.path:
                     self._error("E202", item.name_span, f"'{item.name}' is already a parametric symmetry imported from {self._templates[item.name].origin}", "rename it")
-                elif self._declare(item.name, "template", item, item.name_span):
+                elif self._declare(item.name, "template", item, item.name_span) and self._check_template_signature(item):
                     self._templates[item.name] = Template(item, self.program.path)
             elif isinstance(item, (ast.SymmetryDecl, ast.SymmetryInst)):
                 self._declare(item.name, "symmetry", item, item.name_span)
@@ -180,30 +179,55 @@ class FileChecker:
 
     def _check_library(self) -> None:
         for name, t in self._templates.items():
-            if t.origin != self.program.path:
-                continue
-            # Instantiate with small distinct sizes, so that shape errors in the body show.
-            sizes: dict[str, int] = {}
-            args = []
+            if t.origin == self.program.path:
+                self._check_template(name, t)
+
+    def _check_template(self, name: str, t: Template) -> None:
+        """Instantiate a parametric symmetry with stand-in sizes, so that errors in its body
+        show where it is declared, not only where it is used."""
+        literals = {int(d.value) for p in t.decl.params for d in p.type.dims or () if isinstance(d, ast.Number)}
+        pool = [n for n in _SAMPLE_SIZES if n not in literals]
+        sizes: dict[str, int] = {}
+        for p in t.decl.params:
+            for d in p.type.dims or ():
+                if isinstance(d, ast.Name) and d.id not in sizes and d.id not in F.CONSTANTS:
+                    sizes[d.id] = pool[len(sizes) % len(pool)]
+        # Size names must be bound before `constant` can evaluate expressions of them.
+        self._locals.append({k: Binding("size", k, (), None, v) for k, v in sizes.items()})
+        try:
+            fake = []
             for p in t.decl.params:
                 dims = []
                 for d in p.type.dims or ():
-                    if isinstance(d, ast.Name) and d.id not in sizes and d.id not in F.CONSTANTS:
-                        sizes[d.id] = _SAMPLE_SIZES[len(sizes) % len(_SAMPLE_SIZES)]
-                    value = self.exprs.constant(d, None) if not isinstance(d, ast.Name) else sizes.get(d.id)
-                    if isinstance(d, ast.Name) and value is None:
-                        value = 1
+                    value = sizes[d.id] if isinstance(d, ast.Name) and d.id in sizes else self.exprs.constant(d, None)
                     if value is _BAD:
                         return
+                    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                        self._error("E309", d.span, f"a size must be a positive whole number, not {value}", "write sizes as names (n) or whole numbers, like R[n, 3]")
+                        return
                     dims.append(value)
-                args.append((p.name, tuple(dims), p.span))
-            # Size names must be bound before `constant` can evaluate expressions of them.
-            self._locals.append({k: Binding("size", k, (), None, v) for k, v in sizes.items()})
-            try:
-                fake = [(n, Binding("param", n, shape, span)) for n, shape, span in args]
-                self._instantiate(t, name, fake, t.decl.span, t.decl.doc)
-            finally:
-                self._locals.pop()
+                fake.append((p.name, Binding("param", p.name, tuple(dims), p.span)))
+            with naming_sizes({v: k for k, v in sizes.items()}):
+                self._instantiate(t, name, fake, t.decl.span, t.decl.doc, [p.span for p in t.decl.params], stand_in=True)
+        finally:
+            self._locals.pop()
+
+    def _check_template_signature(self, d: ast.SymmetryDecl) -> bool:
+        ok = True
+        seen: dict[str, Span] = {}
+        for p in d.params:
+            problem = _reserved(p.name)
+            if problem is not None:
+                self._error("E210", p.span, problem, f"choose another name, such as '{p.name}_'")
+                ok = False
+            elif p.name in seen:
+                self._error("E202", p.span, f"'{p.name}' is already a parameter of '{d.name}' (line {seen[p.name].line})", "give each parameter its own name")
+                ok = False
+            seen.setdefault(p.name, p.span)
+            if p.type.name not in MANIFOLDS:
+                self._manifold(p.type)  # reports the unknown type
+                ok = False
+        return ok
 
     # ---- model ----
 
@@ -223,7 +247,7 @@ class FileChecker:
             elif isinstance(item, (ast.LetDecl, ast.PredictorDecl)):
                 if self._globals.get(item.name, (None,))[0] in ("let", "predictor"):
                     self._resolve(item.name)
-        if not params and not any(d.code == "E208" for d in self.diagnostics):
+        if not any(isinstance(i, ast.ParamDecl) for i in items):
             self._error("E213", decl.span, f"model '{decl.name}' has no parameters", "declare one: param w : R[10] = normal(0, 0.1)")
 
         losses = [i for i in items if isinstance(i, ast.LossDecl)]
@@ -239,7 +263,7 @@ class FileChecker:
             elif isinstance(item, ast.SymmetryInst):
                 self._check_symmetry_inst(item)
 
-        noise = self._single(items, ast.NoiseDecl, "noise", self._check_noise)
+        noise = self._single(items, ast.NoiseDecl, "noise model", self._check_noise)
         run = self._single(items, ast.RunBlock, "run block", lambda r: self._check_run(r, noise))
         design = self._single(items, ast.DesignBlock, "design block", self._check_design)
 
@@ -433,7 +457,7 @@ class FileChecker:
 
     def _check_binders(self, d: ast.LossDecl, local: dict[str, Binding]) -> ir.PerSample | None:
         if len(d.binders) != len(d.sources):
-            self._error("E311", d.span, f"{len(d.binders)} per-sample names but {len(d.sources)} datasets", "pair each name with a dataset: loss per (x, t) in (X, y) = ...")
+            self._error("E311", d.span, f"{len(d.binders)} per-sample name{'s' if len(d.binders) != 1 else ''} but {len(d.sources)} dataset{'s' if len(d.sources) != 1 else ''}", "pair each name with a dataset: loss per (x, t) in (X, y) = ...")
             return None
         sizes: dict[int, Span] = {}
         kinds = set()
@@ -456,8 +480,14 @@ class FileChecker:
                 shape = source.shape[1:]
             else:
                 shape = source.shape
-            if b.id in self._globals or b.id in F.FUNCTIONS or b.id in RESERVED:
-                self._error("E214", b.span, f"the per-sample name '{b.id}' hides another name", "choose a name not used elsewhere, e.g. xi")
+            if _reserved(b.id) is not None:
+                self._error("E210", b.span, _reserved(b.id), f"choose another name, such as '{b.id}_'")
+                return None
+            if b.id in self._globals:
+                other = self._globals[b.id]
+                word = KIND_WORDS.get(other[0])
+                what = "" if word is None else f" the {word}"
+                self._error("E214", b.span, f"the per-sample name '{b.id}' hides{what} '{b.id}' declared at line {other[2].line}", f"choose a name not used elsewhere, such as '{b.id}_i'")
                 return None
             if b.id in local:
                 self._error("E202", b.span, f"'{b.id}' is bound twice", "use distinct names")
@@ -567,42 +597,50 @@ class FileChecker:
         for a in d.args:
             b = self._lookup(a.id)
             if b is None or b.kind != "param":
-                what = f"a {KIND_WORDS.get(b.kind, b.kind)}" if b is not None else "not declared"
-                self._error("E408", a.span, f"'{a.id}' is {what}; a symmetry acts on parameters", "pass the model's parameters")
+                if b is not None and b.kind == "error":
+                    return  # reported where it is declared
+                what = _a(b.kind) if b is not None else "not declared"
+                params = [n for n, e in self._globals.items() if e[0] == "param"]
+                self._error("E408", a.span, f"'{a.id}' is {what}; a symmetry acts on parameters", "pass parameters of the model: " + ", ".join(params) if params else "declare the parameters first")
                 return
             args.append((a.id, b))
-        symmetry = self._instantiate(t, d.name, args, d.span, d.doc or t.decl.doc)
+        symmetry = self._instantiate(t, d.name, args, d.span, d.doc or t.decl.doc, [a.span for a in d.args])
         if symmetry is not None:
             self._symmetries[d.name] = symmetry
 
-    def _instantiate(self, t: Template, name: str, args, span: Span, doc: str) -> ir.Symmetry | None:
+    def _instantiate(self, t: Template, name: str, args, span: Span, doc: str,
+                     arg_spans: list[Span] | None = None, stand_in: bool = False) -> ir.Symmetry | None:  # fmt: skip
         sizes: dict[str, int] = {}
-        for p, (arg_name, b) in zip(t.decl.params, args):
+        where = arg_spans or [span] * len(args)
+        for p, (arg_name, b), arg_span in zip(t.decl.params, args, where):
             dims = p.type.dims or ()
             kind = p.type.name
             entry = self._globals.get(arg_name)
-            arg_kind = entry[1].manifold.kind if entry and entry[0] == "param" else "R"
+            if stand_in:
+                arg_kind = kind
+            else:
+                arg_kind = entry[1].manifold.kind if entry and entry[0] == "param" else "R"
             if kind != "R" and kind != arg_kind:
-                self._error("E409", span, f"{t.decl.name} needs '{p.name}' on {kind}, but '{arg_name}' is on {arg_kind}", f"usage: {_template_signature(t.decl)}")
+                self._error("E409", arg_span, f"{t.decl.name} needs '{p.name}' on {kind}, but '{arg_name}' is on {arg_kind}", f"usage: {_template_signature(t.decl)}")
                 return None
             if len(dims) != len(b.shape):
-                self._error("E409", span, f"{t.decl.name} needs '{p.name}' of {len(dims)} axes ({_show_type(p.type)}), but '{arg_name}' has shape {show(b.shape)}", f"usage: {_template_signature(t.decl)}")
+                self._error("E409", arg_span, f"{t.decl.name} needs '{p.name}' of {len(dims)} axes ({_show_type(p.type)}), but '{arg_name}' has shape {show(b.shape)}", f"usage: {_template_signature(t.decl)}")
                 return None
             for d, actual in zip(dims, b.shape):
                 if isinstance(d, ast.Name) and d.id not in F.CONSTANTS:
                     if sizes.setdefault(d.id, actual) != actual:
-                        self._error("E409", span, f"{t.decl.name}: size '{d.id}' would be both {sizes[d.id]} and {actual} ('{arg_name}' has shape {show(b.shape)})", f"usage: {_template_signature(t.decl)}")
+                        self._error("E409", arg_span, f"{t.decl.name}: size '{d.id}' would be both {sizes[d.id]} and {actual} ('{arg_name}' has shape {show(b.shape)})", f"usage: {_template_signature(t.decl)}")
                         return None
         self._locals.append({k: Binding("size", k, (), None, v) for k, v in sizes.items()})
         try:
-            for p, (arg_name, b) in zip(t.decl.params, args):
+            for p, (arg_name, b), arg_span in zip(t.decl.params, args, where):
                 for d, actual in zip(p.type.dims or (), b.shape):
                     if not isinstance(d, ast.Name):
                         value = self.exprs.constant(d, None)
                         if value is _BAD:
                             return None
                         if value != actual:
-                            self._error("E409", span, f"{t.decl.name} needs '{p.name}' of shape {_show_type(p.type)} = {value} on that axis, but '{arg_name}' has shape {show(b.shape)}", f"usage: {_template_signature(t.decl)}")
+                            self._error("E409", arg_span, f"{t.decl.name} needs '{p.name}' of shape {_show_type(p.type)} = {value} on that axis, but '{arg_name}' has shape {show(b.shape)}", f"usage: {_template_signature(t.decl)}")
                             return None
             group = self._group(t.decl.group)
             if group is None:
@@ -618,15 +656,15 @@ class FileChecker:
 
     # ---- noise, run, design ----
 
-    def _settings(self, entries, schema: dict[str, S.Setting], what: str, allow_names=False) -> dict[str, Any] | None:
+    def _settings(self, entries, schema: dict[str, S.Setting], what: str, usage: str | None = None) -> dict[str, Any] | None:
         values: dict[str, Any] = {}
         spans: dict[str, Span] = {}
         ok = True
         for name, node, span in entries:
             spec = schema.get(name)
             if spec is None:
-                guess = difflib.get_close_matches(name, list(schema), n=1, cutoff=0.5)
-                hint = f"did you mean '{guess[0]}'?" if guess else f"{what} settings are: " + ", ".join(schema)
+                guess = difflib.get_close_matches(name, list(schema), n=1, cutoff=0.6)
+                hint = f"did you mean '{guess[0]}'?" if guess else (usage or f"{what} settings are: " + ", ".join(schema))
                 self._error("E504" if what != "noise" else "E502", span, f"unknown {what} setting '{name}'", hint)
                 ok = False
                 continue
@@ -651,7 +689,7 @@ class FileChecker:
                 self._error(code, node.span, f"'{spec.name}' takes a name" + (f": one of {', '.join(spec.choices)}" if spec.choices else ""), f"{spec.name}: {spec.doc}")
                 return _BAD
             if spec.choices and node.id not in spec.choices:
-                guess = difflib.get_close_matches(node.id, list(spec.choices), n=1, cutoff=0.5)
+                guess = difflib.get_close_matches(node.id, list(spec.choices), n=1, cutoff=0.6)
                 hint = f"did you mean '{guess[0]}'?" if guess else f"choose one of: {', '.join(spec.choices)}"
                 self._error("E507" if what == "run" else code, node.span, f"'{node.id}' is not a valid {spec.name}", hint)
                 return _BAD
@@ -694,7 +732,7 @@ class FileChecker:
             self._error("E502", d.args[len(specs)].span, f"{d.kind} takes {len(specs)} setting{'s' if len(specs) != 1 else ''}", "usage: " + _noise_signature(d.kind))
             return None
         entries = [(s.name, a, a.span) for s, a in zip(specs, d.args)] + [(k.name, k.value, k.span) for k in d.kwargs]
-        values = self._settings(entries, schema, "noise")
+        values = self._settings(entries, schema, "noise", "usage: " + _noise_signature(d.kind))
         if values is None:
             return None
         missing = [s.name for s in specs if s.required and s.name not in values]
@@ -702,12 +740,14 @@ class FileChecker:
             self._error("E502", d.span, f"{d.kind} noise needs {', '.join(missing)}", "usage: " + _noise_signature(d.kind))
             return None
         if d.kind in S.NEEDS_PER_SAMPLE and self._per_sample is None:
-            self._error("E509", d.span, f"{d.kind} noise needs a per-sample loss", "write the loss as `loss per (x, t) in (X, y) = ...`")
-            return None
+            if not self._loss_is_per_sample():
+                self._error("E509", d.span, f"{d.kind} noise needs a per-sample loss", "write the loss as `loss per (x, t) in (X, y) = ...`")
+            return None  # else: the per-sample loss has errors of its own
         batch = values.get("batch")
         size = self._per_sample.size if self._per_sample else None
         if batch is not None and size is not None and batch > size:
-            self._error("E511", d.span, f"batch = {batch} is larger than the dataset ({size} samples)", f"use a batch of at most {size}")
+            batch_span = next((k.value.span for k in d.kwargs if k.name == "batch"), d.span)
+            self._error("E511", batch_span, f"batch = {batch} is larger than the dataset ({size} samples)", f"use a batch of at most {size}")
             return None
         return ir.Noise(d.kind, tuple(values.items()), d.span)
 
@@ -722,6 +762,9 @@ class FileChecker:
                 labels.setdefault(item.label, item.span)
         if values is None:
             return None
+        if noise is None and any(isinstance(i, ast.NoiseDecl) for i in self.program.items):
+            return None  # the noise model has errors; what the run needs from it is unknown
+        spans = {s.name: s.value.span for s in r.settings}
         dynamics = values.setdefault("dynamics", "sde" if noise is not None else "gd")
         if dynamics == "sde" and noise is None:
             self._error("E508", r.span, "dynamics = sde needs a noise model", "add e.g. `noise projected(T = 1e-3)`, or use dynamics = gd")
@@ -736,20 +779,24 @@ class FileChecker:
             values["lr"] = lr
         if dynamics == "sgd":
             if self._per_sample is None:
-                self._error("E509", r.span, "dynamics = sgd needs a per-sample loss to draw minibatches from", "write the loss as `loss per (x, t) in (X, y) = ...`")
+                if not self._loss_is_per_sample():
+                    self._error("E509", spans.get("dynamics", r.span), "dynamics = sgd needs a per-sample loss to draw minibatches from", "write the loss as `loss per (x, t) in (X, y) = ...`")
                 return None
             batch = values.get("batch") or (noise.get("batch") if noise else None)
             if batch is None:
                 batch = 1 if self._per_sample.size is None else self._per_sample.size
             size = self._per_sample.size
             if size is not None and batch > size:
-                self._error("E511", r.span, f"batch = {batch} is larger than the dataset ({size} samples)", f"use a batch of at most {size}")
+                self._error("E511", spans.get("batch", r.span), f"batch = {batch} is larger than the dataset ({size} samples)", f"use a batch of at most {size}")
                 return None
             values["batch"] = int(batch)
         for name, spec in S.RUN_SETTINGS.items():
             if spec.default is not None:
                 values.setdefault(name, spec.default)
         return ir.Run(tuple(values.items()), records, r.span)
+
+    def _loss_is_per_sample(self) -> bool:
+        return any(isinstance(i, ast.LossDecl) and i.binders is not None for i in self.program.items)
 
     def _check_record(self, rec: ast.Record) -> ir.Record | None:
         every = self.exprs.constant(rec.every, None)
@@ -791,12 +838,16 @@ class FileChecker:
         pred = values.get("predictor")
         if pred is not None:
             b = self._lookup(pred)
+            if b is not None and b.kind == "error":
+                return None  # reported where it is declared
             if b is None or b.kind != "predictor":
                 self._error("E602", spans["predictor"], f"'{pred}' is not a predictor of this model", "name a `predictor` declared in this file")
                 return None
         op = values.get("operator")
         if op is not None and op not in S.DESIGN_OPERATORS:
             b = self._lookup(op)
+            if b is not None and b.kind == "error":
+                return None
             if b is None or b.kind != "data" or len(b.shape) != 2:
                 self._error("E602", spans["operator"], f"'{op}' is not an analysis operator", "use identity, cosine, fourier, difference, or the name of a data matrix")
                 return None
@@ -811,6 +862,23 @@ class FileChecker:
 class _ParamInfo:
     decl: ast.ParamDecl
     manifold: ir.Manifold
+
+
+def _a(kind: str) -> str:
+    """'a parameter', 'data', 'a definition', ... for a binding kind."""
+    word = KIND_WORDS.get(kind, kind)
+    return word if word == "data" else f"a {word}"
+
+
+def _reserved(name: str) -> str | None:
+    """Why `name` cannot name a declaration, or None."""
+    if name in F.FUNCTIONS:
+        return f"'{name}' is the name of a built-in function"
+    if name in RESERVED:
+        return f"'{name}' is reserved for {RESERVED[name]}"
+    if name in KEYWORDS:
+        return f"'{name}' is a keyword of the language"
+    return None
 
 
 def _default_init(m: ir.Manifold, span: Span) -> ir.Expr:
@@ -875,6 +943,6 @@ def _noise_signature(kind: str) -> str:
 def source_hash(texts: list[str]) -> str:
     h = hashlib.sha256()
     for t in texts:
-        h.update(t.encode("utf-8"))
+        h.update(t.encode("utf-8", errors="surrogatepass"))
         h.update(b"\0")
     return h.hexdigest()

@@ -131,7 +131,7 @@ class ExprChecker:
                 self._error(
                     "E301",
                     node.span,
-                    f"list entries must have the same shape: {show(item.shape)} vs {show(first)}",
+                    f"list entries must have the same shape: this one is {show(item.shape)}, the first is {show(first)}",
                     "make every entry the same shape",
                 )
                 return None
@@ -155,11 +155,15 @@ class ExprChecker:
             else:
                 shape = broadcast(left.shape, right.shape)
         except ShapeError as exc:
+            if e.op == "@":
+                hint = "the last size on the left must equal the first size of a vector (or the second-to-last of a matrix) on the right; .T transposes"
+            else:
+                hint = "both sides need the same shape, or sizes of 1 where they differ; .T transposes, sum(x, axis = 0) reduces"
             self._error(
                 "E302" if e.op == "@" else "E301",
                 e.span,
-                f"'{e.op}' of {show(left.shape)} and {show(right.shape)}: " + _strip_prefix(exc.message),
-                "check the shapes of both sides; .T transposes, sum(x, axis = 0) reduces",
+                f"'{e.op}' of shapes {show(left.shape)} and {show(right.shape)}: " + exc.message.split(": ", 1)[-1],
+                hint,
             )
             return None
         folded = _fold(e.op, left, right, e.span)
@@ -235,7 +239,7 @@ class ExprChecker:
         if f is None:
             b = self._lookup(e.func)
             if b is not None:
-                self._error("E306", e.func_span, f"'{e.func}' is a {KIND_WORDS.get(b.kind, b.kind)}, not a function", "only built-in functions can be called")
+                self._error("E306", e.func_span, f"'{e.func}' is a {KIND_WORDS.get(b.kind, b.kind)}, not a function", f"only built-in functions can be called; index an array with square brackets: {e.func}[0]")
             else:
                 guess = difflib.get_close_matches(e.func, list(F.FUNCTIONS), n=1, cutoff=0.6)
                 hint = f"did you mean '{guess[0]}'?" if guess else "docs/language.md lists the built-in functions"
@@ -449,10 +453,3 @@ def _fold(op: str, left: ir.Expr, right: ir.Expr, span: Span) -> ir.Const | None
     if value is None or isinstance(value, complex) or (isinstance(value, float) and not math.isfinite(value)):
         return None
     return ir.Const(value, (), span)
-
-
-def _strip_prefix(message: str) -> str:
-    for prefix in ("'@' of ",):
-        if message.startswith(prefix):
-            return message.split(": ", 1)[-1]
-    return message

@@ -8,6 +8,7 @@ parametric symmetries into scope. Cycles are reported.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from .. import ir
@@ -25,24 +26,33 @@ class Loader:
         self.sources = SourceCache()
         self._libraries: dict[Path, tuple[dict[str, Template], list[str]]] = {}
         self._stack: list[Path] = []
+        self._shown: dict[Path, str] = {}  # resolved path → the path diagnostics call it by
 
-    def read(self, path: Path, span: Span | None = None) -> str:
+    def read(self, path: Path, span: Span | None = None, shown: str | None = None) -> str:
+        """The UTF-8 text of `path`; diagnostics name it `shown` (default: `path` as given)."""
+        shown = str(path) if shown is None else shown
         try:
             data = path.read_bytes()
         except OSError as exc:
-            raise GaugeError([error("E100", span, f"cannot read {path}: {exc.strerror or exc}", "check the path")])
+            if path.is_dir():
+                reason, hint = "it is a folder", "import a .gauge file, not a folder"
+            else:
+                reason, hint = (exc.strerror or str(exc)).lower(), "check that the file exists and can be read"
+            raise GaugeError([error("E100", span, f"cannot read {shown}: {reason}", hint)]) from None
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError as exc:
             line = data[: exc.start].count(b"\n") + 1
-            col = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
-            raise GaugeError([error("E008", Span(str(path), line, col, line, col + 1), f"{path.name} is not UTF-8 text (byte 0x{data[exc.start]:02x})", "save the file as UTF-8")])
+            col = _column(data, exc.start)
+            self.sources.add(shown, data.decode("utf-8", errors="replace"))
+            raise GaugeError([error("E008", Span(shown, line, col, line, col + 1), f"{path.name} is not UTF-8 text (byte 0x{data[exc.start]:02x})", "save the file as UTF-8")]) from None
         if "\x00" in text:
             pos = text.index("\x00")
             line = text.count("\n", 0, pos) + 1
             col = pos - (text.rfind("\n", 0, pos) + 1) + 1
-            raise GaugeError([error("E008", Span(str(path), line, col, line, col + 1), f"{path.name} contains a NUL byte; it is not a text file", "check that this is the right file")])
-        self.sources.add(str(path), text)
+            self.sources.add(shown, text)
+            raise GaugeError([error("E008", Span(shown, line, col, line, col + 1), f"{path.name} contains a NUL byte; it is not a text file", "check that this is the right file")])
+        self.sources.add(shown, text)
         return text
 
     def check_file(self, path: str | Path) -> ir.Model | ir.Library:
@@ -52,15 +62,18 @@ class Loader:
     def check_text(self, text: str, path: str = "<string>") -> ir.Model | ir.Library:
         self.sources.add(path, text)
         program = parse(text, path)
-        folder = Path(path).resolve().parent if not path.startswith("<") else Path.cwd()
-        self._stack.append(Path(path).resolve() if not path.startswith("<") else Path(path))
+        virtual = path.startswith("<")
+        folder = Path.cwd() if virtual else Path(path).resolve().parent
+        shown_folder = "" if virtual else os.path.dirname(path)
+        self._stack.append(Path(path) if virtual else Path(path).resolve())
+        self._shown[self._stack[-1]] = path
         try:
-            templates, texts = self._imports(program, folder)
+            templates, texts = self._imports(program, folder, shown_folder)
         finally:
             self._stack.pop()
         return FileChecker(program, templates, source_hash([text, *texts])).check()
 
-    def _imports(self, program: ast.Program, folder: Path) -> tuple[dict[str, Template], list[str]]:
+    def _imports(self, program: ast.Program, folder: Path, shown_folder: str) -> tuple[dict[str, Template], list[str]]:
         templates: dict[str, Template] = {}
         texts: list[str] = []
         diagnostics: list[Diagnostic] = []
@@ -73,7 +86,7 @@ class Loader:
                 continue
             seen[item.dotted] = item.span
             try:
-                lib_templates, lib_texts = self._library(item, folder)
+                lib_templates, lib_texts = self._library(item, folder, shown_folder)
             except GaugeError as exc:
                 diagnostics.extend(exc.diagnostics)
                 continue
@@ -87,55 +100,72 @@ class Loader:
             raise GaugeError(diagnostics)
         return templates, texts
 
-    def resolve_import(self, item: ast.Import, folder: Path) -> Path:
-        if item.path[0] == "std":
+    def resolve_import(self, item: ast.Import, folder: Path, shown_folder: str = "") -> tuple[Path, str]:
+        """The file an import names, resolved, and the path diagnostics call it by."""
+        std = item.path[0] == "std"
+        if std:
             if len(item.path) == 1:
-                raise GaugeError([error("E101", item.span, "import which part of the stdlib?", "e.g. import std.rescaling")])
+                raise GaugeError([error("E101", item.span, "import which part of the stdlib?", "name a module, e.g. import std.rescaling")])
             root = stdlib_dir().resolve()
             parts = item.path[1:]
+            shown = str(root.joinpath(*parts[:-1], parts[-1] + ".gauge"))
         else:
             root = folder
             parts = item.path
+            shown = os.path.join(shown_folder, *parts[:-1], parts[-1] + ".gauge")
         path = root.joinpath(*parts[:-1], parts[-1] + ".gauge")
+        if path.is_dir():
+            return path, shown  # `read` reports it
         if not path.is_file():
-            if item.path[0] == "std":
+            if std:
                 available = sorted(p.stem for p in root.glob("*.gauge"))
+                message = f"the stdlib has no module '{'.'.join(parts)}'"
                 hint = "the stdlib has: " + ", ".join(f"std.{a}" for a in available)
             else:
-                hint = f"imports other than std.* are files beside this one: {path.name} in {folder}"
-            raise GaugeError([error("E101", item.span, f"cannot find '{item.dotted}' ({path})", hint)])
+                message = f"cannot find '{item.dotted}': there is no file {shown}"
+                hint = "`import a.b` reads a/b.gauge in the importing file's folder; `import std.x` reads the stdlib"
+            raise GaugeError([error("E101", item.span, message, hint)])
         resolved = path.resolve()
         if root not in resolved.parents:
-            raise GaugeError([error("E103", item.span, f"'{item.dotted}' resolves outside {root} (to {resolved})", "imports may only read the stdlib and the importing file's own folder")])
-        return resolved
+            where = "the stdlib" if std else "the importing file's folder"
+            raise GaugeError([error("E103", item.span, f"'{item.dotted}' leads outside {where}: {shown} is a link to {os.path.relpath(resolved, root)}", "imports may only read the stdlib and files in the importing file's own folder; copy the file here")])
+        return resolved, shown
 
-    def _library(self, item: ast.Import, folder: Path) -> tuple[dict[str, Template], list[str]]:
-        path = self.resolve_import(item, folder)
+    def _library(self, item: ast.Import, folder: Path, shown_folder: str) -> tuple[dict[str, Template], list[str]]:
+        path, shown = self.resolve_import(item, folder, shown_folder)
         if path in self._stack:
-            chain = " → ".join(p.name for p in self._stack[self._stack.index(path):] + [path])
+            chain = " → ".join(self._shown.get(p, p.name) for p in self._stack[self._stack.index(path):] + [path])
             raise GaugeError([error("E102", item.span, f"import cycle: {chain}", "break the cycle; move the shared symmetries into a file both import")])
         if path in self._libraries:
             return self._libraries[path]
-        text = self.read(path, item.span)
+        text = self.read(path, item.span, shown)
         self._stack.append(path)
+        self._shown.setdefault(path, shown)
         try:
-            result = self.check_text_library(text, path, item)
+            result = self.check_text_library(text, path, item, shown)
         finally:
             self._stack.pop()
         self._libraries[path] = result
         return result
 
-    def check_text_library(self, text: str, path: Path, item: ast.Import):
-        program = parse(text, str(path))
-        templates, texts = self._imports(program, path.parent)
+    def check_text_library(self, text: str, path: Path, item: ast.Import, shown: str | None = None):
+        shown = str(path) if shown is None else shown
+        program = parse(text, shown)
+        templates, texts = self._imports(program, path.parent, os.path.dirname(shown))
         checked = FileChecker(program, templates, source_hash([text])).check()
         if isinstance(checked, ir.Model):
-            raise GaugeError([error("E104", item.span, f"'{item.dotted}' is a model, not a library", "an imported file may hold only imports and parametric symmetries")])
+            raise GaugeError([error("E104", item.span, f"'{item.dotted}' is a model, not a library", "an imported file may hold only imports and parametric symmetries; move the symmetries you need into a file of their own")])
         exported = {}
         for decl in program.items:
             if isinstance(decl, ast.SymmetryDecl) and decl.params is not None:
-                exported[decl.name] = Template(decl, str(path))
+                exported[decl.name] = Template(decl, shown)
         return exported, [text, *texts]
+
+
+def _column(data: bytes, pos: int) -> int:
+    """The 1-based column, in characters, of byte `pos` of `data`."""
+    start = data.rfind(b"\n", 0, pos) + 1
+    return len(data[start:pos].decode("utf-8", errors="replace")) + 1
 
 
 def check_file(path: str | Path) -> ir.Model | ir.Library:

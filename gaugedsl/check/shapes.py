@@ -8,6 +8,8 @@ a column, and leading (batch) axes broadcast.
 
 from __future__ import annotations
 
+import contextlib
+
 Shape = tuple[int, ...]
 
 
@@ -20,8 +22,27 @@ class ShapeError(Exception):
         self.arg = arg
 
 
+# While a library's parametric symmetries are checked with stand-in sizes, messages show the
+# size names (`[n]`) instead of the stand-ins (`[7]`).
+_size_names: dict[int, str] = {}
+
+
+@contextlib.contextmanager
+def naming_sizes(names: dict[int, str]):
+    global _size_names
+    saved, _size_names = _size_names, names
+    try:
+        yield
+    finally:
+        _size_names = saved
+
+
+def show_size(d: int) -> str:
+    return _size_names.get(d, str(d))
+
+
 def show(shape: Shape) -> str:
-    return "scalar" if shape == () else "[" + ", ".join(map(str, shape)) + "]"
+    return "scalar" if shape == () else "[" + ", ".join(map(show_size, shape)) + "]"
 
 
 def broadcast(*shapes: Shape) -> Shape:
@@ -31,11 +52,15 @@ def broadcast(*shapes: Shape) -> Shape:
         sizes = {s[axis] for s in shapes if len(s) >= -axis} - {1}
         if len(sizes) > 1:
             raise ShapeError(
-                "shapes " + " and ".join(show(s) for s in shapes) + " do not broadcast"
-                f" (axis {axis} has sizes {', '.join(map(str, sorted(sizes)))})"
+                "shapes " + " and ".join(show(s) for s in shapes) + " do not broadcast: sizes "
+                + " and ".join(map(show_size, sorted(sizes))) + f" differ on {_axis_words(axis)}"
             )
         out.append(sizes.pop() if sizes else 1)
     return tuple(out)
+
+
+def _axis_words(axis: int) -> str:
+    return {-1: "the last axis", -2: "the second-to-last axis"}.get(axis, f"axis {axis}")
 
 
 def matmul(a: Shape, b: Shape) -> Shape:
@@ -45,7 +70,7 @@ def matmul(a: Shape, b: Shape) -> Shape:
     b2 = b + (1,) if len(b) == 1 else b
     if a2[-1] != b2[-2]:
         raise ShapeError(
-            f"'@' of {show(a)} and {show(b)}: the inner sizes {a2[-1]} and {b2[-2]} differ"
+            f"'@' of {show(a)} and {show(b)}: the inner sizes {show_size(a2[-1])} and {show_size(b2[-2])} differ"
         )
     try:
         batch = broadcast(a2[:-2], b2[:-2])

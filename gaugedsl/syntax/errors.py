@@ -61,6 +61,7 @@ CLASSES = {"NAME": "a name", "NUMBER": "a number", "STRING": "a string", "$END":
 _OPEN = {"{": "}", "[": "]", "(": ")"}
 _CLOSE = {v: k for k, v in _OPEN.items()}
 _EXPRESSION_START = {"NAME", "NUMBER", "STRING", "LPAR", "LBRACK", "MINUS"}
+_STATEMENT_KINDS = {k for k, v in KEYWORDS.items() if v in STATEMENT_KEYWORDS}
 
 
 def describe_terminal(kind: str) -> str:
@@ -85,12 +86,21 @@ def describe_token(tok: lark.Token) -> str:
     return f"'{tok}'"
 
 
+_OPERATORS = {"PLUS", "MINUS", "STAR", "SLASH", "AT", "CARET", "TRANSPOSE"}
+
+
 def _expected_list(expected: set[str]) -> str:
     kinds = {k for k in expected if not k.startswith("__")}
     words = []
+    if len(kinds & _STATEMENT_KINDS) >= 3:
+        kinds -= _STATEMENT_KINDS
+        words.append("a new statement")
     if _EXPRESSION_START <= kinds:
         kinds -= _EXPRESSION_START
         words.append("an expression")
+    if len(kinds & _OPERATORS) >= 4:
+        kinds -= _OPERATORS | {"LBRACK"}
+        words.append("an operator")
     words += sorted(describe_terminal(k) for k in kinds)
     if len(words) > 8:
         words = words[:8] + ["..."]
@@ -105,10 +115,29 @@ def _span_at(path: str, line: int, column: int, width: int = 1) -> Span:
 
 def _token_span(path: str, tok: lark.Token, text: str) -> Span:
     if tok.type == "$END" or tok.line is None:
-        lines = text.splitlines() or [""]
-        last = len(lines)
-        return _span_at(path, last, len(lines[-1]) + 1)
+        line, column = end_of_code(text)
+        return _span_at(path, line, column)
     return Span(path, tok.line, tok.column, tok.end_line, tok.end_column)
+
+
+def end_of_code(text: str) -> tuple[int, int]:
+    """The (line, column) just after the last character of `text` that is not blank or in a comment."""
+    last = (1, 1)
+    line, col = 1, 1
+    in_comment = in_string = False
+    for c in text:
+        if c == "\n":
+            line, col = line + 1, 1
+            in_comment = in_string = False
+            continue
+        if c == '"' and not in_comment:
+            in_string = not in_string
+        elif c == "#" and not in_string:
+            in_comment = True
+        if not in_comment and not c.isspace():
+            last = (line, col + 1)
+        col += 1
+    return last
 
 
 def unclosed_bracket(text: str) -> tuple[str, int, int] | None:
@@ -148,6 +177,20 @@ def syntax_error(exc: UnexpectedInput, text: str, path: str, parser: lark.Lark) 
     return _unexpected_token(exc, text, path)
 
 
+_LOOKALIKES = {
+    "−": ("-", "minus"),
+    "–": ("-", "minus"),
+    "×": ("*", "product"),
+    "⊙": ("*", "elementwise product"),
+    "·": ("*", "product"),
+    "²": ("^2", "square"),
+    "≤": (None, "comparison"),
+    "≥": (None, "comparison"),
+    "“": ('"', "quote"),
+    "”": ('"', "quote"),
+}
+
+
 def _bad_character(exc: UnexpectedCharacters, text: str, path: str) -> Diagnostic:
     char = exc.char
     span = _span_at(path, exc.line, exc.column)
@@ -160,15 +203,23 @@ def _bad_character(exc: UnexpectedCharacters, text: str, path: str) -> Diagnosti
         )
     if char == "'":
         return error("E002", span, "unexpected character \"'\"", 'strings use double quotes: "file.npz"')
-    if char == "!":
-        return error("E002", span, "unexpected character '!'", "gauge has no comparisons or negation")
-    shown = char if char.isprintable() else repr(char)
+    if char in "!<>=&|" or _LOOKALIKES.get(char, ("", ""))[1] == "comparison":
+        return error("E002", span, f"unexpected character '{char}'", "gauge has no comparisons or logic; remove it")
+    if char == ";":
+        return error("E002", span, "unexpected character ';'", "remove it; statements need no separator")
+    if char in _LOOKALIKES:
+        ascii_, what = _LOOKALIKES[char]
+        return error("E002", span, f"unexpected character '{char}'", f"write the {what} in ASCII: '{ascii_}'")
+    shown = char if char.isprintable() and not char.isspace() else repr(char)
     return error(
         "E002",
         span,
-        f"unexpected character '{shown}'",
+        f"unexpected character '{shown}'" if shown == char else f"unexpected character {shown}",
         "remove it; gauge expressions use names, numbers, strings and + - * / @ ^ ( ) [ ] , : .T",
     )
+
+
+_CLOSERS = {"RPAR": ")", "RBRACK": "]", "RBRACE": "}"}
 
 
 def _unexpected_token(exc: UnexpectedToken, text: str, path: str) -> Diagnostic:
@@ -176,12 +227,38 @@ def _unexpected_token(exc: UnexpectedToken, text: str, path: str) -> Diagnostic:
     expected = set(exc.expected)
     span = _token_span(path, tok, text)
     kind = tok.type
+    pos = _offset(text, tok)
 
-    if kind == "$END" or (kind in ("MODEL", "PARAM", "SYMMETRY", "RUN", "DATA", "NOISE", "LOSS",
-                                   "PREDICTOR", "LET", "IMPORT", "DESIGN") and "RBRACE" in expected):  # fmt: skip
-        opened = unclosed_bracket(text if kind == "$END" else text[: _offset(text, tok)])
+    # A closing bracket that closes nothing, or the wrong thing.
+    if kind in _CLOSERS:
+        opened = unclosed_bracket(text[:pos])
+        if opened is None:
+            return error("E004", span, f"this '{tok}' has no matching '{_CLOSE[str(tok)]}'", "remove it, or add the opening bracket it belongs to")
+        char, line, col = opened
+        if _OPEN[char] != str(tok):
+            return error(
+                "E004",
+                span,
+                f"this '{tok}' does not match the '{char}' opened at line {line}, column {col}",
+                f"close the '{char}' with '{_OPEN[char]}' first",
+            )
+
+    # The file ends, or a statement starts, while a bracket is open.
+    if kind == "$END" or (kind in _STATEMENT_KINDS and expected & set(_CLOSERS)):
+        opened = unclosed_bracket(text[:pos])
         if opened is not None:
             char, line, col = opened
+            follows = _next_code(text, pos + len(tok))
+            if kind != "$END" and "NAME" in expected and follows in ("->", "=", ":") and not (kind == "LOSS" and follows == "="):
+                return _keyword_as_name(tok, span)
+            if kind != "$END" and unclosed_bracket(text) is None:
+                # Every bracket is closed later: the statement really is inside a block.
+                return error(
+                    "E004",
+                    span,
+                    f"'{tok}' starts a statement, but the '{char}' opened at line {line} is still open here",
+                    f"close it with '{_OPEN[char]}' before this line, or move this statement out of the block",
+                )
             where = "at the end of the file" if kind == "$END" else f"before {describe_token(tok)}"
             return error(
                 "E004",
@@ -211,8 +288,15 @@ def _unexpected_token(exc: UnexpectedToken, text: str, path: str) -> Diagnostic:
             "'->' is only for the action rules inside a symmetry block",
             "use '=' to define or set a value",
         )
-    if kind == "STAR" and "NAME" in expected and _previous_char(text, tok) == "*":
-        return error("E010", span, "'**' is not an operator", "write powers with '^', as in x^2")
+    if kind == "STAR" and _previous_char(text, tok) == "*":
+        return error("E010", _span_at(path, span.line, span.column - 1, 2), "'**' is not an operator", "write powers with '^', as in x^2")
+    if kind in ("NAME", "NUMBER") and _previous_char(text, tok) == '"':
+        return error(
+            "E009",
+            span,
+            f"{describe_token(tok)} follows a string directly; is a closing quote missing?",
+            'every string needs its own pair of quotes: load("data.npz", "X")',
+        )
     if "EQUAL" in expected and kind in _EXPRESSION_START:
         return error(
             "E003",
@@ -223,22 +307,52 @@ def _unexpected_token(exc: UnexpectedToken, text: str, path: str) -> Diagnostic:
     if kind in ("NAME",) + tuple(KEYWORDS) and "PARAM" in expected and "MODEL" in expected:
         word = str(tok)
         guess = difflib.get_close_matches(word, STATEMENT_KEYWORDS, n=1, cutoff=0.6)
-        hint = f"did you mean '{guess[0]}'?" if guess else (
-            "a statement starts with one of: " + ", ".join(STATEMENT_KEYWORDS))  # fmt: skip
-        return error("E006", span, f"unknown statement '{word}'", hint)
+        if guess:
+            return error("E006", span, f"unknown statement '{word}'", f"did you mean '{guess[0]}'?")
+        if _on_same_line(text, pos):
+            return error(
+                "E001",
+                span,
+                f"unexpected {describe_token(tok)} after a complete statement",
+                "is an operator missing? write u * v, not u v; or start the next statement on a new line",
+            )
+        return error("E006", span, f"unknown statement '{word}'", "a statement starts with one of: " + ", ".join(STATEMENT_KEYWORDS))
     if kind in KEYWORDS and "NAME" in expected:
-        return error(
-            "E011",
-            span,
-            f"'{tok}' is a keyword and cannot be used as a name here",
-            "choose another name",
-        )
+        return _keyword_as_name(tok, span)
     return error(
         "E001",
         span,
         f"unexpected {describe_token(tok)}; expected {_expected_list(expected)}",
         "check the statement against the language reference (docs/language.md)",
     )
+
+
+def _keyword_as_name(tok: lark.Token, span: Span) -> Diagnostic:
+    return error(
+        "E011",
+        span,
+        f"'{tok}' is a keyword and cannot be used as a name",
+        f"choose another name, such as '{tok}_'",
+    )
+
+
+def _next_code(text: str, pos: int) -> str:
+    """The two characters of code after `pos`, skipping blanks and comments."""
+    while pos < len(text):
+        if text[pos].isspace():
+            pos += 1
+        elif text[pos] == "#":
+            while pos < len(text) and text[pos] != "\n":
+                pos += 1
+        else:
+            return "->" if text.startswith("->", pos) else text[pos]
+    return ""
+
+
+def _on_same_line(text: str, pos: int) -> bool:
+    """Whether code (not only blanks) precedes `pos` on its line."""
+    start = text.rfind("\n", 0, pos) + 1
+    return text[start:pos].strip() != ""
 
 
 def _offset(text: str, tok: lark.Token) -> int:

@@ -335,5 +335,10 @@ class _Builder(Transformer):
         (value,) = _nodes(ch)
         return ast.RecordItem(str(label), value, self._span(meta))
 
+    def predictor_setting(self, meta, ch):
+        (keyword,) = _tokens(ch, "PREDICTOR")
+        (value,) = _nodes(ch)
+        return ast.Setting(str(keyword), self._tspan(keyword), value, self._span(meta))
+
     def design_block(self, meta, ch):
         return ast.DesignBlock(tuple(_nodes(ch)), self._span(meta))
