@@ -1,0 +1,2 @@
+" gaugedsl: *.gauge files
+autocmd BufRead,BufNewFile *.gauge setfiletype gauge
