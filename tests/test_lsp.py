@@ -1,0 +1,261 @@
+"""The language server: driven over stdio as an editor would, and its logic in-process."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from gaugedsl import lsp as server
+from gaugedsl.diagnostics import Diagnostic, Span
+
+ROOT = Path(__file__).resolve().parent.parent
+
+TWO_ERRORS = """\
+model two_errors
+import std.rescaling
+
+param u : R[3] = normal(0, 0.1)
+param v : R[3] = normal(0, 0.1)
+predictor w = u * vv
+let z = frobnicate(u)
+loss = sum(w^2)
+symmetry balance = rescaling(u, v)
+noise projected(T = 1e-3)
+"""
+
+CHECKS = """\
+model fine
+import std.rescaling
+
+data {
+  X : R[10, 3] = normal(0, 1, seed = 0)
+  y : R[10]    = X @ [1, 0, -1]
+}
+
+param u : R[3] = normal(0, 0.1)
+param v : R[3] = normal(0, 0.1)
+predictor w = u * v
+loss per (x, t) in (X, y) = 0.5 * (x @ w - t)^2
+symmetry balance = rescaling(u, v)
+noise projected(T = 1e-3)
+"""
+
+
+class Client:
+    """A minimal LSP client: JSON-RPC with Content-Length framing over a child's stdio."""
+
+    def __init__(self):
+        env = dict(os.environ, PYTHONPATH=str(ROOT))
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "gaugedsl", "lsp"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=ROOT,
+            env=env,
+        )
+        self.messages: queue.Queue = queue.Queue()
+        self.next_id = 0
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        stream = self.proc.stdout
+        while True:
+            headers = {}
+            while True:
+                line = stream.readline()
+                if not line:
+                    self.messages.put(None)
+                    return
+                line = line.decode("ascii").strip()
+                if not line:
+                    break
+                key, _, value = line.partition(":")
+                headers[key.strip().lower()] = value.strip()
+            body = stream.read(int(headers["content-length"]))
+            self.messages.put(json.loads(body))
+
+    def send(self, message: dict):
+        body = json.dumps({"jsonrpc": "2.0", **message}).encode("utf-8")
+        self.proc.stdin.write(f"Content-Length: {len(body)}\r\n\r\n".encode("ascii") + body)
+        self.proc.stdin.flush()
+
+    def notify(self, method: str, params: dict | None = None):
+        self.send({"method": method, "params": params if params is not None else {}})
+
+    def request(self, method: str, params: dict | None) -> dict:
+        self.next_id += 1
+        self.send({"id": self.next_id, "method": method, "params": params})
+        reply = self.wait(lambda m: m.get("id") == self.next_id and "method" not in m)
+        assert "error" not in reply, reply
+        return reply["result"]
+
+    def wait(self, accept, timeout: float = 30.0) -> dict:
+        while True:
+            try:
+                message = self.messages.get(timeout=timeout)
+            except queue.Empty:
+                raise AssertionError("the server did not answer in time") from None
+            assert message is not None, "the server closed its output: " + self._stderr()
+            if accept(message):
+                return message
+
+    def diagnostics(self, uri: str) -> list[dict]:
+        message = self.wait(
+            lambda m: m.get("method") == "textDocument/publishDiagnostics" and m["params"]["uri"] == uri
+        )
+        return message["params"]["diagnostics"]
+
+    def _stderr(self) -> str:
+        self.proc.kill()
+        return self.proc.stderr.read().decode(errors="replace")
+
+
+@pytest.fixture(scope="module")
+def client():
+    c = Client()
+    yield c
+    if c.proc.poll() is None:
+        c.proc.kill()
+        c.proc.wait()
+
+
+def _open(client: Client, path: Path, text: str) -> str:
+    uri = path.as_uri()
+    client.notify(
+        "textDocument/didOpen",
+        {"textDocument": {"uri": uri, "languageId": "gauge", "version": 1, "text": text}},
+    )
+    return uri
+
+
+def test_server_over_stdio(client, tmp_path):
+    """One session, in the order an editor speaks: initialize, open a file with two errors,
+    hover, complete, fix the file, format, shut down and exit."""
+    result = client.request(
+        "initialize", {"processId": os.getpid(), "rootUri": tmp_path.as_uri(), "capabilities": {}}
+    )
+    caps = result["capabilities"]
+    assert caps["hoverProvider"] and caps["completionProvider"] and caps["documentFormattingProvider"]
+    client.notify("initialized")
+
+    # Exactly the checker's two diagnostics, at their 0-based positions.
+    uri = _open(client, tmp_path / "two.gauge", TWO_ERRORS)
+    diagnostics = sorted(client.diagnostics(uri), key=lambda d: d["range"]["start"]["line"])
+    assert [d["code"] for d in diagnostics] == ["E201", "E306"]
+    assert diagnostics[0]["range"] == {"start": {"line": 5, "character": 18}, "end": {"line": 5, "character": 20}}
+    assert diagnostics[1]["range"] == {"start": {"line": 6, "character": 8}, "end": {"line": 6, "character": 18}}
+    assert "unknown name 'vv'" in diagnostics[0]["message"]
+    assert all(d["severity"] == 1 and d["source"] == "gaugedsl" for d in diagnostics)
+
+    # Hover on a function name: its signature and doc from the function table.
+    hover = client.request(
+        "textDocument/hover", {"textDocument": {"uri": uri}, "position": {"line": 3, "character": 19}}
+    )
+    assert "normal(mean=0.0, std=1.0, shape=none, seed=none)" in hover["contents"]["value"]
+    assert hover["range"] == {"start": {"line": 3, "character": 17}, "end": {"line": 3, "character": 23}}
+
+    # Hover on a stdlib symmetry: its signature and its `##` doc.
+    hover = client.request(
+        "textDocument/hover", {"textDocument": {"uri": uri}, "position": {"line": 8, "character": 22}}
+    )
+    assert "symmetry rescaling(u : R[n], v : R[n]) : Scale[n]" in hover["contents"]["value"]
+    assert "std.rescaling" in hover["contents"]["value"]
+
+    # Completion offers keywords, groups, manifolds, functions, noise models, settings and
+    # the stdlib.
+    result = client.request(
+        "textDocument/completion", {"textDocument": {"uri": uri}, "position": {"line": 10, "character": 0}}
+    )
+    labels = {item["label"] for item in result["items"]}
+    assert {"param", "symmetry", "Scale", "GL", "Sphere", "normal", "logdet", "projected",
+            "dynamics", "steps", "rescaling", "std.rescaling"} <= labels  # fmt: skip
+    result = client.request(
+        "textDocument/completion", {"textDocument": {"uri": uri}, "position": {"line": 9, "character": 7}}
+    )
+    assert {item["label"] for item in result["items"]} == {"isotropic", "projected", "sgd", "label"}
+
+    # Fixing the file clears the diagnostics; hover then shows inferred shapes from the IR.
+    client.notify(
+        "textDocument/didChange",
+        {
+            "textDocument": {"uri": uri, "version": 2},
+            "contentChanges": [{"text": CHECKS}],
+        },
+    )
+    assert client.diagnostics(uri) == []
+    hover = client.request(
+        "textDocument/hover", {"textDocument": {"uri": uri}, "position": {"line": 10, "character": 10}}
+    )
+    assert "predictor w : [3]" in hover["contents"]["value"]
+    hover = client.request(
+        "textDocument/hover", {"textDocument": {"uri": uri}, "position": {"line": 11, "character": 11}}
+    )
+    assert "x : [3]" in hover["contents"]["value"]
+
+    # Formatting replaces the document by its canonical layout.
+    client.notify(
+        "textDocument/didChange",
+        {"textDocument": {"uri": uri, "version": 3}, "contentChanges": [{"text": "model  m\nparam u:R=1\n"}]},
+    )
+    client.diagnostics(uri)
+    edits = client.request(
+        "textDocument/formatting",
+        {"textDocument": {"uri": uri}, "options": {"tabSize": 2, "insertSpaces": True}},
+    )
+    assert [e["newText"] for e in edits] == ["model m\nparam u : R = 1\n"]
+
+    assert client.request("shutdown", None) is None
+    client.notify("exit")
+    assert client.proc.wait(timeout=30) == 0
+
+
+# ---- in-process -------------------------------------------------------------------------
+
+
+def test_a_crash_in_the_checker_becomes_a_diagnostic(monkeypatch):
+    def crash(self, text, path):
+        raise ZeroDivisionError("checker bug")
+
+    monkeypatch.setattr(server.Loader, "check_text", crash)
+    checked = server.check("model m\nparam u : R = 1\n", "/tmp/m.gauge")
+    assert checked.internal_error and "ZeroDivisionError" in checked.internal_error
+    (d,) = server.to_lsp(checked, "/tmp/m.gauge", "model m\n")
+    assert d.code == "internal" and "checker bug" in d.message
+
+
+def test_positions_count_utf16_code_units():
+    # 𝒳 lies outside the Basic Multilingual Plane: one code point, two UTF-16 units.
+    line = 'let a = "𝒳" + b'
+    column = line.index("b")
+    assert server.client_units(line, column) == column + 1
+    assert server.client_units(line, column, "utf-32") == column
+    assert server.client_units(line, column, "utf-8") == column + 3
+    assert server.code_points(line, column + 1) == column
+    span = Span("f", 1, column + 1, 1, column + 2)
+    r = server.span_range(span, [line])
+    assert (r.start.line, r.start.character, r.end.character) == (0, column + 1, column + 2)
+
+
+def test_diagnostics_in_an_imported_file_point_at_the_import():
+    text = "model m\nimport lib\nparam u : R = 1\n"
+    program = server.parse(text, "/p/m.gauge")
+    inside = Diagnostic("error", "E201", Span("/p/lib.gauge", 3, 5, 3, 7), "unknown name 'q'")
+    checked = server.Checked([inside], program=program)
+    (d,) = server.to_lsp(checked, "/p/m.gauge", text)
+    assert (d.range.start.line, d.range.start.character) == (1, 0)
+    assert d.message.startswith("in /p/lib.gauge:3:5:")
+    assert d.related_information[0].location.range.start.line == 2
+
+
+def test_hover_says_nothing_inside_comments():
+    text = "model m  # normal(0, 1)\nparam u : R = normal(0, 1)\n"
+    assert server.hover_text(text, "<t>", 0, text.index("normal") + 1) is None
+    assert "Gaussian" in server.hover_text(text, "<t>", 1, 16)
