@@ -61,6 +61,9 @@ class Diagnostic:
         return "\n".join(lines)
 
 
+_WIDTH = 100  # longer source lines are shown as a window around the span
+
+
 def _excerpt(text: str, span: Span) -> str:
     # One character per column: tabs become one space, other control characters a '�'.
     text = "".join(" " if c == "\t" else c if c.isprintable() else "\ufffd" for c in text.rstrip("\r\n"))
@@ -71,6 +74,14 @@ def _excerpt(text: str, span: Span) -> str:
     else:
         width = max(len(text) - start, 1)
     width = max(min(width, max(len(text) - start, 1)), 1)
+    if len(text) > _WIDTH:
+        left = max(0, min(start - _WIDTH // 3, len(text) - _WIDTH))
+        shown = text[left : left + _WIDTH]
+        prefix = "…" if left > 0 else ""
+        suffix = "…" if left + _WIDTH < len(text) else ""
+        text = prefix + shown + suffix
+        start = start - left + len(prefix)
+        width = max(min(width, len(prefix) + len(shown) - start), 1)
     caret = " " * (len(gutter) - 2) + "| " + " " * start + "^" * width
     return f"{gutter}{text}\n{caret}"
 

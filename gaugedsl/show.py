@@ -101,7 +101,7 @@ def model(m: ir.Model | ir.Library) -> str:
             g = s.group
             group = g.kind + (f"[{', '.join(map(str, g.dims))}]" if g.dims else "")
             origin = f" = {s.template}(...)" if s.template else ""
-            lines.append(f"  {s.name}{origin} : {group}    # {g.algebra_dim} generators, g : {show_shape(g.element_shape)}")
+            lines.append(f"  {s.name}{origin} : {group}    # {g.algebra_dim} generator{'s' if g.algebra_dim != 1 else ''}, g : {show_shape(g.element_shape)}")
             lines += [f"    {a.param} -> {expr(a.value)}" for a in s.actions]
     if m.noise is not None:
         lines.append(f"noise {m.noise.kind}({_settings(m.noise.settings)})")

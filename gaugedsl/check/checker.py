@@ -15,7 +15,7 @@ from . import functions as F
 from . import settings as S
 from .expressions import Binding, Context, ExprChecker, KIND_WORDS, _BAD
 from .kinds import GROUPS, MANIFOLDS
-from .shapes import Shape, ShapeError, broadcast, naming_sizes, show
+from .shapes import MAX_SIZE, Shape, ShapeError, broadcast, naming_sizes, show
 
 
 @dataclasses.dataclass(frozen=True)
@@ -298,8 +298,11 @@ class FileChecker:
             value = self.exprs.constant(d, None)
             if value is _BAD:
                 return None
-            if not isinstance(value, int) or value < 1:
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 self._error("E309", d.span, f"a size must be a positive whole number, not {value}", "write sizes like R[10, 20]")
+                return None
+            if value > MAX_SIZE:
+                self._error("E309", d.span, f"the size {value} is too large", f"sizes are at most {MAX_SIZE}")
                 return None
             dims.append(value)
         return tuple(dims)

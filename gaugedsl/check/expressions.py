@@ -15,7 +15,7 @@ from .. import ir
 from ..diagnostics import Diagnostic, Span, error
 from ..syntax import ast
 from . import functions as F
-from .shapes import Shape, ShapeError, broadcast, matmul, show
+from .shapes import MAX_SIZE, Shape, ShapeError, broadcast, matmul, show
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,6 +55,11 @@ class Context:
     hint: dict[str, str] = dataclasses.field(default_factory=dict)  # kind → why not
 
 
+def _a(kind: str) -> str:
+    word = KIND_WORDS.get(kind, kind)
+    return word if word == "data" else f"a {word}"
+
+
 class ExprChecker:
     def __init__(
         self,
@@ -78,8 +83,11 @@ class ExprChecker:
     # ---- leaves ----
 
     def _Number(self, e: ast.Number, ctx):
-        value = int(e.value) if e.is_integer else e.value
-        return ir.Const(value, (), e.span)
+        try:
+            return ir.Const(_number(e), (), e.span)
+        except _NotConstant as exc:
+            self._error(exc.code, exc.span, exc.message, exc.hint)
+            return None
 
     def _String(self, e: ast.String, ctx):
         self._error("E315", e.span, "a string is not a value here", "strings name files: load(\"data.npz\", \"X\")")
@@ -273,6 +281,9 @@ class ExprChecker:
                 span = exprs[exc.arg][1].span
             self._error("E305", span, f"{e.func}: {exc.message}", f"usage: {f.signature()}")
             return None
+        if any(d > MAX_SIZE for d in shape):
+            self._error("E305", e.span, f"{e.func}(...) would have shape {show(shape)}, larger than any array can be", f"sizes are at most {MAX_SIZE}")
+            return None
         static_items = tuple((k, v.name if isinstance(v, ir.Symmetry) else v) for k, v in static.items())
         return ir.Call(e.func, tuple(checked), static_items, shape, e.span)
 
@@ -329,7 +340,21 @@ class ExprChecker:
                 b = self._lookup(node.id)
                 if b is not None and b.kind == "symmetry":
                     return b.value
-            self._error("E211", node.span, f"{call.func} needs the name of a symmetry of this model", "write e.g. charge(balance)")
+                if b is not None and b.kind == "error":
+                    return _BAD  # a symmetry with errors of its own, reported where it is declared
+            # Records are checked last, when every name is resolved: looking them up is safe.
+            kinds = {n: s.kind for n in self._names() if (s := self._lookup(n)) is not None}
+            symmetries = [n for n, k in kinds.items() if k == "symmetry"]
+            hint = (f"the symmetries of this model are: {', '.join(symmetries)}" if symmetries
+                    else f"{call.func} takes the name of a symmetry declared in this file, e.g. {call.func}(balance)")  # fmt: skip
+            if isinstance(node, ast.Name):
+                # A misspelt symmetry, possibly one with errors of its own.
+                candidates = [n for n, k in kinds.items() if k in ("symmetry", "error") and n != node.id]
+                guess = difflib.get_close_matches(node.id, candidates, n=1, cutoff=0.6)
+                what = "not declared" if b is None else _a(b.kind)
+                self._error("E211", node.span, f"{call.func} needs a symmetry of this model, but '{node.id}' is {what}", f"did you mean '{guess[0]}'?" if guess else hint)
+                return _BAD
+            self._error("E211", node.span, f"{call.func} needs the name of a symmetry of this model", hint)
             return _BAD
         if spec.kind == F.STRING:
             if isinstance(node, ast.String):
@@ -374,7 +399,7 @@ class ExprChecker:
         try:
             return _const(e, self._lookup)
         except _NotConstant as exc:
-            self._error("E308", exc.span, exc.message, "use numbers here (arithmetic and sqrt, exp, log of numbers are fine)")
+            self._error(exc.code, exc.span, exc.message, exc.hint)
             return _BAD
 
 
@@ -382,9 +407,28 @@ _BAD = object()
 
 
 class _NotConstant(Exception):
-    def __init__(self, span: Span, message: str):
+    def __init__(self, span: Span, message: str, code: str = "E308", hint: str | None = None):
         self.span = span
         self.message = message
+        self.code = code
+        self.hint = hint or "use numbers here (arithmetic and sqrt, exp, log of numbers are fine)"
+
+
+_LARGEST = 1.7976931348623157e308
+
+
+def _number(e: ast.Number) -> int | float:
+    """The value of a number literal: an int if written without '.' or exponent, else a float."""
+    value = int(e.text) if e.is_integer else e.value
+    if not abs(value) <= _LARGEST:
+        raise _NotConstant(e.span, f"the number {_shorten(e.text)} is too large", "E318", "numbers must be below 1.8e308 in size")
+    if value == 0 and not e.is_integer and any(c in "123456789" for c in e.text.split("e")[0].split("E")[0]):
+        raise _NotConstant(e.span, f"the number {_shorten(e.text)} is too small to tell from 0", "E318", "write 0, or a number of at least 1e-300 in size")
+    return value
+
+
+def _shorten(text: str) -> str:
+    return text if len(text) <= 20 else text[:8] + "…" + text[-8:]
 
 
 _CONST_FUNCS = {"sqrt": math.sqrt, "exp": math.exp, "log": math.log, "abs": abs, "cos": math.cos, "sin": math.sin}
@@ -392,7 +436,7 @@ _CONST_FUNCS = {"sqrt": math.sqrt, "exp": math.exp, "log": math.log, "abs": abs,
 
 def _const(e: ast.Expr, lookup) -> Any:
     if isinstance(e, ast.Number):
-        return int(e.value) if e.is_integer else e.value
+        return _number(e)
     if isinstance(e, ast.Name):
         b = lookup(e.id)
         if b is not None and b.kind == "size":
@@ -412,18 +456,12 @@ def _const(e: ast.Expr, lookup) -> Any:
         if isinstance(a, list) or isinstance(b, list):
             raise _NotConstant(e.span, "arithmetic on lists is not allowed here")
         try:
-            if e.op == "+":
-                return a + b
-            if e.op == "-":
-                return a - b
-            if e.op == "*":
-                return a * b
-            if e.op == "/":
-                q = a / b
-                return int(q) if isinstance(a, int) and isinstance(b, int) and a % b == 0 else q
-            return a**b
+            value = _arith(e.op, a, b)
         except (ZeroDivisionError, OverflowError, ValueError, TypeError):
-            raise _NotConstant(e.span, "this arithmetic has no finite value")
+            value = None
+        if value is None or isinstance(value, complex) or not abs(value) <= _LARGEST:
+            raise _NotConstant(e.span, "this arithmetic has no finite real value")
+        return value
     if isinstance(e, ast.Call) and e.func in _CONST_FUNCS and len(e.args) == 1 and not e.kwargs:
         v = _const(e.args[0], lookup)
         try:
@@ -431,6 +469,22 @@ def _const(e: ast.Expr, lookup) -> Any:
         except (ValueError, TypeError, OverflowError):
             raise _NotConstant(e.span, f"{e.func} of {v} has no real value")
     raise _NotConstant(e.span, "this must be a number known in advance")
+
+
+def _arith(op: str, a, b):
+    if op == "+":
+        return a + b
+    if op == "-":
+        return a - b
+    if op == "*":
+        return a * b
+    if op == "/":
+        if isinstance(a, int) and isinstance(b, int) and b != 0 and a % b == 0:
+            return a // b
+        return a / b
+    if isinstance(a, int) and isinstance(b, int) and b > 0 and abs(a) > 1 and b * math.log2(abs(a)) > 1100:
+        return None  # beyond any float; do not compute a huge integer
+    return a**b
 
 
 def _fold(op: str, left: ir.Expr, right: ir.Expr, span: Span) -> ir.Const | None:
@@ -450,6 +504,6 @@ def _fold(op: str, left: ir.Expr, right: ir.Expr, span: Span) -> ir.Const | None
             return None
     except (ZeroDivisionError, OverflowError, TypeError):
         return None
-    if value is None or isinstance(value, complex) or (isinstance(value, float) and not math.isfinite(value)):
+    if value is None or isinstance(value, complex) or not abs(value) <= _LARGEST:
         return None
     return ir.Const(value, (), span)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 
 Shape = tuple[int, ...]
+MAX_SIZE = 2**31 - 1  # the largest size of an axis
 
 
 class ShapeError(Exception):

@@ -72,15 +72,17 @@ def describe_terminal(kind: str) -> str:
     return CLASSES.get(kind, kind.lower())
 
 
+def _shorten(text: str) -> str:
+    return text if len(text) <= 40 else text[:20] + "…" + text[-10:]
+
+
 def describe_token(tok: lark.Token) -> str:
     if tok.type == "$END":
         return "end of file"
-    if tok.type == "NAME":
-        return f"name '{tok}'"
-    if tok.type == "NUMBER":
-        return f"number {tok}"
-    if tok.type == "STRING":
-        return f"string {tok}"
+    if tok.type in ("NAME", "NUMBER", "STRING"):
+        word = {"NAME": "name", "NUMBER": "number", "STRING": "string"}[tok.type]
+        text = _shorten(str(tok))
+        return f"{word} '{text}'" if tok.type == "NAME" else f"{word} {text}"
     if tok.type in KEYWORDS:
         return f"keyword '{tok}'"
     return f"'{tok}'"
@@ -305,7 +307,7 @@ def _unexpected_token(exc: UnexpectedToken, text: str, path: str) -> Diagnostic:
             "a definition or setting reads `name = value`",
         )
     if kind in ("NAME",) + tuple(KEYWORDS) and "PARAM" in expected and "MODEL" in expected:
-        word = str(tok)
+        word = _shorten(str(tok))
         guess = difflib.get_close_matches(word, STATEMENT_KEYWORDS, n=1, cutoff=0.6)
         if guess:
             return error("E006", span, f"unknown statement '{word}'", f"did you mean '{guess[0]}'?")
