@@ -396,8 +396,10 @@ class Lowered:
             out[a.param] = jnp.broadcast_to(ev(a.value, env), params[a.param].shape)
         return out
 
-    def evaluate(self, e: ir.Expr, params: Mapping[str, Array], extra: Mapping[str, Array] | None = None) -> Array:
-        ev = Evaluator(hooks=self.hooks, folder=self.folder)
+    def evaluate(self, e: ir.Expr, params: Mapping[str, Array], extra: Mapping[str, Array] | None = None, hooks: Mapping[str, Callable] | None = None) -> Array:
+        """The value of `e` at `params`; `hooks` add to (or replace) the model's hooks, for
+        record-only observables such as `charge(s)`."""
+        ev = Evaluator(hooks={**self.hooks, **(hooks or {})}, folder=self.folder)
         return ev(e, self.env(params, extra, ev))
 
 

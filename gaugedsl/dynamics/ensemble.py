@@ -1,0 +1,281 @@
+"""An ensemble of particles: the whole chunk of a run under one `jit`, particles `vmap`ped,
+and the Python loop over chunks where progress, checkpoints and divergence checks go."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Callable
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .. import ir
+from ..diagnostics import Diagnostic, GaugeError, error, warning
+from ..lowering import Lowered
+from . import _geometry
+from .discrete import DiscreteChunk
+from .drift import Drift
+from .manifolds import Constraint
+from .noise import Isotropic, LabelNoise, Minibatch, Projected
+from .objective import Objective, cast_data
+from .plan import Numbers, Plan, numbers, resolve, setting_span
+from .records import Recorder
+from .solve import Retracting, SDEChunk, solver_for
+
+
+@dataclasses.dataclass
+class State:
+    """Where a run stands: every particle's θ (N, D), its key, the steps done, the records
+    so far (label → list of host arrays (R, N, ...)) and the first non-finite step of each
+    particle (−1: healthy)."""
+
+    theta: np.ndarray
+    keys: np.ndarray
+    step: int
+    records: dict[str, list[np.ndarray]]
+    diverged_at: np.ndarray
+
+
+@dataclasses.dataclass
+class Result:
+    """A finished run. `records[label]` has shape (R, N, *shape) at the steps
+    `record_steps[label]`; `healthy` marks the particles that stayed finite."""
+
+    plan: Plan
+    numbers: dict[str, float]
+    records: dict[str, np.ndarray]
+    record_steps: dict[str, np.ndarray]
+    theta: np.ndarray
+    theta0: np.ndarray
+    healthy: np.ndarray
+    diverged_at: np.ndarray
+    wall_time: float
+    diagnostics: list[Diagnostic]
+
+    def times(self, label: str) -> np.ndarray:
+        """Record times in the run's time unit (t = step·dt, or step·lr for sgd/gd)."""
+        return self.record_steps[label] * self.numbers["dt"]
+
+
+class Simulation:
+    """A model's run block, ready to run.
+
+    **Arguments:**
+
+    - `model`: the checked IR (`gaugedsl.check.check_file`).
+    - `particles`, `steps`, `seed`, `chunk`, `dtype`: overrides of the run block.
+    - `max_traces`: if given, the compiled chunk function asserts it is traced at most this
+      many times (`equinox.debug.assert_max_traces`).
+
+    `run()` simulates; `numbers(T=...)` makes the numeric settings, which can change
+    between runs without recompiling, as can the seed.
+    """
+
+    def __init__(self, model: ir.Model, *, particles=None, steps=None, seed=None, chunk=None, dtype=None, max_traces: int | None = None):
+        self.model = model
+        self.plan = plan = resolve(model, particles=particles, steps=steps, seed=seed, chunk=chunk, dtype=dtype)
+        if plan.dtype == "float64" and not jax.config.jax_enable_x64:
+            raise GaugeError([error("E805", setting_span(model, "run", "dtype"), "dtype = float64 needs JAX's 64-bit mode", "run `gaugedsl run --x64`, or set JAX_ENABLE_X64=1")])
+        self.dtype = jnp.float64 if plan.dtype == "float64" else jnp.float32
+        self.lowered = Lowered(model, seed=0)
+        cast_data(self.lowered, self.dtype)
+        self.layout = self.lowered.layout
+        self.geo = _geometry.geometry(self.lowered)
+        self.constraint = Constraint(model, self.layout)
+        self.objective = Objective(self.lowered, self.dtype)
+        self.recorder = Recorder(self.lowered, plan.records, self.objective.loss, self.geo.hooks(), self.dtype)
+        groups = tuple((r.every, self.recorder.group(i)) for i, r in enumerate(plan.records))
+        self.noise = self._noise()
+        if plan.dynamics == "sde":
+            solver = solver_for(model, plan, self.noise, self.constraint)
+            if not self.constraint.trivial:
+                solver = Retracting(solver, self.constraint)
+            drift = Drift(self.objective.grad, self.constraint)
+            self.particle_chunk = SDEChunk(drift, self.noise, solver, groups, plan.chunk, plan.unit)
+        else:
+            kick = self.noise if plan.noise in ("isotropic", "projected") else None
+            self.particle_chunk = DiscreteChunk(
+                self.objective, self.constraint, kick, plan.noise == "label",
+                plan.batch if plan.dynamics == "sgd" else None, groups, plan.chunk, plan.unit,
+            )  # fmt: skip
+        chunk_fn = _ensemble(self.particle_chunk)
+        if max_traces is not None:
+            chunk_fn = eqx.debug.assert_max_traces(chunk_fn, max_traces=max_traces)
+        self._chunk = eqx.filter_jit(chunk_fn)
+        self._init = eqx.filter_jit(self._initial_points)
+        self.notes: list[Diagnostic] = []
+        if plan.dynamics == "gd" and plan.noise == "sgd":
+            self.notes.append(warning("W801", model.noise.span, "dynamics = gd takes full batches: the sgd noise model is not used", "use dynamics = sgd for the minibatch map, or dynamics = sde for its diffusion limit"))
+
+    # ---- construction ----
+
+    def _noise(self):
+        kind, D = self.plan.noise, self.layout.dimension
+        if kind is None:
+            return None
+        if kind == "isotropic":
+            return Isotropic(self.constraint, D)
+        if kind == "projected":
+            return Projected(self.constraint, _geometry.horizontal_projection(self.geo), D)
+        obj = self.objective
+        if not obj.per_sample:
+            raise GaugeError([error("E509", self.model.noise.span, f"{kind} noise needs a per-sample loss", "write the loss as `loss per (x, t) in (X, y) = ...`")])
+        mb = Minibatch(self.constraint, obj.per_sample_grads, obj.n, obj.finite)
+        if kind == "sgd":
+            return mb
+        return LabelNoise(self.constraint, mb, obj.label_jacobians, obj.label_size)
+
+    def numbers(self, **overrides) -> Numbers:
+        """The numeric settings (`dt`, `T`, `lr`, `batch`, `sigma`) with overrides."""
+        return numbers(self.model, self.plan, self.dtype, **overrides)
+
+    # ---- initial points ----
+
+    def keys(self, seed: int):
+        """Per-particle keys (init, noise): particle i's streams do not depend on N."""
+        master = jax.random.PRNGKey(seed)
+        k_init, k_noise = jax.random.split(master)
+        ids = jnp.arange(self.plan.particles)
+        per = jax.vmap(jax.random.fold_in, in_axes=(None, 0))
+        return per(k_init, ids), per(k_noise, ids)
+
+    def _initial_points(self, init_keys):
+        def one(k):
+            theta = self.layout.flatten(self.lowered.init_params(k)).astype(self.dtype)
+            if self.plan.start == "slice":
+                theta = self.geo.project_to_slice(theta)
+            return theta
+
+        return jax.vmap(one)(init_keys)
+
+    def initial_state(self, seed: int | None = None) -> State:
+        seed = self.plan.seed if seed is None else seed
+        init_keys, noise_keys = self.keys(seed)
+        theta = np.asarray(self._init(init_keys))
+        self._check_initial(theta)
+        return State(theta, np.asarray(noise_keys), 0, {label: [] for label in self.recorder.labels}, np.full(self.plan.particles, -1, np.int64))
+
+    def _check_initial(self, theta):
+        if not np.all(np.isfinite(theta)):
+            raise GaugeError([error("E806", self.model.params[0].span, "the initial parameters are not finite", "check the initializers")])
+        tol = 1e-4 if self.dtype == jnp.float32 else 1e-8
+        bad = []
+        for p in self.model.params:
+            block = self.constraint.block_of(self.layout.slice_of(p.name).start)
+            if block is None:
+                continue
+            off = float(np.max(jax.vmap(lambda t: self.constraint.block_violation(block, t))(jnp.asarray(theta))))
+            if off > tol:
+                hint = {"Sphere": "normalize(...) the initializer", "Stiefel": "use orthonormal()", "Positive": "use a positive initializer, e.g. abs(normal(1, 0.1))"}[p.manifold.kind]
+                bad.append(error("E807", p.span, f"the initial value of '{p.name}' is not on {p.manifold.kind} (off by {off:.3g})", hint))
+        if bad:
+            raise GaugeError(bad)
+
+    # ---- running ----
+
+    def advance(self, state: State, numbers: Numbers, n: int):
+        """Runs one chunk of n ≤ `plan.chunk` steps; returns the new θ, the records of the
+        chunk (label → (R, N, ...)) and the first non-finite step per particle."""
+        theta, records, bad = self._chunk(jnp.asarray(state.theta), jnp.asarray(state.keys), jnp.asarray(state.step, jnp.int32), jnp.asarray(n, jnp.int32), numbers)
+        theta = np.asarray(theta)
+        first = 0 if state.step == 0 else 1
+        out = {}
+        for (every, _), group in zip(((r.every, None) for r in self.plan.records), records):
+            count = 1 + n // every
+            for label, values in group.items():
+                out[label] = np.moveaxis(np.asarray(values)[:, first:count], 1, 0)
+        bad = np.asarray(bad)
+        if self.plan.dynamics == "sde":
+            # `bad` holds finiteness probes every `unit` steps: find the first failing one.
+            unit = self.plan.unit
+            probes = bad[:, : n // unit]
+            ok = probes.all(axis=1)
+            first = state.step + (np.argmin(probes, axis=1) + 1) * unit if probes.shape[1] else np.full(len(ok), state.step + n)
+            ended_bad = ~np.all(np.isfinite(theta), axis=1)
+            bad = np.where(~ok, first, np.where(ended_bad, state.step + n, -1))
+        return theta, out, bad
+
+    def run(self, numbers: Numbers | None = None, *, seed: int | None = None, state: State | None = None, on_chunk: Callable[[State], None] | None = None, stop_after: int | None = None) -> Result:
+        """Simulates the whole run (or continues `state`). `on_chunk(state)` is called after
+        every chunk (progress bars, checkpoints); `stop_after` stops after that many chunks
+        (for testing interruption). Raises `GaugeError` when every particle diverges."""
+        numbers = self.numbers() if numbers is None else numbers
+        state = self.initial_state(seed) if state is None else state
+        theta0 = state.theta.copy() if state.step == 0 else None
+        plan = self.plan
+        start = time.perf_counter()
+        chunks = 0
+        while state.step < plan.steps and (stop_after is None or chunks < stop_after):
+            n = min(plan.chunk, plan.steps - state.step)
+            theta, recs, bad = self.advance(state, numbers, n)
+            for label, values in recs.items():
+                state.records[label].append(values)
+            newly = (state.diverged_at < 0) & (bad >= 0)
+            state.diverged_at = np.where(newly, bad, state.diverged_at)
+            state.theta, state.step = theta, state.step + n
+            chunks += 1
+            if on_chunk is not None:
+                on_chunk(state)
+            if np.all(state.diverged_at >= 0):
+                raise GaugeError([self._divergence(state, numbers, everyone=True)])
+        wall = time.perf_counter() - start
+        records = {k: (np.concatenate(v) if v else np.zeros((0, plan.particles))) for k, v in state.records.items()}
+        steps = {label: self._record_steps(label, state.step) for label in records}
+        healthy = state.diverged_at < 0
+        diags = list(self.notes)
+        if not healthy.all():
+            diags.append(self._divergence(state, numbers, everyone=False))
+        return Result(plan, numbers.as_dict(), records, steps, state.theta, theta0, healthy, state.diverged_at, wall, diags)
+
+    def _record_steps(self, label: str, done: int) -> np.ndarray:
+        every = self.recorder.every(label)
+        return np.arange(0, done + 1, every)
+
+    def _divergence(self, state: State, numbers: Numbers, everyone: bool) -> Diagnostic:
+        bad = state.diverged_at[state.diverged_at >= 0]
+        n, N = bad.size, self.plan.particles
+        first, median = int(bad.min()), int(np.median(bad))
+        setting = "dt" if self.plan.dynamics == "sde" else "lr"
+        value = float(getattr(numbers, "dt"))
+        limit = self.stability_limit()
+        hint = f"reduce {setting} (now {value:g})"
+        if limit is not None:
+            hint += f"; the drift's stability limit at the start is about 2/λ_max = {limit:.3g}"
+        span = setting_span(self.model, "run", setting) if self.model.run.get(setting) is not None else (self.model.noise.span if self.model.noise is not None and setting == "lr" else self.model.run.span)
+        what = f"all {N} particles diverged" if everyone else f"{n} of {N} particles diverged"
+        msg = f"{what} (θ became infinite or NaN; the first at step {first}, half of them by step {median})"
+        if everyone:
+            return error("E811", span, msg, hint)
+        return warning("W811", span, msg + "; their records are NaN from then on and the statistics use the other particles", hint)
+
+    def stability_limit(self, theta=None) -> float | None:
+        """2/λ_max of the loss Hessian at the first particle's start (power iteration):
+        gradient steps longer than this blow up."""
+        try:
+            if theta is None:
+                theta = np.asarray(self._init(self.keys(self.plan.seed)[0][:1]))[0]
+            else:
+                theta = np.asarray(theta)[0]
+            theta = jnp.asarray(theta)
+            hvp = jax.jit(lambda v: jax.jvp(self.objective.grad, (theta,), (v,))[1])
+            v = jax.random.normal(jax.random.PRNGKey(0), theta.shape, theta.dtype)
+            lam = 0.0
+            for _ in range(50):
+                w = hvp(v / jnp.linalg.norm(v))
+                lam = float(jnp.linalg.norm(w))
+                v = w
+            return 2.0 / lam if lam > 0 and np.isfinite(lam) else None
+        except Exception:  # noqa: BLE001 — a hint only
+            return None
+
+
+def _ensemble(particle_chunk) -> Callable:
+    """The compiled unit: every particle's chunk, vmapped; settings and keys as arguments."""
+
+    def chunk(theta, keys, start, n, numbers):
+        return jax.vmap(particle_chunk, in_axes=(0, 0, None, None, None))(theta, keys, start, n, numbers)
+
+    return chunk

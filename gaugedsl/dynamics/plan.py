@@ -1,0 +1,187 @@
+"""What a run is: the static plan (changing it recompiles) and the numbers (traced arrays,
+changing them does not).
+
+The plan is resolved once from the IR's `run` and `noise` blocks plus command-line overrides.
+Temperatures, step sizes, learning rates and seeds never enter a compiled program as Python
+constants: they travel as `Numbers` (arrays) or as PRNG keys.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+import equinox as eqx
+import jax.numpy as jnp
+from jaxtyping import Array, Float
+
+from .. import ir
+from ..diagnostics import GaugeError, Span, error
+
+# Record buffers of one chunk stay below this many numbers (all particles together).
+_CHUNK_BUFFER_LIMIT = 32 * 2**20
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """The structural settings of a run (each one is part of the compiled program).
+
+    - `dynamics`: `sde`, `sgd` (the discrete minibatch map) or `gd`.
+    - `noise`: the noise kind (`isotropic`, `projected`, `sgd`, `label`) or `None`.
+    - `batch`: minibatch size of the discrete `sgd` map (a shape, hence static).
+    - `chunk`: steps per compiled call; a multiple of every record interval.
+    - `unit`: the greatest common divisor of the record intervals (the finest time grid
+      that records, divergence probes and the discrete map's blocks use).
+    """
+
+    dynamics: str
+    noise: str | None
+    solver: str
+    particles: int
+    steps: int
+    chunk: int
+    unit: int
+    batch: int | None
+    dtype: str
+    start: str
+    seed: int
+    records: tuple[ir.Record, ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["records"] = [{"every": r.every, "items": [i.label for i in r.items]} for r in self.records]
+        return d
+
+
+class Numbers(eqx.Module):
+    """The numeric settings, as traced scalars.
+
+    - `dt`: the time one step advances: the SDE's `dt`, or the learning rate of the
+      discrete maps (time t = k·lr).
+    - `T`: temperature of `isotropic`/`projected` noise.
+    - `lr`, `batch`: learning rate and batch size that scale `sgd`/`label` noise.
+    - `sigma`: label-noise standard deviation.
+    """
+
+    dt: Float[Array, ""]
+    T: Float[Array, ""]
+    lr: Float[Array, ""]
+    batch: Float[Array, ""]
+    sigma: Float[Array, ""]
+
+    def as_dict(self) -> dict[str, float]:
+        return {f.name: float(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+
+def resolve(
+    model: ir.Model,
+    *,
+    particles: int | None = None,
+    steps: int | None = None,
+    seed: int | None = None,
+    chunk: int | None = None,
+    dtype: str | None = None,
+) -> Plan:
+    """The plan of `model`'s run block, with overrides. Raises `GaugeError` with a span on
+    the setting to change."""
+    if model.run is None:
+        raise GaugeError([error("E801", None, f"model '{model.name}' has no run block", "add `run { dynamics = sde ... }` to simulate it")])
+    run = model.run
+    dynamics = run.get("dynamics")
+    noise = model.noise.kind if model.noise is not None else None
+    if model.loss is None:
+        raise GaugeError([error("E802", run.span, "there is no loss to descend", "declare `loss = ...`")])
+    particles = particles if particles is not None else run.get("particles", 1)
+    steps = steps if steps is not None else run.get("steps", 1000)
+    seed = seed if seed is not None else run.get("seed", 0)
+    if particles < 1 or steps < 1 or seed < 0:
+        raise GaugeError([error("E803", run.span, "particles and steps must be at least 1, seed at least 0", None)])
+    everys = [r.every for r in run.records]
+    unit = math.gcd(*everys) if everys else 1
+    lcm = math.lcm(*everys) if everys else 1
+    per_step = sum(_size(i.value.shape) for r in run.records for i in r.items) or 1
+    if chunk is None and run.get("chunk") is not None:
+        chunk = run.get("chunk")
+        if chunk % lcm:
+            raise GaugeError([error("E804", setting_span(model, "run", "chunk"), f"chunk = {chunk} is not a multiple of the record intervals (every {', '.join(map(str, sorted(set(everys))))})", f"use chunk = {_round_up(chunk, lcm)}")])
+    elif chunk is not None and chunk % lcm:
+        chunk = _round_up(chunk, lcm)
+    if chunk is None:
+        # About ten progress updates and checkpoints per run, bounded record buffers.
+        chunk = _round_up(max(1, -(-steps // 10)), lcm)
+        cap = max(lcm, (_CHUNK_BUFFER_LIMIT // max(1, particles * per_step)) * unit // lcm * lcm)
+        chunk = max(lcm, min(chunk, cap))
+    batch = run.get("batch") if dynamics == "sgd" else None
+    return Plan(
+        dynamics=dynamics,
+        noise=noise,
+        solver=run.get("solver", "euler"),
+        particles=int(particles),
+        steps=int(steps),
+        chunk=int(chunk),
+        unit=int(unit),
+        batch=None if batch is None else int(batch),
+        dtype=dtype or run.get("dtype", "float32"),
+        start=run.get("start", "init"),
+        seed=int(seed),
+        records=run.records,
+    )
+
+
+def numbers(model: ir.Model, plan: Plan, dtype, **overrides: float) -> Numbers:
+    """The numeric settings from the model, with overrides (`T`, `dt`, `lr`, `batch`,
+    `sigma`)."""
+    noise = model.noise
+    run = model.run
+    get = noise.get if noise is not None else (lambda name, default=None: default)
+    n = model.loss.per_sample.size if model.loss.per_sample is not None else None
+    if plan.dynamics == "sde":
+        dt = run.get("dt", 1e-2)
+    else:
+        dt = run.get("lr")
+    values = {
+        "dt": dt,
+        "T": get("T", 0.0),
+        "lr": get("lr", run.get("lr") or 0.0),
+        "batch": get("batch", plan.batch or n or 1),
+        "sigma": get("sigma", 0.0),
+    }
+    for k, v in overrides.items():
+        if k not in values:
+            raise KeyError(f"unknown numeric setting {k!r}; known: {', '.join(values)}")
+        if v is not None:
+            values[k] = v
+    return Numbers(**{k: jnp.asarray(float(v), dtype=dtype) for k, v in values.items()})
+
+
+def setting_span(model: ir.Model, where: str, name: str) -> Span | None:
+    """The span of `name = ...` inside the model's `run` block (`where="run"`) or its
+    `noise` declaration (`where="noise"`); the whole block when it cannot be found (for
+    example a setting left at its default)."""
+    block = model.run if where == "run" else model.noise
+    if block is None:
+        return None
+    span = block.span
+    try:
+        lines = Path(span.path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return span
+    pattern = re.compile(rf"(?<![\w.]){re.escape(name)}\s*=\s*([^\s,)#]+)")
+    for number in range(span.line, min(span.end_line, len(lines)) + 1):
+        text = lines[number - 1]
+        lo = span.column - 1 if number == span.line else 0
+        m = pattern.search(text, lo)
+        if m:
+            return Span(span.path, number, m.start() + 1, number, m.end() + 1)
+    return span
+
+
+def _size(shape) -> int:
+    return int(math.prod(shape)) if shape else 1
+
+
+def _round_up(x: int, k: int) -> int:
+    return -(-x // k) * k

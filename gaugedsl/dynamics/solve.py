@@ -1,0 +1,141 @@
+"""`dynamics = sde`: the SDE integrated by `diffrax.diffeqsolve`.
+
+Time inside the solver is the step index s (t = s·dt): the drift and diffusion operators are
+already scaled by dt and sqrt(dt), so every solve takes unit steps between integer times.
+That keeps dt a traced number (changing it does not recompile), makes record times exact, and
+lets `UnsafeBrownianPath` — which derives each increment from the particle's key and the
+step's endpoints — give the same increments whether a run is done in one go or resumed from a
+checkpoint. One increment per step costs what a hand-written loop costs; a
+`VirtualBrownianTree` would be ~40× slower here (it is for adaptive steps and gradients
+through the solve, neither of which we use).
+"""
+
+from __future__ import annotations
+
+from typing import Callable, ClassVar
+
+import diffrax
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+
+from .. import ir
+from ..diagnostics import GaugeError, error
+from .manifolds import Constraint
+from .noise import AbstractNoise
+from .plan import Plan, setting_span
+
+_ITO = {"euler": diffrax.Euler, "milstein": diffrax.ItoMilstein}
+_STRATONOVICH = {"heun": diffrax.Heun, "reversible_heun": diffrax.ReversibleHeun, "spark": diffrax.SPaRK}
+_ADDITIVE = {"sea": diffrax.SEA, "sra1": diffrax.SRA1, "shark": diffrax.ShARK}
+_LEVY = ("sea", "sra1", "shark", "spark")
+
+
+def solver_for(model: ir.Model, plan: Plan, noise: AbstractNoise, constraint: Constraint) -> diffrax.AbstractSolver:
+    """The solver the run block names, if it fits the noise; a diagnostic otherwise.
+
+    Itô (euler, milstein) and Stratonovich (heun, reversible_heun, spark) solvers agree only
+    when the noise does not depend on θ, and the SRK solvers sea/sra1/shark are built for
+    additive noise. Our noise models are Itô SDEs (P4's balancing drift −2Tc/ρ² is the Itô
+    term of projected noise): with θ-dependent noise only euler integrates them correctly
+    (milstein needs commutative noise, which projections and minibatch factors are not).
+    """
+    name = plan.solver
+    span = setting_span(model, "run", "solver")
+    kind = model.noise.kind
+    if not noise.additive and name != "euler":
+        why = {
+            "projected": "projected noise depends on θ (through the orbit directions)",
+            "sgd": "minibatch noise depends on θ (through the per-sample gradients)",
+            "label": "label noise depends on θ (through the per-sample gradients)",
+            "isotropic": "on a Sphere or Stiefel manifold the noise is projected onto the tangent space, which depends on θ",
+        }[kind]
+        if name in _STRATONOVICH:
+            msg = f"solver = {name} converges to the Stratonovich SDE, but {why}: that would add the Itô–Stratonovich drift and change the stationary law"
+        elif name in _ADDITIVE:
+            msg = f"solver = {name} is for additive noise, but {why}"
+        else:
+            msg = f"solver = {name} needs commutative noise, but {why}"
+        raise GaugeError([error("E810", span, msg, "use solver = euler (Itô Euler–Maruyama)")])
+    if name == "reversible_heun" and not constraint.trivial:
+        raise GaugeError([error("E810", span, "solver = reversible_heun keeps a second state that a constrained (Positive) parameter's reflection would break", "use solver = euler or heun")])
+    cls = _ITO.get(name) or _STRATONOVICH.get(name) or _ADDITIVE[name]
+    return cls()
+
+
+class Retracting(diffrax.AbstractSolver):
+    """Wraps a solver: after each step, maps the state back onto the manifolds."""
+
+    solver: diffrax.AbstractSolver
+    constraint: Constraint
+    interpolation_cls: ClassVar[Callable] = diffrax.LocalLinearInterpolation
+
+    @property
+    def term_structure(self):
+        return self.solver.term_structure
+
+    def order(self, terms):
+        return self.solver.order(terms)
+
+    def strong_order(self, terms):
+        return self.solver.strong_order(terms)
+
+    def init(self, terms, t0, t1, y0, args):
+        return self.solver.init(terms, t0, t1, y0, args)
+
+    def step(self, terms, t0, t1, y0, args, solver_state, made_jump):
+        y1, _, _, solver_state, result = self.solver.step(terms, t0, t1, y0, args, solver_state, made_jump)
+        y1 = self.constraint.retract(y1)
+        return y1, None, dict(y0=y0, y1=y1), solver_state, result
+
+    def func(self, terms, t0, y0, args):
+        return self.solver.func(terms, t0, y0, args)
+
+
+class SDEChunk(eqx.Module):
+    """One particle, one chunk: `(θ, key, start, n, numbers) ↦ (θ', records, finite)`.
+
+    Integrates from step `start` to `start + n` (n ≤ `length`, the compiled chunk length),
+    saving every record group at the chunk start and every `every` steps, and a finiteness
+    probe every `unit` steps (to tell when a particle diverged)."""
+
+    drift: eqx.Module
+    noise: AbstractNoise
+    solver: diffrax.AbstractSolver
+    groups: tuple[tuple[int, Callable], ...] = eqx.field(static=True)
+    length: int = eqx.field(static=True)
+    unit: int = eqx.field(static=True)
+
+    def __call__(self, theta, key, start, n, args):
+        levy = diffrax.SpaceTimeLevyArea if isinstance(_inner(self.solver), tuple(_ADDITIVE[k] for k in ("sea", "sra1", "shark")) + (diffrax.SPaRK,)) else diffrax.BrownianIncrement
+        bm = diffrax.UnsafeBrownianPath(shape=jax.ShapeDtypeStruct(self.noise.shape, theta.dtype), key=key, levy_area=levy)
+        terms = diffrax.MultiTerm(diffrax.ODETerm(self.drift), diffrax.ControlTerm(self.noise, bm))
+        subs = [diffrax.SubSaveAt(t0=True, steps=every, fn=_at(fn)) for every, fn in self.groups]
+        subs.append(diffrax.SubSaveAt(steps=self.unit, fn=lambda t, y, a: jnp.all(jnp.isfinite(y))))
+        subs.append(diffrax.SubSaveAt(t1=True))
+        tdtype = jnp.result_type(float)
+        t0 = jnp.asarray(start, tdtype)
+        sol = diffrax.diffeqsolve(
+            terms,
+            self.solver,
+            t0,
+            t0 + jnp.asarray(n, tdtype),
+            jnp.asarray(1.0, tdtype),
+            theta,
+            args,
+            saveat=diffrax.SaveAt(subs=subs),
+            stepsize_controller=diffrax.ConstantStepSize(),
+            adjoint=diffrax.ForwardMode(),
+            max_steps=self.length,
+            throw=False,
+        )
+        *records, finite, last = sol.ys
+        return last[0], tuple(records), finite
+
+
+def _at(fn):
+    return lambda t, y, args: fn(y)
+
+
+def _inner(solver):
+    return solver.solver if isinstance(solver, Retracting) else solver
