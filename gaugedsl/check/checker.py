@@ -51,6 +51,7 @@ class FileChecker:
         self._symmetries: dict[str, ir.Symmetry] = {}
         self._templates: dict[str, Template] = dict(templates)
         self._per_sample: ir.PerSample | None = None
+        self._param_bindings: dict[str, Binding] | None = None  # the model's parameters, for actions
 
     # ---- diagnostics ----
 
@@ -578,8 +579,9 @@ class FileChecker:
         group = self._group(d.group)
         if group is None:
             return
-        params = {n: Binding("param", n, e[1].manifold.shape, e[2]) for n, e in self._globals.items() if e[0] == "param"}
-        actions = self._check_actions(d.name, d.span, group, d.actions, params, {})
+        if self._param_bindings is None:
+            self._param_bindings = {n: Binding("param", n, e[1].manifold.shape, e[2]) for n, e in self._globals.items() if e[0] == "param"}
+        actions = self._check_actions(d.name, d.span, group, d.actions, self._param_bindings, {})
         if actions is not None:
             self._symmetries[d.name] = ir.Symmetry(d.name, group, actions, None, d.doc, d.span)
 

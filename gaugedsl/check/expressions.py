@@ -419,6 +419,8 @@ _LARGEST = 1.7976931348623157e308
 
 def _number(e: ast.Number) -> int | float:
     """The value of a number literal: an int if written without '.' or exponent, else a float."""
+    if e.is_integer and len(e.text.lstrip("0")) > 309:
+        raise _NotConstant(e.span, f"the number {_shorten(e.text)} is too large", "E318", "numbers must be below 1.8e308 in size")
     value = int(e.text) if e.is_integer else e.value
     if not abs(value) <= _LARGEST:
         raise _NotConstant(e.span, f"the number {_shorten(e.text)} is too large", "E318", "numbers must be below 1.8e308 in size")

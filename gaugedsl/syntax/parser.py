@@ -1,11 +1,20 @@
-"""Source text → AST, with syntax errors turned into diagnostics in the author's words."""
+"""Source text → AST, with syntax errors turned into diagnostics in the author's words.
+
+The AST is built while parsing (Lark's LALR parser calls `_Builder` for each reduction), and
+every node's span is computed from its children, which is about twice as fast as building
+Lark's parse tree with positions and transforming it afterwards.
+"""
 
 from __future__ import annotations
 
 import functools
+import hashlib
+import os
+import sys
+from pathlib import Path
 
 import lark
-from lark import Token, Transformer, v_args
+from lark import Token, Transformer
 
 from .._resources import grammar_path
 from ..diagnostics import GaugeError, Span
@@ -13,26 +22,80 @@ from . import ast
 from .errors import syntax_error
 
 
-@functools.cache
-def _parser() -> lark.Lark:
-    return lark.Lark(
-        grammar_path().read_text(encoding="utf-8"),
-        parser="lalr",
-        lexer="contextual",
-        propagate_positions=True,
-        maybe_placeholders=False,
-        lexer_callbacks={"COMMENT": _collect_comment},
-    )
+class _Context:
+    """What one call of `parse` collects: the path for spans, and the comments."""
+
+    def __init__(self, path: str, text: str):
+        self.path = path
+        self.text = text
+        self.comments: list[Token] = []
+        self.by_line: dict[int, str] = {}  # comments alone on their line, for doc comments
 
 
-# Lark calls lexer callbacks for ignored terminals too; that is how comments survive.
-_comment_sink: list[list[Token]] = []
+# The parser and its builder are made once; each `parse` pushes its context here. Lark calls
+# lexer callbacks for ignored terminals too: that is how comments survive.
+_contexts: list[_Context] = []
 
 
 def _collect_comment(tok: Token) -> Token:
-    if _comment_sink:
-        _comment_sink[-1].append(tok)
+    if _contexts:
+        ctx = _contexts[-1]
+        ctx.comments.append(tok)
+        line_start = ctx.text.rfind("\n", 0, tok.start_pos) + 1
+        if not ctx.text[line_start : tok.start_pos].strip():
+            ctx.by_line[tok.line] = str(tok)
     return tok
+
+
+@functools.cache
+def _parser() -> lark.Lark:
+    text = grammar_path().read_text(encoding="utf-8")
+    runtime = {"lexer_callbacks": {"COMMENT": _collect_comment}, "transformer": _Builder()}
+    cache = _cache_file(text)
+    if cache is not None:
+        try:
+            with open(cache, "rb") as f:
+                parser = lark.Lark.__new__(lark.Lark)._load(f, **runtime)
+            parser.source_grammar = text
+            return parser
+        except Exception:  # noqa: BLE001 — a missing, stale or broken cache: build anew
+            pass
+    parser = lark.Lark(text, parser="lalr", lexer="contextual", maybe_placeholders=False, **runtime)
+    if cache is not None:
+        _save(parser, cache)
+    return parser
+
+
+def _cache_file(text: str) -> Path | None:
+    """Where the analysed grammar is cached (building the LALR tables takes most of a second;
+    loading them, a few milliseconds): a file in the user's cache folder named after the
+    grammar, Lark and Python, or None when caching is off (`GAUGEDSL_PARSER_CACHE=0`) or the
+    folder cannot be written."""
+    if os.environ.get("GAUGEDSL_PARSER_CACHE", "1") == "0":
+        return None
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    folder = Path(base) / "gaugedsl"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    if not os.access(folder, os.W_OK):
+        return None
+    key = hashlib.sha256(f"{text}\0{lark.__version__}\0{sys.version_info[:2]}".encode()).hexdigest()[:24]
+    return folder / f"parser-{key}.pickle"
+
+
+def _save(parser: lark.Lark, cache: Path) -> None:
+    tmp = cache.with_name(f"{cache.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            parser.save(f, exclude_options={"transformer", "lexer_callbacks"})
+        os.replace(tmp, cache)  # atomic: a concurrent reader sees the old file or the new one
+    except Exception:  # noqa: BLE001 — caching is an optimization only
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
 
 
 def grammar() -> lark.Lark:
@@ -45,37 +108,25 @@ def parse(text: str, path: str = "<string>") -> ast.Program:
 
     **Raises:** `GaugeError` with one syntax diagnostic (LALR stops at the first error).
     """
-    comments: list[Token] = []
     parser = _parser()
+    ctx = _Context(path, text)
+    _contexts.append(ctx)
     try:
-        tree = _parse_collecting(parser, text, comments)
+        items = tuple(parser.parse(text))
     except lark.exceptions.UnexpectedInput as exc:
         raise GaugeError([syntax_error(exc, text, path, parser)]) from None
-    builder = _Builder(path, comments)
-    items = tuple(builder.transform(tree).children)
-    comment_nodes = tuple(ast.Comment(str(c), _token_span(path, c)) for c in comments)
-    return ast.Program(path, items, comment_nodes, _file_doc(comments, items))
-
-
-def _parse_collecting(parser: lark.Lark, text: str, comments: list[Token]) -> lark.Tree:
-    _comment_sink.append(comments)
-    try:
-        return parser.parse(text)
     finally:
-        _comment_sink.pop()
+        _contexts.pop()
+    comment_nodes = tuple(ast.Comment(str(c), _token_span(path, c)) for c in ctx.comments)
+    return ast.Program(path, items, comment_nodes, _file_doc(ctx.comments, items))
 
 
 def _token_span(path: str, tok: Token) -> Span:
     return Span(path, tok.line, tok.column, tok.end_line, tok.end_column)
 
 
-def _meta_span(path: str, meta) -> Span:
-    return Span(path, meta.line, meta.column, meta.end_line, meta.end_column)
-
-
-def _doc_above(comments: list[Token], line: int) -> str:
+def _doc_above(by_line: dict[int, str], line: int) -> str:
     """The `##` lines directly above `line`, joined; blank-free adjacency is required."""
-    by_line = {c.line: str(c) for c in comments}
     docs = []
     current = line - 1
     while current in by_line and by_line[current].startswith("##"):
@@ -98,51 +149,100 @@ def _file_doc(comments: list[Token], items: tuple) -> str:
     return "\n".join(docs)
 
 
+def _start(x) -> tuple[int, int] | None:
+    """Where the first token of a child (a token, an AST node, or a tuple of them) starts."""
+    if isinstance(x, Token):
+        return (x.line, x.column)
+    if isinstance(x, _Parens):
+        return (x.lpar.line, x.lpar.column)
+    if isinstance(x, (tuple, list)):
+        for y in x:
+            found = _start(y)
+            if found is not None:
+                return found
+        return None
+    return (x.span.line, x.span.column)
+
+
+def _end(x) -> tuple[int, int] | None:
+    if isinstance(x, Token):
+        return (x.end_line, x.end_column)
+    if isinstance(x, _Parens):
+        return (x.rpar.end_line, x.rpar.end_column)
+    if isinstance(x, (tuple, list)):
+        for y in reversed(x):
+            found = _end(y)
+            if found is not None:
+                return found
+        return None
+    return (x.span.end_line, x.span.end_column)
+
+
 def _tokens(children, kind: str) -> list[Token]:
     return [c for c in children if isinstance(c, Token) and c.type == kind]
 
 
 def _nodes(children) -> list:
-    return [c for c in children if not isinstance(c, Token)]
+    return [_unwrap(c) for c in children if not isinstance(c, Token)]
 
 
-@v_args(meta=True)
+class _Parens:
+    """An expression in parentheses, while its parent is built: the parent's span covers the
+    parentheses, the expression's own span does not."""
+
+    __slots__ = ("inner", "lpar", "rpar")
+
+    def __init__(self, inner, lpar: Token, rpar: Token):
+        self.inner, self.lpar, self.rpar = inner, lpar, rpar
+
+
+def _unwrap(x):
+    while isinstance(x, _Parens):
+        x = x.inner
+    return x
+
+
 class _Builder(Transformer):
-    def __init__(self, path: str, comments: list[Token]):
-        super().__init__()
-        self.path = path
-        self.comments = comments
+    """Makes AST nodes during the parse: one method per grammar rule (or alias)."""
 
-    def _span(self, meta) -> Span:
-        return _meta_span(self.path, meta)
+    @property
+    def path(self) -> str:
+        return _contexts[-1].path
+
+    def _span(self, children) -> Span:
+        (line, column), (end_line, end_column) = _start(children), _end(children)
+        return Span(self.path, line, column, end_line, end_column)
 
     def _tspan(self, tok: Token) -> Span:
         return _token_span(self.path, tok)
 
+    def _doc(self, children) -> str:
+        return _doc_above(_contexts[-1].by_line, _start(children)[0])
+
     # ---- expressions ----
 
-    def number(self, meta, ch):
+    def number(self, ch):
         (tok,) = ch
         text = str(tok)
         value = float(text)
         return ast.Number(value, text, self._tspan(tok))
 
-    def string(self, meta, ch):
+    def string(self, ch):
         (tok,) = ch
         return ast.String(str(tok)[1:-1], self._tspan(tok))
 
-    def name(self, meta, ch):
+    def name(self, ch):
         (tok,) = ch
         return ast.Name(str(tok), self._tspan(tok))
 
-    def atom(self, meta, ch):  # parenthesised expression
+    def atom(self, ch):  # a parenthesised expression: the node inside, but spans around it include '(' and ')'
         (inner,) = _nodes(ch)
-        return inner
+        return _Parens(inner, ch[0], ch[-1])
 
     def _binary(op):
-        def build(self, meta, ch):
+        def build(self, ch):
             left, right = _nodes(ch)
-            return ast.Binary(op, left, right, self._span(meta))
+            return ast.Binary(op, left, right, self._span(ch))
 
         return build
 
@@ -154,120 +254,120 @@ class _Builder(Transformer):
     pow = _binary("^")
     del _binary
 
-    def neg(self, meta, ch):
+    def neg(self, ch):
         (operand,) = _nodes(ch)
-        return ast.Unary("-", operand, self._span(meta))
+        return ast.Unary("-", operand, self._span(ch))
 
-    def transpose(self, meta, ch):
+    def transpose(self, ch):
         (value,) = _nodes(ch)
-        return ast.Transpose(value, self._span(meta))
+        return ast.Transpose(value, self._span(ch))
 
-    def index(self, meta, ch):
+    def index(self, ch):
         value, items = _nodes(ch)
-        return ast.Index(value, items, self._span(meta))
+        return ast.Index(value, items, self._span(ch))
 
-    def index_list(self, meta, ch):
+    def index_list(self, ch):
         return tuple(_nodes(ch))
 
-    def slice(self, meta, ch):
+    def slice(self, ch):
         start = stop = None
         seen_colon = False
         for c in ch:
             if isinstance(c, Token):
                 seen_colon = seen_colon or c.type == "COLON"
             elif seen_colon:
-                stop = c
+                stop = _unwrap(c)
             else:
-                start = c
-        return ast.Slice(start, stop, self._span(meta))
+                start = _unwrap(c)
+        return ast.Slice(start, stop, self._span(ch))
 
-    def list_lit(self, meta, ch):
-        return ast.ListLit(tuple(_nodes(ch)), self._span(meta))
+    def list_lit(self, ch):
+        return ast.ListLit(tuple(_nodes(ch)), self._span(ch))
 
-    def call(self, meta, ch):
+    def call(self, ch):
         func = ch[0]
         args, kwargs = next(c for c in ch if isinstance(c, tuple))
-        return ast.Call(str(func), self._tspan(func), args, kwargs, self._span(meta))
+        return ast.Call(str(func), self._tspan(func), args, kwargs, self._span(ch))
 
-    def arg_list(self, meta, ch):
+    def arg_list(self, ch):
         nodes = _nodes(ch)
         args = tuple(n for n in nodes if not isinstance(n, ast.Keyword))
         kwargs = tuple(n for n in nodes if isinstance(n, ast.Keyword))
         return (args, kwargs)
 
-    def kwarg(self, meta, ch):
+    def kwarg(self, ch):
         (name,) = _tokens(ch, "NAME")
         (value,) = _nodes(ch)
-        return ast.Keyword(str(name), value, self._span(meta))
+        return ast.Keyword(str(name), value, self._span(ch))
 
     # ---- declarations ----
 
-    def start(self, meta, ch):
-        return lark.Tree("start", list(ch))
+    def start(self, ch):
+        return list(ch)
 
-    def model_decl(self, meta, ch):
+    def model_decl(self, ch):
         (name,) = _tokens(ch, "NAME")
-        return ast.ModelDecl(str(name), self._span(meta))
+        return ast.ModelDecl(str(name), self._span(ch))
 
-    def import_decl(self, meta, ch):
+    def import_decl(self, ch):
         (path,) = _nodes(ch)
-        return ast.Import(path, self._span(meta))
+        return ast.Import(tuple(str(p) for p in path), self._span(ch))
 
-    def dotted_name(self, meta, ch):
-        return tuple(str(t) for t in _tokens(ch, "NAME"))
+    def dotted_name(self, ch):
+        return tuple(_tokens(ch, "NAME"))  # tokens (a str subclass), so the import's span covers them
 
-    def type_expr(self, meta, ch):
+    def type_expr(self, ch):
         name = _tokens(ch, "NAME")[0]
         dims = next((c for c in ch if isinstance(c, tuple)), None)
         if dims is None and _tokens(ch, "LBRACK"):
             dims = ()
-        return ast.TypeExpr(str(name), self._tspan(name), dims, self._span(meta))
+        return ast.TypeExpr(str(name), self._tspan(name), dims, self._span(ch))
 
-    def dim_list(self, meta, ch):
+    def dim_list(self, ch):
         return tuple(_nodes(ch))
 
-    def data_block(self, meta, ch):
-        return ast.DataBlock(tuple(_nodes(ch)), self._span(meta))
+    def data_block(self, ch):
+        return ast.DataBlock(tuple(_nodes(ch)), self._span(ch))
 
-    def data_def(self, meta, ch):
+    def data_def(self, ch):
         (name,) = _tokens(ch, "NAME")
         type_, value = _nodes(ch)
-        return ast.DataDef(str(name), self._tspan(name), type_, value, self._span(meta))
+        return ast.DataDef(str(name), self._tspan(name), type_, value, self._span(ch))
 
-    def stream_def(self, meta, ch):
+    def stream_def(self, ch):
         (name,) = _tokens(ch, "NAME")
         type_, dist = _nodes(ch)
-        return ast.StreamDef(str(name), self._tspan(name), type_, dist, self._span(meta))
+        return ast.StreamDef(str(name), self._tspan(name), type_, dist, self._span(ch))
 
-    def param_decl(self, meta, ch):
+    def param_decl(self, ch):
         (name,) = _tokens(ch, "NAME")
         nodes = _nodes(ch)
         init = nodes[1] if len(nodes) > 1 else None
-        doc = _doc_above(self.comments, meta.line)
-        return ast.ParamDecl(str(name), self._tspan(name), nodes[0], init, doc, self._span(meta))
+        doc = self._doc(ch)
+        return ast.ParamDecl(str(name), self._tspan(name), nodes[0], init, doc, self._span(ch))
 
-    def predictor_decl(self, meta, ch):
+    def predictor_decl(self, ch):
         (name,) = _tokens(ch, "NAME")
         (value,) = _nodes(ch)
-        return ast.PredictorDecl(str(name), self._tspan(name), value, self._span(meta))
+        return ast.PredictorDecl(str(name), self._tspan(name), value, self._span(ch))
 
-    def let_decl(self, meta, ch):
+    def let_decl(self, ch):
         (name,) = _tokens(ch, "NAME")
         (value,) = _nodes(ch)
-        return ast.LetDecl(str(name), self._tspan(name), value, self._span(meta))
+        return ast.LetDecl(str(name), self._tspan(name), value, self._span(ch))
 
-    def loss_total(self, meta, ch):
+    def loss_total(self, ch):
         (value,) = _nodes(ch)
-        return ast.LossDecl(None, None, value, self._span(meta))
+        return ast.LossDecl(None, None, value, self._span(ch))
 
-    def loss_per_sample(self, meta, ch):
+    def loss_per_sample(self, ch):
         binders, sources, value = _nodes(ch)
-        return ast.LossDecl(binders, sources, value, self._span(meta))
+        return ast.LossDecl(binders, sources, value, self._span(ch))
 
-    def binder(self, meta, ch):
+    def binder(self, ch):
         return tuple(ast.Name(str(t), self._tspan(t)) for t in _tokens(ch, "NAME"))
 
-    def symmetry_decl(self, meta, ch):
+    def symmetry_decl(self, ch):
         name = _tokens(ch, "NAME")[0]
         nodes = _nodes(ch)
         params = None
@@ -275,25 +375,25 @@ class _Builder(Transformer):
             params = tuple(nodes.pop(0))
         group = nodes[0]
         actions = tuple(nodes[1:])
-        doc = _doc_above(self.comments, meta.line)
+        doc = self._doc(ch)
         return ast.SymmetryDecl(
-            str(name), self._tspan(name), params, group, actions, doc, self._span(meta)
+            str(name), self._tspan(name), params, group, actions, doc, self._span(ch)
         )
 
-    def sym_params(self, meta, ch):
+    def sym_params(self, ch):
         return list(_nodes(ch))
 
-    def sym_param(self, meta, ch):
+    def sym_param(self, ch):
         (name,) = _tokens(ch, "NAME")
         (type_,) = _nodes(ch)
-        return ast.SymParam(str(name), type_, self._span(meta))
+        return ast.SymParam(str(name), type_, self._span(ch))
 
-    def action(self, meta, ch):
+    def action(self, ch):
         (target,) = _tokens(ch, "NAME")
         (value,) = _nodes(ch)
-        return ast.Action(str(target), self._tspan(target), value, self._span(meta))
+        return ast.Action(str(target), self._tspan(target), value, self._span(ch))
 
-    def symmetry_inst(self, meta, ch):
+    def symmetry_inst(self, ch):
         names = _tokens(ch, "NAME")
         name, template, args = names[0], names[1], names[2:]
         return ast.SymmetryInst(
@@ -302,43 +402,43 @@ class _Builder(Transformer):
             str(template),
             self._tspan(template),
             tuple(ast.Name(str(a), self._tspan(a)) for a in args),
-            _doc_above(self.comments, meta.line),
-            self._span(meta),
+            self._doc(ch),
+            self._span(ch),
         )
 
-    def noise_decl(self, meta, ch):
+    def noise_decl(self, ch):
         (kind,) = _tokens(ch, "NAME")
         args, kwargs = next((c for c in ch if isinstance(c, tuple)), ((), ()))
-        return ast.NoiseDecl(str(kind), self._tspan(kind), args, kwargs, self._span(meta))
+        return ast.NoiseDecl(str(kind), self._tspan(kind), args, kwargs, self._span(ch))
 
-    def run_block(self, meta, ch):
+    def run_block(self, ch):
         nodes = _nodes(ch)
         settings = tuple(n for n in nodes if isinstance(n, ast.Setting))
         records = tuple(n for n in nodes if isinstance(n, ast.Record))
-        return ast.RunBlock(settings, records, self._span(meta))
+        return ast.RunBlock(settings, records, self._span(ch))
 
-    def setting(self, meta, ch):
+    def setting(self, ch):
         (name,) = _tokens(ch, "NAME")
         (value,) = _nodes(ch)
-        return ast.Setting(str(name), self._tspan(name), value, self._span(meta))
+        return ast.Setting(str(name), self._tspan(name), value, self._span(ch))
 
-    def record(self, meta, ch):
+    def record(self, ch):
         every, *items = _nodes(ch)
-        return ast.Record(every, tuple(items), self._span(meta))
+        return ast.Record(every, tuple(items), self._span(ch))
 
-    def record_item(self, meta, ch):
+    def record_item(self, ch):
         (value,) = _nodes(ch)
-        return ast.RecordItem(None, value, self._span(meta))
+        return ast.RecordItem(None, value, self._span(ch))
 
-    def named_record_item(self, meta, ch):
+    def named_record_item(self, ch):
         (label,) = _tokens(ch, "NAME")
         (value,) = _nodes(ch)
-        return ast.RecordItem(str(label), value, self._span(meta))
+        return ast.RecordItem(str(label), value, self._span(ch))
 
-    def predictor_setting(self, meta, ch):
+    def predictor_setting(self, ch):
         (keyword,) = _tokens(ch, "PREDICTOR")
         (value,) = _nodes(ch)
-        return ast.Setting(str(keyword), self._tspan(keyword), value, self._span(meta))
+        return ast.Setting(str(keyword), self._tspan(keyword), value, self._span(ch))
 
-    def design_block(self, meta, ch):
-        return ast.DesignBlock(tuple(_nodes(ch)), self._span(meta))
+    def design_block(self, ch):
+        return ast.DesignBlock(tuple(_nodes(ch)), self._span(ch))
