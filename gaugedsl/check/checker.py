@@ -52,6 +52,7 @@ class FileChecker:
         self._templates: dict[str, Template] = dict(templates)
         self._per_sample: ir.PerSample | None = None
         self._param_bindings: dict[str, Binding] | None = None  # the model's parameters, for actions
+        self._broken_templates: set[str] = set()  # declared here, with errors in their signature
 
     # ---- diagnostics ----
 
@@ -171,8 +172,11 @@ class FileChecker:
             elif isinstance(item, ast.SymmetryDecl) and item.params is not None:
                 if item.name in self._templates and self._templates[item.name].origin != self.program.path:
                     self._error("E202", item.name_span, f"'{item.name}' is already a parametric symmetry imported from {self._templates[item.name].origin}", "rename it")
-                elif self._declare(item.name, "template", item, item.name_span) and self._check_template_signature(item):
-                    self._templates[item.name] = Template(item, self.program.path)
+                elif self._declare(item.name, "template", item, item.name_span):
+                    if self._check_template_signature(item):
+                        self._templates[item.name] = Template(item, self.program.path)
+                    else:
+                        self._broken_templates.add(item.name)
             elif isinstance(item, (ast.SymmetryDecl, ast.SymmetryInst)):
                 self._declare(item.name, "symmetry", item, item.name_span)
 
@@ -263,6 +267,11 @@ class FileChecker:
                 self._check_symmetry_decl(item)
             elif isinstance(item, ast.SymmetryInst):
                 self._check_symmetry_inst(item)
+        # Parametric symmetries declared here but never used are checked with stand-in sizes.
+        used = {i.template for i in items if isinstance(i, ast.SymmetryInst)}
+        for name, t in self._templates.items():
+            if t.origin == self.program.path and name not in used:
+                self._check_template(name, t)
 
         noise = self._single(items, ast.NoiseDecl, "noise model", self._check_noise)
         run = self._single(items, ast.RunBlock, "run block", lambda r: self._check_run(r, noise))
@@ -589,6 +598,8 @@ class FileChecker:
         if self._globals.get(d.name, (None, None))[1] is not d:
             return
         t = self._templates.get(d.template)
+        if t is None and d.template in self._broken_templates:
+            return  # its errors are reported where it is declared
         if t is None:
             guess = difflib.get_close_matches(d.template, list(self._templates), n=1, cutoff=0.5)
             hint = f"did you mean '{guess[0]}'?" if guess else "import it first, e.g. `import std.rescaling`; `gaugedsl check stdlib/*.gauge --emit ir` lists the stdlib"
@@ -607,6 +618,9 @@ class FileChecker:
                 what = _a(b.kind) if b is not None else "not declared"
                 params = [n for n, e in self._globals.items() if e[0] == "param"]
                 self._error("E408", a.span, f"'{a.id}' is {what}; a symmetry acts on parameters", "pass parameters of the model: " + ", ".join(params) if params else "declare the parameters first")
+                return
+            if any(a.id == name for name, _ in args):
+                self._error("E408", a.span, f"'{a.id}' is passed twice; a symmetry acts on distinct parameters", f"usage: {_template_signature(t.decl)}")
                 return
             args.append((a.id, b))
         symmetry = self._instantiate(t, d.name, args, d.span, d.doc or t.decl.doc, [a.span for a in d.args])

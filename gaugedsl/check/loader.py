@@ -45,13 +45,13 @@ class Loader:
             line = data[: exc.start].count(b"\n") + 1
             col = _column(data, exc.start)
             self.sources.add(shown, data.decode("utf-8", errors="replace"))
-            raise GaugeError([error("E008", Span(shown, line, col, line, col + 1), f"{path.name} is not UTF-8 text (byte 0x{data[exc.start]:02x})", "save the file as UTF-8")]) from None
+            raise GaugeError([error("E008", Span(shown, line, col, line, col + 1), f"the file is not UTF-8 text: byte 0x{data[exc.start]:02x} cannot be read", "save the file as UTF-8")]) from None
         if "\x00" in text:
             pos = text.index("\x00")
             line = text.count("\n", 0, pos) + 1
             col = pos - (text.rfind("\n", 0, pos) + 1) + 1
             self.sources.add(shown, text)
-            raise GaugeError([error("E008", Span(shown, line, col, line, col + 1), f"{path.name} contains a NUL byte; it is not a text file", "check that this is the right file")])
+            raise GaugeError([error("E008", Span(shown, line, col, line, col + 1), "the file contains a NUL byte; it is not a text file", "check that this is the right file")])
         self.sources.add(shown, text)
         return text
 

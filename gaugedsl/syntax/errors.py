@@ -321,12 +321,64 @@ def _unexpected_token(exc: UnexpectedToken, text: str, path: str) -> Diagnostic:
         return error("E006", span, f"unknown statement '{word}'", "a statement starts with one of: " + ", ".join(STATEMENT_KEYWORDS))
     if kind in KEYWORDS and "NAME" in expected:
         return _keyword_as_name(tok, span)
-    return error(
-        "E001",
-        span,
-        f"unexpected {describe_token(tok)}; expected {_expected_list(expected)}",
-        "check the statement against the language reference (docs/language.md)",
+    if kind == "COMMA" and "RBRACE" in expected:
+        return error("E001", span, "unexpected ','", "entries of a block need no separator: remove the ','")
+    statement = _statement_before(text, pos)
+    hint = (
+        f"a {statement} statement reads {_FORMS[statement]}"
+        if statement in _FORMS
+        else "check the statement against the language reference (docs/language.md)"
     )
+    return error("E001", span, f"unexpected {describe_token(tok)}; expected {_expected_list(expected)}", hint)
+
+
+_FORMS = {
+    "model": "`model my_model`",
+    "import": "`import std.rescaling` (or `import lib.file` for lib/file.gauge beside this file)",
+    "data": "`data { X : R[10, 3] = normal(0, 1, seed = 0)  stream x : R[3] ~ normal(0, 1) }`",
+    "param": "`param w : R[3] = normal(0, 0.1)` (the initializer is optional)",
+    "predictor": "`predictor w = u * v`",
+    "let": "`let r = X @ w - y`",
+    "loss": "`loss = 0.5 * sum(r^2)` or `loss per (x, t) in (X, y) = 0.5 * (x @ w - t)^2`",
+    "symmetry": "`symmetry s : Scale[3] { u -> g * u  v -> v / g }` or `symmetry s = rescaling(u, v)`",
+    "noise": "`noise projected(T = 1e-3)`",
+    "run": "`run { steps = 1000  dt = 1e-2  record every 10: loss }`",
+    "design": "`design { target = sparsity  predictor = w }`",
+}
+
+
+def _statement_before(text: str, pos: int) -> str | None:
+    """The keyword of the statement that `pos` is in: the last statement keyword before it
+    that is outside brackets, strings and comments."""
+    found = None
+    depth = 0
+    i = 0
+    while i < pos:
+        c = text[i]
+        if c == "#":
+            nl = text.find("\n", i)
+            i = pos if nl == -1 else nl
+            continue
+        if c == '"':
+            end = text.find('"', i + 1)
+            nl = text.find("\n", i + 1)
+            i = (i + 1) if end == -1 or (nl != -1 and nl < end) else end + 1
+            continue
+        if c in _OPEN:
+            depth += 1
+        elif c in _CLOSE:
+            depth = max(depth - 1, 0)
+        elif (c.isalpha() or c == "_") and (i == 0 or not (text[i - 1].isalnum() or text[i - 1] == "_")):
+            j = i
+            while j < len(text) and (text[j].isalnum() or text[j] == "_"):
+                j += 1
+            word = text[i:j]
+            if depth == 0 and word in STATEMENT_KEYWORDS:
+                found = word
+            i = j
+            continue
+        i += 1
+    return found
 
 
 def _keyword_as_name(tok: lark.Token, span: Span) -> Diagnostic:
