@@ -103,7 +103,6 @@ def test_goldens_point_into_the_program_and_give_a_hint():
     for name, matches in _golden_diagnostics():
         text = (PROGRAMS / "bad" / name).with_suffix(".expected").read_text(encoding="utf-8")
         assert matches, f"{name}: no diagnostic"
-        blocks = _HEADER.split(text)
         for m in matches:
             assert not os.path.isabs(m["path"]), f"{name}: absolute path in {m.group(0)}"
             assert int(m["line"]) >= 1 and int(m["col"]) >= 1
@@ -114,7 +113,6 @@ def test_goldens_point_into_the_program_and_give_a_hint():
             lines = block.rstrip("\n").splitlines()
             assert any(re.match(r"^ {5}\| *\^+$", line) for line in lines), f"{name}: no caret in\n{block}"
             assert any(line.startswith("  = hint: ") for line in lines), f"{name}: no hint in\n{block}"
-        del blocks
 
 
 def test_multi_error_goldens_are_sorted_by_position():
@@ -125,3 +123,22 @@ def test_multi_error_goldens_are_sorted_by_position():
         if len({k[1:] for k in keys}) > 2:
             multi += 1
     assert multi >= 3, "expected several files with three or more errors each"
+
+
+ERRORS_DOC = Path(__file__).parent.parent / "docs" / "errors.md"
+
+
+def test_every_error_code_is_documented_with_its_real_output():
+    text = ERRORS_DOC.read_text(encoding="utf-8")
+    documented = re.findall(r"^### (E\d{3}): ", text, re.M)
+    codes = set()
+    for py in (f for d in LANGUAGE for f in d.rglob("*.py")):
+        codes |= set(re.findall(r'"(E\d{3})"', py.read_text(encoding="utf-8")))
+    assert sorted(documented) == sorted(codes), "docs/errors.md and the codes in the source differ"
+    # Each example's output is exactly what the program in tests/programs/bad prints now.
+    goldens = {p.with_suffix(".expected").read_text(encoding="utf-8") for p in BAD}
+    examples = re.findall(r"^```text\n(.*?)^```", text, re.M | re.S)
+    outputs = [e for e in examples if _HEADER.match(e)]
+    assert len(outputs) == len(documented)
+    for output in outputs:
+        assert output in goldens, f"docs/errors.md shows output no program gives now:\n{output}"
