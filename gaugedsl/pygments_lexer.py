@@ -71,7 +71,6 @@ class GaugeLexer(RegexLexer):
     aliases = ["gauge", "gaugedsl"]
     filenames = ["*.gauge"]
     mimetypes = ["text/x-gauge"]
-    url = "https://github.com/gaugedsl/gaugedsl"
 
     tokens = {
         "root": [
