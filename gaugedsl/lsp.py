@@ -186,7 +186,7 @@ def to_lsp(
                     d.message,
                 )
             ]
-            span = where or first_line
+            span = where or next(iter(imports.values()), None) or first_line
         out.append(
             lsp.Diagnostic(
                 range=span_range(span, lines, encoding),

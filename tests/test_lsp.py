@@ -259,3 +259,20 @@ def test_hover_says_nothing_inside_comments():
     text = "model m  # normal(0, 1)\nparam u : R = normal(0, 1)\n"
     assert server.hover_text(text, "<t>", 0, text.index("normal") + 1) is None
     assert "Gaussian" in server.hover_text(text, "<t>", 1, 16)
+
+
+def test_completion_narrows_to_what_fits_before_the_cursor():
+    labels = lambda text: {i.label for i in server.completions(text, "<t>", 0, len(text))}  # noqa: E731
+    assert labels("import st") == {f"std.{m}" for m in server.stdlib_modules()}
+    assert labels("param u : ") == {"R", "Positive", "Sphere", "Stiefel", "Scale", "Translate", "GL", "O", "SO", "Diag"}
+    assert "normal" in labels("param u : R[3] = ") and "param" in labels("")
+    assert labels("let a = 1  # a comment") == set()
+
+
+def test_hover_on_the_group_element_shows_its_shape():
+    text = CHECKS + "symmetry turn : Scale[3] {\n  u -> g * u\n  v -> v / g\n}\n"
+    checked = server.check(text, str(ROOT / "m.gauge"))
+    assert checked.model is not None, checked.diagnostics
+    line = text.split("\n").index("  u -> g * u")
+    hover = server.hover_text(text, "<t>", line, 7, checked.model, checked.program)
+    assert "g : [3]" in hover and "Scale" in hover
