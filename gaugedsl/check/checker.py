@@ -257,7 +257,7 @@ class FileChecker:
 
         losses = [i for i in items if isinstance(i, ast.LossDecl)]
         for extra in losses[1:]:
-            self._error("E207", extra.span, "the model already has a loss", "keep one `loss` statement")
+            self._error("E207", extra.span, f"the model already has a loss (line {losses[0].span.line})", "keep one `loss` statement; add terms to it with +")
         loss = self._check_loss(losses[0]) if losses else None
         if not losses:
             self._error("E206", decl.span, f"model '{decl.name}' has no loss", "add one: loss = 0.5 * sum((X @ w - y)^2)")
@@ -353,7 +353,10 @@ class FileChecker:
 
     def _check_data(self, d: ast.DataDef) -> Binding:
         if d.type.name != "R":
-            self._error("E218", d.type.name_span, f"data are plain arrays; '{d.type.name}' is for parameters", "declare data as R[...]")
+            if d.type.name in MANIFOLDS:
+                self._error("E218", d.type.name_span, f"data are plain arrays; '{d.type.name}' is for parameters", "declare data as R[...]")
+            else:
+                self._error("E208", d.type.name_span, f"unknown type '{d.type.name}'", "declare data as R[...]")
             return Binding("error", d.name, (), d.name_span)
         dims = self._dims(d.type)
         if dims is None:
@@ -371,7 +374,10 @@ class FileChecker:
 
     def _check_stream(self, s: ast.StreamDef) -> None:
         if s.type.name != "R":
-            self._error("E218", s.type.name_span, f"streams are plain arrays; '{s.type.name}' is for parameters", "declare the stream as R[...]")
+            if s.type.name in MANIFOLDS:
+                self._error("E218", s.type.name_span, f"streams are plain arrays; '{s.type.name}' is for parameters", "declare the stream as R[...]")
+            else:
+                self._error("E208", s.type.name_span, f"unknown type '{s.type.name}'", "declare the stream as R[...]")
             return
         dims = self._dims(s.type)
         if dims is None:
