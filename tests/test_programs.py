@@ -6,7 +6,7 @@ Programs run through the CLI in-process, from their own folder, so that the path
 output are relative and the goldens are the same on every machine. Helper files in
 subfolders (imported libraries, cycles) are not programs of their own.
 
-To regenerate the goldens after a deliberate change, run
+To regenerate the goldens (and the examples in docs/errors.md) after a deliberate change, run
 
     GAUGEDSL_UPDATE_GOLDEN=1 python -m pytest -q tests/test_programs.py
 
@@ -126,19 +126,34 @@ def test_multi_error_goldens_are_sorted_by_position():
 
 
 ERRORS_DOC = Path(__file__).parent.parent / "docs" / "errors.md"
+_EXAMPLE = re.compile(
+    r"^<!-- example: (?P<name>[\w-]+) -->\n```gauge\n(?P<source>.*?)^```\n(?P<between>.*?)^```text\n(?P<output>.*?)^```",
+    re.M | re.S,
+)
 
 
 def test_every_error_code_is_documented_with_its_real_output():
+    """docs/errors.md has a section per code; each shows a program of tests/programs/bad and
+    exactly what it prints (GAUGEDSL_UPDATE_GOLDEN=1 refreshes both from the files)."""
     text = ERRORS_DOC.read_text(encoding="utf-8")
+    if UPDATE:
+
+        def refresh(m: re.Match) -> str:
+            program = PROGRAMS / "bad" / f"{m['name']}.gauge"
+            source = program.read_bytes().decode("utf-8", errors="replace")
+            output = program.with_suffix(".expected").read_text(encoding="utf-8")
+            return f"<!-- example: {m['name']} -->\n```gauge\n{source}```\n{m['between']}```text\n{output}```"
+
+        text = _EXAMPLE.sub(refresh, text)
+        ERRORS_DOC.write_text(text, encoding="utf-8")
     documented = re.findall(r"^### (E\d{3}): ", text, re.M)
     codes = set()
     for py in (f for d in LANGUAGE for f in d.rglob("*.py")):
         codes |= set(re.findall(r'"(E\d{3})"', py.read_text(encoding="utf-8")))
     assert sorted(documented) == sorted(codes), "docs/errors.md and the codes in the source differ"
-    # Each example's output is exactly what the program in tests/programs/bad prints now.
-    goldens = {p.with_suffix(".expected").read_text(encoding="utf-8") for p in BAD}
-    examples = re.findall(r"^```text\n(.*?)^```", text, re.M | re.S)
-    outputs = [e for e in examples if _HEADER.match(e)]
-    assert len(outputs) == len(documented)
-    for output in outputs:
-        assert output in goldens, f"docs/errors.md shows output no program gives now:\n{output}"
+    examples = list(_EXAMPLE.finditer(text))
+    assert len(examples) == len(documented), "every code needs an example"
+    for m in examples:
+        program = PROGRAMS / "bad" / f"{m['name']}.gauge"
+        assert m["source"] == program.read_bytes().decode("utf-8", errors="replace"), f"{program.name} differs from docs/errors.md"
+        assert m["output"] == program.with_suffix(".expected").read_text(encoding="utf-8"), f"the output of {program.name} differs from docs/errors.md"
