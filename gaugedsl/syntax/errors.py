@@ -312,12 +312,12 @@ def _unexpected_token(exc: UnexpectedToken, text: str, path: str) -> Diagnostic:
         if guess:
             return error("E006", span, f"unknown statement '{word}'", f"did you mean '{guess[0]}'?")
         if _on_same_line(text, pos):
-            return error(
-                "E001",
-                span,
-                f"unexpected {describe_token(tok)} after a complete statement",
-                "is an operator missing? write u * v, not u v; or start the next statement on a new line",
-            )
+            statement = _statement_before(text, pos)
+            if statement in ("model", "import", "noise"):
+                hint = f"a {statement} statement reads {_FORMS[statement]}"
+            else:
+                hint = "is an operator missing? write u * v, not u v; or start the next statement on a new line"
+            return error("E001", span, f"unexpected {describe_token(tok)} after a complete statement", hint)
         return error("E006", span, f"unknown statement '{word}'", "a statement starts with one of: " + ", ".join(STATEMENT_KEYWORDS))
     if kind in KEYWORDS and "NAME" in expected:
         return _keyword_as_name(tok, span)
@@ -341,7 +341,7 @@ _FORMS = {
     "let": "`let r = X @ w - y`",
     "loss": "`loss = 0.5 * sum(r^2)` or `loss per (x, t) in (X, y) = 0.5 * (x @ w - t)^2`",
     "symmetry": "`symmetry s : Scale[3] { u -> g * u  v -> v / g }` or `symmetry s = rescaling(u, v)`",
-    "noise": "`noise projected(T = 1e-3)`",
+    "noise": "`noise projected(T = 1e-3)`, with the settings in parentheses",
     "run": "`run { steps = 1000  dt = 1e-2  record every 10: loss }`",
     "design": "`design { target = sparsity  predictor = w }`",
 }
