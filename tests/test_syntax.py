@@ -123,3 +123,13 @@ def test_parser_cache_can_be_switched_off(tmp_path, monkeypatch):
         assert not (tmp_path / "gaugedsl").exists()
     finally:
         parser_module._parser.cache_clear()
+
+
+def test_threads_can_parse_at_the_same_time():
+    from concurrent.futures import ThreadPoolExecutor
+
+    texts = [f"model m{i}\n## Doc {i}.\nparam w{i} : R[{i + 1}]  # c{i}\nloss = sum(w{i}^2)\n" for i in range(40)]
+    expected = [parse(t, f"f{i}.gauge") for i, t in enumerate(texts)]
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda it: parse(it[1], f"f{it[0]}.gauge"), enumerate(texts)))
+    assert results == expected

@@ -11,6 +11,7 @@ import functools
 import hashlib
 import os
 import sys
+import threading
 from pathlib import Path
 
 import lark
@@ -32,14 +33,20 @@ class _Context:
         self.by_line: dict[int, str] = {}  # comments alone on their line, for doc comments
 
 
-# The parser and its builder are made once; each `parse` pushes its context here. Lark calls
-# lexer callbacks for ignored terminals too: that is how comments survive.
-_contexts: list[_Context] = []
+# The parser and its builder are made once; each `parse` pushes its context on a stack of its
+# thread (so that threads can parse at the same time). Lark calls lexer callbacks for ignored
+# terminals too: that is how comments survive.
+class _Stack(threading.local):
+    def __init__(self) -> None:
+        self.items: list[_Context] = []
+
+
+_stack = _Stack()
 
 
 def _collect_comment(tok: Token) -> Token:
-    if _contexts:
-        ctx = _contexts[-1]
+    if _stack.items:
+        ctx = _stack.items[-1]
         ctx.comments.append(tok)
         line_start = ctx.text.rfind("\n", 0, tok.start_pos) + 1
         if not ctx.text[line_start : tok.start_pos].strip():
@@ -110,13 +117,13 @@ def parse(text: str, path: str = "<string>") -> ast.Program:
     """
     parser = _parser()
     ctx = _Context(path, text)
-    _contexts.append(ctx)
+    _stack.items.append(ctx)
     try:
         items = tuple(parser.parse(text))
     except lark.exceptions.UnexpectedInput as exc:
         raise GaugeError([syntax_error(exc, text, path, parser)]) from None
     finally:
-        _contexts.pop()
+        _stack.items.pop()
     comment_nodes = tuple(ast.Comment(str(c), _token_span(path, c)) for c in ctx.comments)
     return ast.Program(path, items, comment_nodes, _file_doc(ctx.comments, items))
 
@@ -207,7 +214,7 @@ class _Builder(Transformer):
 
     @property
     def path(self) -> str:
-        return _contexts[-1].path
+        return _stack.items[-1].path
 
     def _span(self, children) -> Span:
         (line, column), (end_line, end_column) = _start(children), _end(children)
@@ -217,7 +224,7 @@ class _Builder(Transformer):
         return _token_span(self.path, tok)
 
     def _doc(self, children) -> str:
-        return _doc_above(_contexts[-1].by_line, _start(children)[0])
+        return _doc_above(_stack.items[-1].by_line, _start(children)[0])
 
     # ---- expressions ----
 
