@@ -30,6 +30,15 @@ def exp_map(group: ir.Group, a):
     return jsl.expm(algebra_matrix(group, a))
 
 
+def exp_map_first_order(group: ir.Group, a):
+    """`I + A` for the matrix groups: the same derivative at the identity as `expm(A)`, so
+    the generators come out identical while tracing is much cheaper than through `expm`."""
+    if group.kind in ("GL", "O", "SO"):
+        (r,) = group.dims
+        return jnp.eye(r, dtype=a.dtype) + algebra_matrix(group, a)
+    return exp_map(group, a)
+
+
 def algebra_matrix(group: ir.Group, a):
     """The r×r matrix of an element of gl(r) or o(r) with coordinates `a`."""
     (r,) = group.dims

@@ -111,10 +111,10 @@ def closed_form(sym: ir.Symmetry, pattern: Pattern | None, model: ir.Model) -> C
         if pattern.kind == "gl":
             block = sp.log(sigma[i] + sigma[j])
             bias = _T / 2 * sp.Sum(block, (i, 1, r), (j, 1, r))
-            cond = f"{p}ᵀ{p} = {q}ᵀ{q}"
+            cond = f"{p}ᵀ{p} = {q}{q}ᵀ" if pattern.transposed else f"{p}ᵀ{p} = {q}ᵀ{q}"
 
             def numeric(params):
-                s = np.linalg.svd(np.asarray(params[p]) @ np.asarray(params[q]).T, compute_uv=False)[:r]
+                s = _svals(params, p, q, pattern.transposed)[:r]
                 return float(np.sum(np.log(s[:, None] + s[None, :])))
         else:
             block = sp.log(sigma[i] + sigma[j])
@@ -122,9 +122,15 @@ def closed_form(sym: ir.Symmetry, pattern: Pattern | None, model: ir.Model) -> C
             cond = "none: the charges of an orthogonal group vanish identically (every point is on the slice)"
 
             def numeric(params):
-                s = np.linalg.svd(np.asarray(params[p]) @ np.asarray(params[q]).T, compute_uv=False)[:r]
+                s = _svals(params, p, q, pattern.transposed)[:r]
                 ii, jj = np.triu_indices(r, 1)
                 return float(np.sum(np.log(s[ii] + s[jj])))
 
-        return ClosedForm(block, bias, cond, numeric, f"σ = singular values of {p} @ {q}.T (on the slice, where {p}ᵀ{p} = {q}ᵀ{q})")
+        w = f"{p} @ {q}" if pattern.transposed else f"{p} @ {q}.T"
+        return ClosedForm(block, bias, cond, numeric, f"σ = singular values of {w} (on the balanced slice)")
     return None
+
+
+def _svals(params, p, q, transposed):
+    w = np.asarray(params[p]) @ (np.asarray(params[q]) if transposed else np.asarray(params[q]).T)
+    return np.linalg.svd(w, compute_uv=False)

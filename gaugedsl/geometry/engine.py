@@ -22,7 +22,7 @@ import optimistix as optx
 
 from .. import ir
 from ..lowering import Lowered
-from .algebra import exp_map
+from .algebra import exp_map, exp_map_first_order
 from .structure import Pattern, recognise
 
 
@@ -37,6 +37,7 @@ class Geometry:
         self.patterns: dict[str, Pattern | None] = {s.name: recognise(s) for s in self.model.symmetries}
         self.dimension = self.layout.dimension
         self.algebra_dim = sum(s.group.algebra_dim for s in self.model.symmetries)
+        self._project = None
 
     # ---- actions and generators ----
 
@@ -48,9 +49,15 @@ class Geometry:
 
     def generators_of(self, name: str, theta):
         """Rows ξ_a(θ) of symmetry `name`: shape (k, D)."""
-        k = self.symmetries[name].group.algebra_dim
-        zero = jnp.zeros(k, dtype=theta.dtype)
-        return jax.jacfwd(lambda a: self.act(name, theta, a))(zero).T
+        sym = self.symmetries[name]
+        params = self.layout.unflatten(theta)
+
+        def moved(a):
+            g = exp_map_first_order(sym.group, a)
+            return self.layout.flatten(self.lowered.act(sym, params, g))
+
+        zero = jnp.zeros(sym.group.algebra_dim, dtype=theta.dtype)
+        return jax.jacfwd(moved)(zero).T
 
     def generators(self, theta):
         """Rows ξ_a(θ) of every declared symmetry, stacked: shape (k, D)."""
@@ -70,7 +77,12 @@ class Geometry:
         pattern = self.patterns[name] if structured else None
         if pattern is not None and pattern.kind in ("gl", "orthogonal"):
             return _factorization_logdet(pattern, self.layout.unflatten(theta))
-        if pattern is not None:  # every Scale pattern has a diagonal Gram
+        if pattern is not None and pattern.kind == "telescope":
+            # Per coordinate i the Gram is tridiagonal with det e_{L−1}(u_1², …, u_L²)
+            # = Π_l u_l² · Σ_l 1/u_l² (THEORY.md P8).
+            sq = self.layout.unflatten(theta)[pattern.params[0]] ** 2
+            return jnp.sum(jnp.sum(jnp.log(sq), axis=0) + jnp.log(jnp.sum(1.0 / sq, axis=0)))
+        if pattern is not None:  # one generator per block, disjoint supports: diagonal Gram
             xi = self.generators_of(name, theta)
             return jnp.sum(jnp.log(jnp.sum(xi * xi, axis=1)))
         return _cholesky_logdet(self.gram(name, theta))
@@ -93,13 +105,18 @@ class Geometry:
     def all_charges(self, theta):
         return jnp.concatenate([self.charges(n, theta) for n in self.symmetries]) if self.symmetries else jnp.zeros(0)
 
-    def project_to_slice(self, theta, max_steps: int = 512):
+    def project_to_slice(self, theta):
         """The representative of θ's orbit with the least norm (all symmetries jointly),
-        where every charge vanishes. Leaves the predictor unchanged."""
+        where every charge vanishes. Leaves the predictor unchanged. Compiled once per model."""
+        if self._project is None:
+            self._project = jax.jit(self._project_to_slice)
+        return self._project(theta)
+
+    def _project_to_slice(self, theta, max_steps: int = 512):
         for name, pattern in self.patterns.items():
-            if pattern is not None and pattern.kind in ("hadamard", "columns", "neuron", "gl"):
+            if pattern is not None and pattern.kind in _CLOSED_FORM_BALANCE:
                 theta = _balance(pattern, self.layout, theta)
-        remaining = [n for n, p in self.patterns.items() if p is None or p.kind not in ("hadamard", "columns", "neuron", "gl", "orthogonal")]
+        remaining = [n for n, p in self.patterns.items() if p is None or p.kind not in _CLOSED_FORM_BALANCE + ("orthogonal",)]
         if not remaining:
             return theta
         return self._minimise_norm(theta, remaining, max_steps)
@@ -189,8 +206,14 @@ def _psd_solve(g, b):
     return vec @ (inv * (vec.T @ b))
 
 
-def _factorization_logdet(pattern: Pattern, params):
+def _factor_pair(pattern: Pattern, params):
+    """(U, V) with W = U Vᵀ, whichever way the model writes the factorization."""
     u, v = (params[p] for p in pattern.params)
+    return (u, v.T) if pattern.transposed else (u, v)
+
+
+def _factorization_logdet(pattern: Pattern, params):
+    u, v = _factor_pair(pattern, params)
     lu = jnp.linalg.eigvalsh(u.T @ u)
     lv = jnp.linalg.eigvalsh(v.T @ v)
     if pattern.kind == "gl":
@@ -203,9 +226,18 @@ def _factorization_logdet(pattern: Pattern, params):
     return jnp.sum(jnp.log(0.5 * (m[i] + m[j])))
 
 
+_CLOSED_FORM_BALANCE = ("hadamard", "columns", "neuron", "gl", "telescope")
+
+
 def _balance(pattern: Pattern, layout, theta):
     """Closed-form minimal-norm representatives (the balanced point of the orbit)."""
     params = layout.unflatten(theta)
+    if pattern.kind == "telescope":
+        # Every layer of coordinate i gets magnitude |w_i|^{1/L}; positive rescalings keep signs.
+        u = params[pattern.params[0]]
+        root = jnp.exp(jnp.mean(jnp.log(jnp.abs(u)), axis=0))
+        params[pattern.params[0]] = jnp.sign(u) * root
+        return layout.flatten(params)
     a, b = (params[p] for p in pattern.params)
     if pattern.kind == "hadamard":
         scale = jnp.sqrt(jnp.abs(b) / jnp.abs(a))  # g with |g a| = |b / g|
@@ -219,9 +251,11 @@ def _balance(pattern: Pattern, layout, theta):
     elif pattern.kind == "gl":
         # W = U Vᵀ = P S Qᵀ (thin SVD); the balanced point is (P S^½, Q S^½), in the orbit
         # when U and V have full column rank.
-        r = a.shape[1]
-        p, s, qt = jnp.linalg.svd(a @ b.T, full_matrices=False)
+        u, v = _factor_pair(pattern, params)
+        r = u.shape[1]
+        p, s, qt = jnp.linalg.svd(u @ v.T, full_matrices=False)
         root = jnp.sqrt(s[:r])
         params[pattern.params[0]] = p[:, :r] * root
-        params[pattern.params[1]] = qt[:r].T * root
+        balanced_v = qt[:r].T * root
+        params[pattern.params[1]] = balanced_v.T if pattern.transposed else balanced_v
     return layout.flatten(params)

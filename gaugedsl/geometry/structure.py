@@ -26,6 +26,7 @@ class Pattern:
 
     kind: str
     params: tuple[str, ...]
+    transposed: bool = False  # gl/orthogonal written on W = P Q: `Q -> inv(g) @ Q`
 
 
 def _is_g(e) -> bool:
@@ -85,6 +86,14 @@ def _matmul_inv_t_g(e) -> str | None:
     return None
 
 
+def _inv_g_matmul(e) -> str | None:
+    """`inv(g) @ q` → q (the right factor of W = P Q)."""
+    args = _op(e, "matmul")
+    if args and isinstance(args[0], ir.Call) and args[0].func == "inv" and _is_g(args[0].args[0]):
+        return _param(args[1])
+    return None
+
+
 def _diag_g_matmul(e) -> str | None:
     args = _op(e, "matmul")
     if args and isinstance(args[0], ir.Call) and args[0].func == "diag" and _is_g(args[0].args[0]):
@@ -125,6 +134,8 @@ def recognise(sym: ir.Symmetry) -> Pattern | None:
         for (pa, ea), (pb, eb) in (((p1, e1), (p2, e2)), ((p2, e2), (p1, e1))):
             if _matmul_g(ea) == pa and _matmul_inv_t_g(eb) == pb:
                 return Pattern("gl" if kind == "GL" else "orthogonal", (pa, pb))
+            if _matmul_g(ea) == pa and _inv_g_matmul(eb) == pb:
+                return Pattern("gl" if kind == "GL" else "orthogonal", (pa, pb), transposed=True)
             if kind != "GL" and _matmul_g(ea) == pa and _matmul_g(eb) == pb and pa < pb:
                 return Pattern("orthogonal", (pa, pb))
     return None

@@ -65,7 +65,7 @@ def bias_summary(lowered: Lowered, at: str = "init", law: bool = True) -> dict:
             "logdet_gram_structured": structured,
             "bias": None if T is None else 0.5 * T * logdet,
         }
-        if cf is not None and at == "slice":
+        if cf is not None and at == "slice" and entry["max_abs_charge"] < 1e-8 and _balanced(pattern, params):
             entry["closed_form_logdet"] = cf.numeric(params)
         out["symmetries"].append(entry)
     if law and model.predictors and model.noise is not None and T is not None:
@@ -120,3 +120,14 @@ def render(summary: dict) -> str:
             lines.append(f"predicted stationary law of {law['predictor']} (projected noise): {law['density']}")
             lines.append(f"  E[{law['predictor']}] = {law['mean']:.6g}, std = {law['std']:.6g}   (the plain Gibbs law exp(−L/T) would give E = {law['gibbs_mean']:.6g})")
     return "\n".join(lines)
+
+
+def _balanced(pattern, params) -> bool:
+    """The closed forms in singular values hold where UᵀU = VᵀV (orthogonal groups do not
+    impose it: their charges vanish identically)."""
+    if pattern.kind != "orthogonal":
+        return True
+    u, v = (np.asarray(params[p]) for p in pattern.params)
+    v = v.T if pattern.transposed else v
+    a, b = u.T @ u, v.T @ v
+    return bool(np.max(np.abs(a - b)) <= 1e-8 * max(np.max(np.abs(a)), 1e-300))
