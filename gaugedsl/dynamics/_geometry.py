@@ -6,6 +6,7 @@ horizontal projection for `projected` noise, and the predicted stationary law.
 
 from __future__ import annotations
 
+import functools
 from typing import Callable
 
 import jax
@@ -18,6 +19,32 @@ from ..lowering import Lowered
 
 def geometry(lowered: Lowered) -> Geometry:
     return Geometry(lowered)
+
+
+def joint_action(geo: Geometry) -> tuple[Callable, int]:
+    """`(θ, a) ↦ exp(a)·θ` for all symmetries together (a concatenated), and dim a."""
+    names = list(geo.symmetries)
+    sizes = [geo.symmetries[n].group.algebra_dim for n in names]
+
+    def act(theta, a):
+        offset = 0
+        for n, k in zip(names, sizes):
+            theta = geo.act(n, theta, a[offset : offset + k])
+            offset += k
+        return theta
+
+    return act, sum(sizes)
+
+
+def charge_keeper(geo: Geometry):
+    """The `ChargeKeeper` of projected noise, where the Gram matrix is diagonal by
+    structure; `None` otherwise (there the plain Euler step is used)."""
+    from .gauge import ChargeKeeper
+
+    if not geo.symmetries or not _diagonal_gram(geo):
+        return None
+    act, k = joint_action(geo)
+    return ChargeKeeper(act, k, geo.dimension)
 
 
 def horizontal_projection(geo: Geometry) -> Callable:
@@ -36,16 +63,7 @@ def horizontal_projection(geo: Geometry) -> Callable:
         return lambda theta, v: v
     if not _diagonal_gram(geo):
         return geo.project_horizontal
-    sizes = [geo.symmetries[n].group.algebra_dim for n in names]
-
-    def act(theta, a):
-        offset = 0
-        for n, k in zip(names, sizes):
-            theta = geo.act(n, theta, a[offset : offset + k])
-            offset += k
-        return theta
-
-    k_total = sum(sizes)
+    act, k_total = joint_action(geo)
 
     def project(theta, v):
         zero = jnp.zeros(k_total, dtype=theta.dtype)
@@ -60,6 +78,7 @@ def horizontal_projection(geo: Geometry) -> Callable:
     return project
 
 
+@functools.lru_cache(maxsize=None)
 def _diagonal_gram(geo: Geometry) -> bool:
     """Whether the joint Gram matrix is diagonal by structure: checked at a random point,
     where disjoint supports give exact zeros and anything else gives none."""

@@ -23,7 +23,7 @@ from .noise import Isotropic, LabelNoise, Minibatch, Projected
 from .objective import Objective, cast_data
 from .plan import Numbers, Plan, numbers, resolve, setting_span
 from .records import Recorder
-from .solve import Retracting, SDEChunk, solver_for
+from .solve import SDEChunk, solver_for
 
 
 @dataclasses.dataclass
@@ -89,16 +89,15 @@ class Simulation:
         self.recorder = Recorder(self.lowered, plan.records, self.objective.loss, self.geo.hooks(), self.dtype)
         groups = tuple((r.every, self.recorder.group(i)) for i, r in enumerate(plan.records))
         self.noise = self._noise()
+        keeper = _geometry.charge_keeper(self.geo) if plan.noise == "projected" else None
         if plan.dynamics == "sde":
-            solver = solver_for(model, plan, self.noise, self.constraint)
-            if not self.constraint.trivial:
-                solver = Retracting(solver, self.constraint)
+            solver = solver_for(model, plan, self.noise, self.constraint, keeper)
             drift = Drift(self.objective.grad, self.constraint)
             self.particle_chunk = SDEChunk(drift, self.noise, solver, groups, plan.chunk, plan.unit)
         else:
             kick = self.noise if plan.noise in ("isotropic", "projected") else None
             self.particle_chunk = DiscreteChunk(
-                self.objective, self.constraint, kick, plan.noise == "label",
+                self.objective, self.constraint, kick, keeper if kick is not None else None, plan.noise == "label",
                 plan.batch if plan.dynamics == "sgd" else None, groups, plan.chunk, plan.unit,
             )  # fmt: skip
         chunk_fn = _ensemble(self.particle_chunk)

@@ -5,7 +5,8 @@ already scaled by dt and sqrt(dt), so every solve takes unit steps between integ
 That keeps dt a traced number (changing it does not recompile), makes record times exact, and
 lets `UnsafeBrownianPath` — which derives each increment from the particle's key and the
 step's endpoints — give the same increments whether a run is done in one go or resumed from a
-checkpoint. One increment per step costs what a hand-written loop costs; a
+checkpoint (each chunk integrates over [0, n] with the key folded with its first step).
+One increment per step costs what a hand-written loop costs; a
 `VirtualBrownianTree` would be ~40× slower here (it is for adaptive steps and gradients
 through the solve, neither of which we use).
 """
@@ -28,10 +29,10 @@ from .plan import Plan, setting_span
 _ITO = {"euler": diffrax.Euler, "milstein": diffrax.ItoMilstein}
 _STRATONOVICH = {"heun": diffrax.Heun, "reversible_heun": diffrax.ReversibleHeun, "spark": diffrax.SPaRK}
 _ADDITIVE = {"sea": diffrax.SEA, "sra1": diffrax.SRA1, "shark": diffrax.ShARK}
-_LEVY = ("sea", "sra1", "shark", "spark")
+_LEVY_SOLVERS = (diffrax.SEA, diffrax.SRA1, diffrax.ShARK, diffrax.SPaRK)
 
 
-def solver_for(model: ir.Model, plan: Plan, noise: AbstractNoise, constraint: Constraint) -> diffrax.AbstractSolver:
+def solver_for(model: ir.Model, plan: Plan, noise: AbstractNoise, constraint: Constraint, keeper=None) -> diffrax.AbstractSolver:
     """The solver the run block names, if it fits the noise; a diagnostic otherwise.
 
     Itô (euler, milstein) and Stratonovich (heun, reversible_heun, spark) solvers agree only
@@ -59,20 +60,28 @@ def solver_for(model: ir.Model, plan: Plan, noise: AbstractNoise, constraint: Co
         raise GaugeError([error("E810", span, msg, "use solver = euler (Itô Euler–Maruyama)")])
     if name == "reversible_heun" and not constraint.trivial:
         raise GaugeError([error("E810", span, "solver = reversible_heun keeps a second state that a constrained (Positive) parameter's reflection would break", "use solver = euler or heun")])
-    cls = _ITO.get(name) or _STRATONOVICH.get(name) or _ADDITIVE[name]
-    return cls()
+    inner = (_ITO.get(name) or _STRATONOVICH.get(name) or _ADDITIVE[name])()
+    wrapper = _ConstrainedIto if isinstance(inner, diffrax.AbstractItoSolver) else _ConstrainedStratonovich
+    return wrapper(inner, constraint, keeper)
 
 
-class Retracting(diffrax.AbstractSolver):
-    """Wraps a solver: after each step, maps the state back onto the manifolds."""
+class Constrained(diffrax.AbstractSolver):
+    """Wraps a solver: after each step, maps the state back onto the manifolds (and keeps
+    its dtype: some solvers promote a float32 state under 64-bit JAX), and under projected
+    noise moves it along its orbit to the charges' deterministic value (`gauge.py`)."""
 
     solver: diffrax.AbstractSolver
     constraint: Constraint
+    keeper: eqx.Module | None = None
     interpolation_cls: ClassVar[Callable] = diffrax.LocalLinearInterpolation
 
     @property
     def term_structure(self):
         return self.solver.term_structure
+
+    @property
+    def term_compatible_contr_kwargs(self):
+        return self.solver.term_compatible_contr_kwargs
 
     def order(self, terms):
         return self.solver.order(terms)
@@ -85,11 +94,21 @@ class Retracting(diffrax.AbstractSolver):
 
     def step(self, terms, t0, t1, y0, args, solver_state, made_jump):
         y1, _, _, solver_state, result = self.solver.step(terms, t0, t1, y0, args, solver_state, made_jump)
-        y1 = self.constraint.retract(y1)
+        y1 = self.constraint.retract(y1).astype(y0.dtype)
+        if self.keeper is not None:
+            y1 = self.keeper(y0, y1, args)
         return y1, None, dict(y0=y0, y1=y1), solver_state, result
 
     def func(self, terms, t0, y0, args):
         return self.solver.func(terms, t0, y0, args)
+
+
+class _ConstrainedIto(Constrained, diffrax.AbstractItoSolver):
+    pass
+
+
+class _ConstrainedStratonovich(Constrained, diffrax.AbstractStratonovichSolver):
+    pass
 
 
 class SDEChunk(eqx.Module):
@@ -107,20 +126,21 @@ class SDEChunk(eqx.Module):
     unit: int = eqx.field(static=True)
 
     def __call__(self, theta, key, start, n, args):
-        levy = diffrax.SpaceTimeLevyArea if isinstance(_inner(self.solver), tuple(_ADDITIVE[k] for k in ("sea", "sra1", "shark")) + (diffrax.SPaRK,)) else diffrax.BrownianIncrement
+        levy = diffrax.SpaceTimeLevyArea if isinstance(_inner(self.solver), _LEVY_SOLVERS) else diffrax.BrownianIncrement
+        # Chunk-relative time in the state's dtype (Diffrax would promote a float32 state to a
+        # float64 time), and a per-chunk key: the increments depend only on (particle, step).
+        key = jax.random.fold_in(key, start)
         bm = diffrax.UnsafeBrownianPath(shape=jax.ShapeDtypeStruct(self.noise.shape, theta.dtype), key=key, levy_area=levy)
         terms = diffrax.MultiTerm(diffrax.ODETerm(self.drift), diffrax.ControlTerm(self.noise, bm))
         subs = [diffrax.SubSaveAt(t0=True, steps=every, fn=_at(fn)) for every, fn in self.groups]
         subs.append(diffrax.SubSaveAt(steps=self.unit, fn=lambda t, y, a: jnp.all(jnp.isfinite(y))))
         subs.append(diffrax.SubSaveAt(t1=True))
-        tdtype = jnp.result_type(float)
-        t0 = jnp.asarray(start, tdtype)
         sol = diffrax.diffeqsolve(
             terms,
             self.solver,
-            t0,
-            t0 + jnp.asarray(n, tdtype),
-            jnp.asarray(1.0, tdtype),
+            jnp.zeros((), theta.dtype),
+            jnp.asarray(n, theta.dtype),
+            jnp.ones((), theta.dtype),
             theta,
             args,
             saveat=diffrax.SaveAt(subs=subs),
@@ -138,4 +158,4 @@ def _at(fn):
 
 
 def _inner(solver):
-    return solver.solver if isinstance(solver, Retracting) else solver
+    return solver.solver if isinstance(solver, Constrained) else solver
