@@ -34,8 +34,10 @@ _SAMPLE_SIZES = (7, 11, 13, 17, 19, 23, 29, 31, 37, 41, 43, 47)  # stand-in size
 class FileChecker:
     """Checks one parsed file. `templates` are the parametric symmetries its imports bring."""
 
-    def __init__(self, program: ast.Program, templates: dict[str, Template], source_hash: str):
+    def __init__(self, program: ast.Program, templates: dict[str, Template], source_hash: str,
+                 imports_failed: bool = False):  # fmt: skip
         self.program = program
+        self.imports_failed = imports_failed  # then an unknown parametric symmetry may be in the broken import
         self.imported = templates
         self.source_hash = source_hash
         self.diagnostics: list[Diagnostic] = []
@@ -604,8 +606,8 @@ class FileChecker:
         if self._globals.get(d.name, (None, None))[1] is not d:
             return
         t = self._templates.get(d.template)
-        if t is None and d.template in self._broken_templates:
-            return  # its errors are reported where it is declared
+        if t is None and (d.template in self._broken_templates or self.imports_failed):
+            return  # its errors are reported where it is declared, or with the import
         if t is None:
             guess = difflib.get_close_matches(d.template, list(self._templates), n=1, cutoff=0.5)
             hint = f"did you mean '{guess[0]}'?" if guess else "import it first, e.g. `import std.rescaling`; `gaugedsl check stdlib/*.gauge --emit ir` lists the stdlib"

@@ -68,12 +68,14 @@ class Loader:
         self._stack.append(Path(path) if virtual else Path(path).resolve())
         self._shown[self._stack[-1]] = path
         try:
-            templates, texts = self._imports(program, folder, shown_folder)
+            templates, texts, import_errors = self._imports(program, folder, shown_folder)
         finally:
             self._stack.pop()
-        return FileChecker(program, templates, source_hash([text, *texts])).check()
+        return _check(FileChecker(program, templates, source_hash([text, *texts]), bool(import_errors)), import_errors)
 
-    def _imports(self, program: ast.Program, folder: Path, shown_folder: str) -> tuple[dict[str, Template], list[str]]:
+    def _imports(self, program: ast.Program, folder: Path, shown_folder: str) -> tuple[dict[str, Template], list[str], list[Diagnostic]]:
+        """The parametric symmetries the imports bring, the imported texts, and the problems
+        with the imports (the file is checked all the same, so that its own errors show too)."""
         templates: dict[str, Template] = {}
         texts: list[str] = []
         diagnostics: list[Diagnostic] = []
@@ -96,9 +98,7 @@ class Loader:
                     diagnostics.append(error("E105", item.span, f"'{name}' is defined both in {templates[name].origin} and in {t.origin}", "import only one of them"))
                     continue
                 templates[name] = t
-        if diagnostics:
-            raise GaugeError(diagnostics)
-        return templates, texts
+        return templates, texts, diagnostics
 
     def resolve_import(self, item: ast.Import, folder: Path, shown_folder: str = "") -> tuple[Path, str]:
         """The file an import names, resolved, and the path diagnostics call it by."""
@@ -151,8 +151,8 @@ class Loader:
     def check_text_library(self, text: str, path: Path, item: ast.Import, shown: str | None = None):
         shown = str(path) if shown is None else shown
         program = parse(text, shown)
-        templates, texts = self._imports(program, path.parent, os.path.dirname(shown))
-        checked = FileChecker(program, templates, source_hash([text])).check()
+        templates, texts, import_errors = self._imports(program, path.parent, os.path.dirname(shown))
+        checked = _check(FileChecker(program, templates, source_hash([text]), bool(import_errors)), import_errors)
         if isinstance(checked, ir.Model):
             raise GaugeError([error("E104", item.span, f"'{item.dotted}' is a model, not a library", "an imported file may hold only imports and parametric symmetries; move the symmetries you need into a file of their own")])
         exported = {}
@@ -160,6 +160,17 @@ class Loader:
             if isinstance(decl, ast.SymmetryDecl) and decl.params is not None:
                 exported[decl.name] = Template(decl, shown)
         return exported, [text, *texts]
+
+
+def _check(checker: FileChecker, import_errors: list[Diagnostic]) -> ir.Model | ir.Library:
+    """Check a file; its import problems and its own errors are reported together."""
+    try:
+        result = checker.check()
+    except GaugeError as exc:
+        raise GaugeError([*import_errors, *exc.diagnostics]) from None
+    if import_errors:
+        raise GaugeError(import_errors)
+    return result
 
 
 def _column(data: bytes, pos: int) -> int:
