@@ -197,18 +197,27 @@ class Simulation:
             bad = np.where(~ok, first, np.where(ended_bad, state.step + n, -1))
         return theta, out, bad
 
-    def run(self, numbers: Numbers | None = None, *, seed: int | None = None, state: State | None = None, on_chunk: Callable[[State], None] | None = None, stop_after: int | None = None) -> Result:
-        """Simulates the whole run (or continues `state`). `on_chunk(state)` is called after
-        every chunk (progress bars, checkpoints); `stop_after` stops after that many chunks
-        (for testing interruption). Raises `GaugeError` when every particle diverges."""
+    def state_at(self, theta, seed: int | None = None) -> State:
+        """A fresh state starting every particle at `theta` (D,) or `theta` (N, D)."""
+        state = self.initial_state(seed)
+        state.theta = np.broadcast_to(np.asarray(theta, state.theta.dtype), state.theta.shape).copy()
+        self._check_initial(state.theta)
+        return state
+
+    def run(self, numbers: Numbers | None = None, *, seed: int | None = None, steps: int | None = None, state: State | None = None, on_chunk: Callable[[State], None] | None = None, stop_after: int | None = None) -> Result:
+        """Simulates the whole run (or continues `state`); `steps` overrides the run length
+        (no recompilation). `on_chunk(state)` is called after every chunk (progress bars,
+        checkpoints); `stop_after` stops after that many chunks (to test interruption).
+        Raises `GaugeError` when every particle diverges."""
         numbers = self.numbers() if numbers is None else numbers
         state = self.initial_state(seed) if state is None else state
         theta0 = state.theta.copy() if state.step == 0 else None
         plan = self.plan
+        total = plan.steps if steps is None else steps
         start = time.perf_counter()
         chunks = 0
-        while state.step < plan.steps and (stop_after is None or chunks < stop_after):
-            n = min(plan.chunk, plan.steps - state.step)
+        while state.step < total and (stop_after is None or chunks < stop_after):
+            n = min(plan.chunk, total - state.step)
             theta, recs, bad = self.advance(state, numbers, n)
             for label, values in recs.items():
                 state.records[label].append(values)
