@@ -12,7 +12,7 @@ import traceback
 
 from . import __version__
 from .commands import COMMANDS
-from .commands._common import EXIT_INTERNAL, EXIT_PROGRAM, EXIT_USAGE, UsageError, report
+from .commands._common import EXIT_INTERNAL, EXIT_OK, EXIT_PROGRAM, EXIT_USAGE, UsageError, report
 from .diagnostics import GaugeError, SourceCache
 
 
@@ -47,6 +47,11 @@ def main(argv: list[str] | None = None) -> int:
     except GaugeError as exc:
         report(exc, sources)
         return EXIT_PROGRAM
+    except BrokenPipeError:  # `gaugedsl check --emit ir | head`: the reader left, fine
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
     except KeyboardInterrupt:
         print("gaugedsl: interrupted", file=sys.stderr)
         return 130

@@ -375,13 +375,16 @@ class Lowered:
         """The training loss. Over a dataset: the mean of the per-sample losses. With streams,
         a Monte Carlo estimate from `n_stream` draws with `key` (fixed key: deterministic)."""
         ps = self.per_sample
+        key = jax.random.PRNGKey(0) if key is None else key
+        if ps is not None and ps.size is not None:  # over a dataset; streams drawn per sample
+            batch = self.samples()
+            if self.has_streams:
+                batch = {**self.draw_streams(key, ps.size), **batch}
+            return self.batch_loss(params, batch)
         if self.has_streams:
-            key = jax.random.PRNGKey(0) if key is None else key
             draws = self.stream_samples(key, n_stream)
             return jnp.mean(jax.vmap(lambda s: self.sample_loss(params, s))(draws))
-        if ps is None:
-            return self.sample_loss(params, {})
-        return self.batch_loss(params, self.samples())
+        return self.sample_loss(params, {})
 
     def batch_loss(self, params: Mapping[str, Array], batch: Mapping[str, Array]) -> Array:
         """The mean loss over a batch of samples (leading axis of each entry)."""

@@ -111,6 +111,8 @@ class FileChecker:
         return True
 
     def _resolve(self, name: str) -> Binding:
+        if name in self._resolved:  # already checked, possibly through another declaration
+            return self._resolved[name]
         if name in self._in_progress:
             cycle = self._in_progress[self._in_progress.index(name):] + [name]
             kind, decl, span = self._globals[name]

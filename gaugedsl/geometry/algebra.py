@@ -45,7 +45,7 @@ def algebra_matrix(group: ir.Group, a):
     if group.kind == "GL":
         return a.reshape(r, r)
     rows, cols = np.triu_indices(r, 1)
-    upper = jnp.zeros((r, r), dtype=a.dtype).at[rows, cols].set(a / np.sqrt(2.0))
+    upper = jnp.zeros((r, r), dtype=a.dtype).at[rows, cols].set(a * (2.0**-0.5))
     return upper - upper.T
 
 

@@ -46,14 +46,14 @@ def invariance_violations(geo: Geometry, points: int = 8, seed: int = 0, spread:
                 worst_pred = max(worst_pred, float(jnp.max(jnp.abs(p1[n] - p0[n]))) / scale)
         if not np.isfinite(worst_loss) or worst_loss > tol:
             out.append(error(
-                "E801", sym.span,
+                "E901", sym.span,
                 f"symmetry '{name}' does not leave the loss invariant: relative change up to {worst_loss:.3g} at random points",
                 "check the action rules: the loss must be unchanged under every g (tolerance "
                 f"{tol:.0e}); a bias is only defined for true symmetries",
             ))
         elif not np.isfinite(worst_pred) or worst_pred > tol and geo.model.predictors:
             out.append(warning(
-                "W802", sym.span,
+                "W903", sym.span,
                 f"symmetry '{name}' leaves the loss invariant but changes a predictor (relative change up to {worst_pred:.3g})",
                 "a predictor should be a function of the orbit; declare an invariant quantity as the predictor",
             ))
@@ -67,7 +67,7 @@ def degeneracy(geo: Geometry, theta, where: str) -> list[Diagnostic]:
         k = sym.group.algebra_dim
         if rank < k or ratio < 1e-12:
             out.append(error(
-                "E802", sym.span,
+                "E902", sym.span,
                 f"the Gram matrix of '{name}' is degenerate {where}: {rank} of {k} generators are independent (the orbit has lower dimension there)",
                 "log det G is −∞ at such points; start away from them (e.g. nonzero initial weights) or use --at slice from a generic point",
             ))
