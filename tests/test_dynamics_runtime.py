@@ -1,0 +1,181 @@
+"""The machinery around the dynamics: manifolds, ensembles, resuming, diagnostics."""
+
+import math
+
+import numpy as np
+import pytest
+
+from gaugedsl.check import check_text
+from gaugedsl.diagnostics import GaugeError
+from gaugedsl.dynamics import Simulation
+
+MANIFOLDS = """model manifolds
+data {{
+  C : R[4, 4] = eye(4) + 0.1 * ones()
+}}
+param s : Sphere[3]
+param Q : Stiefel[4, 2]
+param p : Positive[3] = abs(normal(1, 0.1))
+loss = -s[0] - trace(Q.T @ C @ Q) + sum((p - 0.2)^2)
+noise isotropic(T = 0.5)
+run {{
+  particles = 400
+  steps = {steps}
+  dt = 1e-2
+  dtype = {dtype}
+  record every 500: s, qtq = Q.T @ Q, p
+}}
+"""
+
+
+@pytest.fixture(scope="module")
+def manifold_run():
+    return Simulation(check_text(MANIFOLDS.format(steps=10_000, dtype="float32"), "<m>")).run()
+
+
+def test_parameters_stay_on_their_manifolds_after_10k_noisy_steps(manifold_run):
+    # float32, T = 0.5, 10⁴ Euler steps: tangent projection + closest-point retraction keep
+    # |s| = 1 and QᵀQ = I to float32 rounding (~1e-7); reflection keeps p > 0.
+    r = manifold_run
+    assert r.healthy.all()
+    s, qtq, p = r.records["s"], r.records["qtq"], r.records["p"]
+    assert np.max(np.abs(np.linalg.norm(s.astype(np.float64), axis=-1) - 1)) < 1e-6
+    assert np.max(np.abs(qtq - np.eye(2))) < 1e-6
+    assert np.all(p > 0)
+
+
+def test_sphere_and_positive_sample_their_gibbs_laws(manifold_run):
+    """The retraction gives Brownian motion on the sphere its Itô drift, so s samples the von
+    Mises–Fisher law ∝ exp(s₀/T) on S²: E[s₀] = coth(1/T) − T = 0.5373 at T = 0.5; and
+    reflection keeps p's law exp(−(p − 0.2)²/T) on p > 0: a normal (0.2, 0.5²) truncated at
+    0, mean 0.2 + 0.5 φ(0.4)/Φ(0.4) = 0.4810.
+
+    Tolerance 0.03: MC error of the time-averaged means (400 particles × 16 records over
+    t ∈ [20, 100], correlation time ~1) is < 0.01, the Euler/reflection bias at dt = 1e-2 is
+    O(dt) for the sphere and O(sqrt(dt)·σ) ≲ 0.02 near p's boundary."""
+    r = manifold_run
+    late = r.times("s") >= 20
+    s0 = r.records["s"][late][..., 0]
+    assert abs(s0.mean() - (1 / math.tanh(2.0) - 0.5)) < 0.03
+    phi = math.exp(-0.5 * 0.4**2) / math.sqrt(2 * math.pi)
+    cdf = 0.5 * (1 + math.erf(0.4 / math.sqrt(2)))
+    assert abs(r.records["p"][late].mean() - (0.2 + 0.5 * phi / cdf)) < 0.03
+
+
+def test_an_initializer_off_the_manifold_is_a_diagnostic():
+    text = MANIFOLDS.format(steps=10, dtype="float64").replace("param p : Positive[3] = abs(normal(1, 0.1))", "param p : Positive[3] = normal(0, 1)")
+    with pytest.raises(GaugeError) as e:
+        Simulation(check_text(text, "<m>")).initial_state()
+    d = e.value.diagnostics[0]
+    assert d.code == "E807" and "'p'" in d.message and d.span.line == 7
+
+
+# ---- ensembles: reproducibility and resuming ---------------------------------------------
+
+SMALL = """model small
+data {
+  X : R[8, 3] = normal(0, 1, seed = 2)
+  y : R[8] = X @ [1, 0, -0.5]
+}
+param a : R[3] = normal(0, 0.3)
+param b : R[3] = normal(0, 0.3)
+predictor w = a * b
+loss per (x, t) in (X, y) = 0.5 * (x @ w - t)^2
+symmetry balance : Scale[3] {
+  a -> g * a
+  b -> b / g
+}
+noise NOISE
+run {
+  dynamics = DYNAMICS
+  particles = 32
+  steps = 230
+  chunk = 50
+  lr = 0.05
+  dt = 0.05
+  batch = 3
+  record every 10: w, charge(balance), loss
+}
+"""
+
+
+@pytest.mark.parametrize("noise, dynamics", [("projected(T = 0.01)", "sde"), ("sgd(lr = 0.05, batch = 3)", "sgd")])
+def test_a_resumed_run_equals_an_uninterrupted_one(noise, dynamics):
+    sim = Simulation(check_text(SMALL.replace("NOISE", noise).replace("DYNAMICS", dynamics), "<s>"), max_traces=1)
+    whole = sim.run()
+    state = sim.initial_state()
+    sim.run(state=state, stop_after=2)
+    assert state.step == 100
+    resumed = sim.run(state=state)
+    for label in whole.records:
+        np.testing.assert_array_equal(whole.records[label], resumed.records[label])
+    np.testing.assert_array_equal(whole.theta, resumed.theta)
+    assert whole.records["w"].shape == (24, 32, 3)  # steps 0, 10, …, 230
+
+
+def test_particles_are_independent_and_do_not_depend_on_the_ensemble_size():
+    # Particle i's keys are fold_in(key, i): the same whatever N (up to float32 rounding of
+    # differently batched arithmetic).
+    m = check_text(SMALL.replace("NOISE", "sgd(lr = 0.05, batch = 3)").replace("DYNAMICS", "sgd"), "<s>")
+    big = Simulation(m, steps=50).run()
+    small = Simulation(m, particles=4, steps=50).run()
+    np.testing.assert_allclose(small.records["w"], big.records["w"][:, :4], rtol=1e-5, atol=1e-6)
+    assert len(np.unique(big.records["w"][-1, :, 0])) == 32
+
+
+# ---- diagnostics ------------------------------------------------------------------------
+
+
+def test_a_solver_that_does_not_fit_the_noise_is_a_diagnostic(tmp_path):
+    path = tmp_path / "m.gauge"
+    path.write_text(SMALL.replace("NOISE", "projected(T = 0.01)").replace("DYNAMICS", "sde").replace("  chunk = 50\n", "  chunk = 50\n  solver = heun\n"))
+    from gaugedsl.check import check_file
+
+    with pytest.raises(GaugeError) as e:
+        Simulation(check_file(path))
+    d = e.value.diagnostics[0]
+    assert d.code == "E810" and "Stratonovich" in d.message and "euler" in d.hint
+    assert (d.span.line, d.span.column) == (20, 3)  # `solver = heun`
+
+
+def test_a_chunk_that_splits_a_record_interval_is_a_diagnostic():
+    with pytest.raises(GaugeError) as e:
+        Simulation(check_text(SMALL.replace("NOISE", "isotropic(T = 0.01)").replace("DYNAMICS", "sde").replace("chunk = 50", "chunk = 55"), "<s>"))
+    assert e.value.diagnostics[0].code == "E804" and "chunk = 60" in e.value.diagnostics[0].hint
+
+
+QUARTIC = """model quartic
+param x : R = normal(0, 1.5)
+loss = 0.25 * x^4
+run {
+  dynamics = gd
+  lr = 0.5
+  particles = 400
+  steps = 200
+  record every 10: x
+}
+"""
+
+
+def test_some_particles_diverging_is_a_warning_and_the_healthy_ones_are_kept():
+    # x' = x − 0.5 x³ blows up from |x| > 2: about 18% of normal(0, 1.5) starts.
+    r = Simulation(check_text(QUARTIC, "<q>")).run()
+    n_bad = int((~r.healthy).sum())
+    assert 0.1 * 400 < n_bad < 0.3 * 400
+    (d,) = r.diagnostics
+    assert d.code == "W811" and f"{n_bad} of 400 particles diverged" in d.message
+    assert np.all(np.isfinite(r.records["x"][:, r.healthy]))
+    assert np.all(r.diverged_at[~r.healthy] > 0) and np.all(r.diverged_at[r.healthy] == -1)
+
+
+def test_every_particle_diverging_is_an_error_at_the_step_size(tmp_path):
+    path = tmp_path / "q.gauge"
+    path.write_text(QUARTIC.replace("0.25 * x^4", "5 * x^2").replace("dynamics = gd\n  lr = 0.5", "dynamics = sde\n  dt = 1").replace("run {", "noise isotropic(T = 0.01)\nrun {"))
+    from gaugedsl.check import check_file
+
+    with pytest.raises(GaugeError) as e:
+        Simulation(check_file(path)).run()
+    d = e.value.diagnostics[0]
+    assert d.code == "E811" and "all 400 particles diverged" in d.message
+    assert "dt" in d.hint and "0.2" in d.hint  # 2/λ_max with λ_max = 10
+    assert path.read_text().splitlines()[d.span.line - 1][d.span.column - 1 :].startswith("dt = 1")
