@@ -27,7 +27,12 @@ class ClosedForm:
     note: str = ""
 
     def text(self) -> str:
-        return sp.sstr(self.bias)
+        """`(T/2) Σ_{i=1..n} (log|w_i| + log(2))`-style text of the bias."""
+        coeff, sums = self.bias.as_independent(sp.Sum, as_Add=False)
+        if not isinstance(sums, sp.Sum):
+            return sp.sstr(self.bias)
+        limits = ", ".join(f"{v}={_show(lo)}..{_show(hi)}" for v, lo, hi in sums.limits)
+        return f"({_show(coeff)}) Σ_{{{limits}}} ({_show(sums.function)})"
 
 
 _T = sp.Symbol("T", positive=True)
@@ -134,3 +139,12 @@ def closed_form(sym: ir.Symmetry, pattern: Pattern | None, model: ir.Model) -> C
 def _svals(params, p, q, transposed):
     w = np.asarray(params[p]) @ (np.asarray(params[q]) if transposed else np.asarray(params[q]).T)
     return np.linalg.svd(w, compute_uv=False)
+
+
+def _show(e) -> str:
+    import re
+
+    text = sp.sstr(e)
+    text = re.sub(r"Abs\(([^()]*)\)", r"|\1|", text)
+    text = re.sub(r"(\w+)\[(\w+)\]", lambda m: f"{'σ' if m.group(1) == 'sigma' else m.group(1)}_{m.group(2)}", text)
+    return text.replace("T/2", "T/2").replace("**", "^").replace("*", "·")
