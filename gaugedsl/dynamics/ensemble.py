@@ -37,6 +37,7 @@ class State:
     step: int
     records: dict[str, list[np.ndarray]]
     diverged_at: np.ndarray
+    theta0: np.ndarray | None = None
 
 
 @dataclasses.dataclass
@@ -155,7 +156,7 @@ class Simulation:
         init_keys, noise_keys = self.keys(seed)
         theta = np.asarray(self._init(init_keys))
         self._check_initial(theta)
-        return State(theta, np.asarray(noise_keys), 0, {label: [] for label in self.recorder.labels}, np.full(self.plan.particles, -1, np.int64))
+        return State(theta, np.asarray(noise_keys), 0, {label: [] for label in self.recorder.labels}, np.full(self.plan.particles, -1, np.int64), theta.copy())
 
     def _check_initial(self, theta):
         if not np.all(np.isfinite(theta)):
@@ -201,6 +202,7 @@ class Simulation:
         """A fresh state starting every particle at `theta` (D,) or `theta` (N, D)."""
         state = self.initial_state(seed)
         state.theta = np.broadcast_to(np.asarray(theta, state.theta.dtype), state.theta.shape).copy()
+        state.theta0 = state.theta.copy()
         self._check_initial(state.theta)
         return state
 
@@ -211,7 +213,7 @@ class Simulation:
         Raises `GaugeError` when every particle diverges."""
         numbers = self.numbers() if numbers is None else numbers
         state = self.initial_state(seed) if state is None else state
-        theta0 = state.theta.copy() if state.step == 0 else None
+        theta0 = state.theta0 if state.theta0 is not None else (state.theta.copy() if state.step == 0 else None)
         plan = self.plan
         total = plan.steps if steps is None else steps
         start = time.perf_counter()

@@ -1,0 +1,136 @@
+"""`gaugedsl run FILE [-o DIR]`: simulate a model's run block, write the results, and set the
+recorded statistics beside the theory's predictions."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..diagnostics import GaugeError
+from ._common import EXIT_OK, EXIT_PROGRAM, UsageError, existing_file, report
+
+
+def _count(minimum: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}")
+        return value
+
+    return parse
+
+
+def register(sub) -> None:
+    p = sub.add_parser("run", help="simulate a model's run block and compare it with the theory")
+    p.add_argument("file", type=Path, metavar="FILE")
+    p.add_argument("-o", "--output", type=Path, metavar="DIR", help="where to write results.npz, summary.json and plots (default: runs/MODEL)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run from DIR/checkpoint.npz")
+    p.add_argument("--x64", action="store_true", help="switch JAX to 64-bit and simulate in float64")
+    p.add_argument("--log-compiles", action="store_true", help="log every XLA compilation (one is expected per run)")
+    p.add_argument("--particles", type=_count(1), help="override the run block's particles")
+    p.add_argument("--steps", type=_count(1), help="override the run block's steps")
+    p.add_argument("--seed", type=_count(0), help="override the run block's seed")
+    p.add_argument("--chunk", type=_count(1), help="steps per compiled call, checkpoint and progress update")
+    p.add_argument("--plot", action="store_true", help="write PNG figures into DIR")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None, help="show a progress bar (default: when stderr is a terminal)")
+    p.add_argument("--stop-after-chunks", type=_count(1), help=argparse.SUPPRESS)  # simulates an interruption (tests)
+    p.set_defaults(handler=run)
+
+
+def run(args, sources) -> int:
+    import jax
+
+    from .. import ir
+    from ..check import Loader
+
+    existing_file(args.file)
+    if args.x64:
+        jax.config.update("jax_enable_x64", True)
+    if args.log_compiles:
+        jax.config.update("jax_log_compiles", True)
+    loader = Loader()
+    try:
+        model = loader.check_file(args.file)
+        if not isinstance(model, ir.Model):
+            raise UsageError(f"{args.file} is a library (symmetry templates only); there is nothing to run")
+        return _simulate(args, model, loader)
+    except GaugeError as exc:
+        report(exc, loader.sources)
+        return EXIT_PROGRAM
+
+
+def _simulate(args, model, loader) -> int:
+    import jax
+
+    from ..dynamics import Simulation
+    from ..lowering import Lowered
+    from ..report import compare, load_checkpoint, render, save_checkpoint, write_results
+    from ..report.progress import Progress
+
+    if model.run is not None and model.run.get("dtype") == "float64" and not jax.config.jax_enable_x64:
+        jax.config.update("jax_enable_x64", True)  # the program asks for float64
+    sim = Simulation(model, particles=args.particles, steps=args.steps, seed=args.seed, chunk=args.chunk, dtype="float64" if args.x64 else None)
+    plan = sim.plan
+    numbers = sim.numbers()
+    out = args.output or Path("runs") / model.name
+    meta = {"program_hash": model.source_hash, "plan": plan.as_dict(), "numbers": numbers.as_dict()}
+    state = None
+    if args.resume:
+        loaded = load_checkpoint(out, sim.recorder.labels)
+        if loaded is None:
+            raise UsageError(f"nothing to resume: {out / 'checkpoint.npz'} does not exist")
+        state, old = loaded
+        if old != _normalise(meta):
+            changed = [k for k in ("program_hash", "plan", "numbers") if old.get(k) != _normalise(meta)[k]]
+            raise UsageError(f"the checkpoint in {out} was made with a different {' and '.join(changed)}; run without --resume to start afresh")
+        print(f"resuming {model.name} at step {state.step} of {plan.steps}", file=sys.stderr)
+    elif (out / "checkpoint.npz").exists():
+        print(f"note: {out / 'checkpoint.npz'} is from an unfinished run; starting afresh (use --resume to continue it)", file=sys.stderr)
+    progress = Progress(plan.steps, plan.particles, args.progress)
+    last = {}
+
+    def on_chunk(s):
+        save_checkpoint(out, s, meta)
+        progress.update(s.step)
+        last["step"] = s.step
+
+    result = sim.run(numbers, state=state, on_chunk=on_chunk, stop_after=args.stop_after_chunks)
+    progress.close()
+    if last.get("step", plan.steps) < plan.steps:
+        print(f"stopped at step {last['step']} of {plan.steps}; continue with --resume", file=sys.stderr)
+        return EXIT_OK
+    for d in result.diagnostics:
+        print(d.render(loader.sources), file=sys.stderr)
+    comparison = compare(sim, result, Lowered(model))
+    table = render(comparison.rows)
+    summary = {
+        "comparison": [r.as_dict() for r in comparison.rows],
+        "notes": comparison.notes,
+        "diagnostics": [d.render() for d in result.diagnostics],
+    }
+    files = write_results(out, model, result, summary)
+    if args.plot:
+        from ..report.plots import plot
+
+        files += plot(out, model, result, comparison)
+    (out / "checkpoint.npz").unlink(missing_ok=True)
+    noise = f", {model.noise.kind} noise" if model.noise is not None else ""
+    rate = plan.particles * plan.steps / max(result.wall_time, 1e-9)
+    print(f"{model.name}: {plan.dynamics}{noise}, {plan.particles} particles × {plan.steps} steps, seed {plan.seed}, {plan.dtype}: {result.wall_time:.1f} s ({rate:.3g} particle-steps/s, compilation included)")
+    print()
+    print(table)
+    for note in comparison.notes:
+        print(f"note: {note}")
+    print()
+    print("wrote " + ", ".join(str(f) for f in files))
+    return EXIT_OK
+
+
+def _normalise(meta):
+    import json
+
+    return json.loads(json.dumps(meta, sort_keys=True, default=str))

@@ -1,0 +1,91 @@
+"""PNG figures of a run (matplotlib, Agg backend): the histogram of a scalar predictor
+against its predicted stationary density, charge trajectories, and every recorded quantity
+over time."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .. import ir
+from ..dynamics.ensemble import Result
+from .compare import Comparison
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot(folder: Path, model: ir.Model, result: Result, comparison: Comparison) -> list[Path]:
+    """Writes the figures into `folder`; returns their paths."""
+    plt = _pyplot()
+    written = []
+    ok = result.healthy
+    unit = "t" if result.plan.dynamics == "sde" else "t = step·lr"
+    if comparison.law is not None:
+        law, label, samples = comparison.law, comparison.law_label, comparison.law_samples
+        fig, ax = plt.subplots(figsize=(6, 4))
+        hi = np.quantile(samples, 0.999)
+        heights, _, _ = ax.hist(samples, bins=60, range=(min(samples.min(), law.w[0]), hi), density=True, alpha=0.5, label=f"simulated ({samples.size} particles, end)")
+        keep = law.w <= hi
+        ax.plot(law.w[keep], law.density[keep], "k", lw=1.5, label="predicted: exp(−L/T) det G^(−1/2)")
+        ax.axvline(law.mean, color="k", ls="--", lw=1, label=f"predicted mean {law.mean:.4f}")
+        ax.axvline(law.gibbs_mean, color="tab:red", ls=":", lw=1, label=f"exp(−L/T) alone: mean {law.gibbs_mean:.4f}")
+        ax.axvline(samples.mean(), color="tab:blue", ls="--", lw=1, label=f"simulated mean {samples.mean():.4f}")
+        ax.set_ylim(0, 1.4 * max(heights.max(), 1e-12))  # the law may have an integrable spike (|w|^(-1/2))
+        ax.set_xlabel(label)
+        ax.set_ylabel("density")
+        ax.set_title(f"{model.name}: stationary law of {label}")
+        ax.legend(fontsize=7)
+        written.append(_save(fig, folder / f"law_{label}.png", plt))
+    charges = [i for r in result.plan.records for i in r.items if isinstance(i.value, ir.Call) and i.value.func == "charge"]
+    if charges:
+        fig, axes = plt.subplots(len(charges), 1, figsize=(7, 3 * len(charges)), squeeze=False)
+        for ax, item in zip(axes[:, 0], charges):
+            t = result.times(item.label)
+            v = result.records[item.label][:, ok].reshape(len(t), int(ok.sum()), -1)
+            for a in range(min(v.shape[2], 6)):
+                m, s = v[:, :, a].mean(1), v[:, :, a].std(1)
+                (line,) = ax.plot(t, m, lw=1.5, label=f"a = {a}")
+                ax.fill_between(t, m - s, m + s, color=line.get_color(), alpha=0.15)
+                for p in range(min(3, v.shape[1])):
+                    ax.plot(t, v[:, p, a], color=line.get_color(), lw=0.4, alpha=0.5)
+            ax.axhline(0, color="k", lw=0.5)
+            ax.set_title(f"{item.label}: ensemble mean ± sd, and three particles" + (f" (first 6 of {v.shape[2]})" if v.shape[2] > 6 else ""))
+            ax.set_xlabel(unit)
+            ax.legend(fontsize=7, ncol=3)
+        written.append(_save(fig, folder / "charges.png", plt))
+    labels = list(result.records)
+    if labels:
+        fig, axes = plt.subplots(len(labels), 1, figsize=(7, 2.6 * len(labels)), squeeze=False)
+        for ax, label in zip(axes[:, 0], labels):
+            t = result.times(label)
+            v = result.records[label][:, ok]
+            if v.ndim == 2:
+                ax.plot(t, v.mean(1), lw=1.5, label="mean")
+                lo, hi = np.quantile(v, [0.1, 0.9], axis=1)
+                ax.fill_between(t, lo, hi, alpha=0.2, label="10–90%")
+                ax.legend(fontsize=7)
+            else:
+                flat = v.reshape(len(t), v.shape[1], -1).mean(1)
+                ax.plot(t, flat[:, :20], lw=1)
+                ax.set_title(f"{label}: ensemble mean of each entry" + (" (first 20)" if flat.shape[1] > 20 else ""), fontsize=9)
+            ax.set_ylabel(label)
+            ax.set_xlabel(unit)
+        written.append(_save(fig, folder / "records.png", plt))
+    return written
+
+
+def _save(fig, path: Path, plt) -> Path:
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    tmp.replace(path)
+    return path
