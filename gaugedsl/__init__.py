@@ -1,3 +1,10 @@
-"""gaugedsl: a small language for the geometry of learning dynamics."""
+"""gaugedsl: a small language for the geometry of learning dynamics.
+
+`gaugedsl.load(path_or_text)` checks a program and returns a `Model` with `bias()`, `run()` and
+`design()`; see `gaugedsl.api`. Importing gaugedsl never switches JAX's 64-bit mode.
+"""
 
 __version__ = "0.1.0"
+
+from .api import BiasResult as BiasResult, DesignResult as DesignResult, Model as Model, RunResult as RunResult, load as load
+from .diagnostics import Diagnostic as Diagnostic, GaugeError as GaugeError

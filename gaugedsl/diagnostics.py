@@ -111,6 +111,11 @@ class GaugeError(Exception):
             diagnostics, key=lambda d: d.span.sort_key() if d.span else ("", 0, 0)
         )
         super().__init__("\n".join(d.render() for d in self.diagnostics))
+        self.sources: SourceCache | None = None
+
+    def __str__(self) -> str:
+        # With the sources attached (the Python API does), quote the lines with carets.
+        return "\n".join(d.render(self.sources) for d in self.diagnostics)
 
 
 def error(code: str, span: Span | None, message: str, hint: str | None = None) -> Diagnostic:

@@ -1,0 +1,213 @@
+"""The Python API, for notebooks: the same results as the CLI, as objects.
+
+```python
+import gaugedsl
+model = gaugedsl.load("examples/diagonal_net.gauge")   # or the text of a program
+model.bias()              # BiasResult: per-symmetry geometry, the predicted law
+model.run(steps=2000)     # RunResult: records, the theory-vs-simulation table, plots
+model.design()            # DesignResult: the designed .gauge text and its verification
+```
+
+Every result has `to_dict()` (the JSON the CLI writes), a text form (`str`) and an HTML form
+for Jupyter. Errors in the program raise `gaugedsl.GaugeError`, whose text quotes the source
+lines with carets, as the CLI does.
+"""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import ir
+from .diagnostics import GaugeError
+
+
+def load(source: str | Path) -> "Model":
+    """Check a `.gauge` program given as a path or as its text.
+
+    **Raises:** `GaugeError` with every diagnostic of the program.
+    """
+    from .check import Loader
+
+    loader = Loader()
+    is_path = isinstance(source, Path) or (
+        isinstance(source, str) and "\n" not in source and source.endswith(".gauge")
+    )
+    try:
+        if is_path:
+            path = Path(source)
+            if not path.is_file():
+                raise FileNotFoundError(f"no such file: {path}")
+            checked = loader.check_file(path)
+        else:
+            checked = loader.check_text(str(source), "<text>")
+    except GaugeError as exc:
+        exc.sources = loader.sources
+        raise
+    if not isinstance(checked, ir.Model):
+        raise ValueError(f"{source} is a library (parametric symmetries only), not a model")
+    return Model(checked, loader)
+
+
+class Model:
+    """A checked program. `ir` is the `gaugedsl.ir.Model`."""
+
+    def __init__(self, model: ir.Model, loader):
+        self.ir = model
+        self._loader = loader
+
+    @property
+    def name(self) -> str:
+        return self.ir.name
+
+    def _reraise(self, exc: GaugeError):
+        exc.sources = self._loader.sources
+        raise exc
+
+    def bias(self, at: str = "init", law: bool = True) -> "BiasResult":
+        """The geometry of every symmetry (`gaugedsl bias`). Uses float64 if JAX's 64-bit
+        mode is on (recommended for geometry: `jax.config.update("jax_enable_x64", True)`)."""
+        from .geometry.summary import bias_summary
+        from .lowering import Lowered
+
+        try:
+            return BiasResult(bias_summary(Lowered(self.ir), at=at, law=law))
+        except GaugeError as exc:
+            self._reraise(exc)
+
+    def run(self, *, particles: int | None = None, steps: int | None = None, seed: int | None = None, chunk: int | None = None, **numbers: float) -> "RunResult":
+        """Simulate the run block (`gaugedsl run`), with optional overrides; `numbers` are
+        numeric settings such as `T=0.05` or `lr=1e-3` that change without recompiling."""
+        from .dynamics import Simulation
+        from .lowering import Lowered
+        from .report import compare
+
+        try:
+            sim = Simulation(self.ir, particles=particles, steps=steps, seed=seed, chunk=chunk)
+            result = sim.run(sim.numbers(**numbers))
+            comparison = compare(sim, result, Lowered(self.ir))
+        except GaugeError as exc:
+            self._reraise(exc)
+        return RunResult(self.ir, result, comparison)
+
+    def design(self) -> "DesignResult":
+        """The parameterization that induces the design block's target bias
+        (`gaugedsl design`)."""
+        from . import design
+
+        try:
+            return DesignResult(design.design(self.ir))
+        except GaugeError as exc:
+            self._reraise(exc)
+
+    def __repr__(self) -> str:
+        return f"<gaugedsl.Model {self.name}: {len(self.ir.params)} parameters (D = {self.ir.dimension}), {len(self.ir.symmetries)} symmetries>"
+
+    def __str__(self) -> str:
+        from .show import model
+
+        return model(self.ir)
+
+    def _repr_html_(self) -> str:
+        return f"<pre>{html.escape(str(self))}</pre>"
+
+
+class _Result:
+    def to_dict(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _repr_html_(self) -> str:
+        return f"<pre>{html.escape(str(self))}</pre>"
+
+
+class BiasResult(_Result):
+    def __init__(self, summary: dict):
+        self.summary = summary
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.summary
+
+    def __str__(self) -> str:
+        from .geometry.summary import render
+
+        return render(self.summary)
+
+    def _repr_html_(self) -> str:
+        rows = []
+        for s in self.summary["symmetries"]:
+            cells = [s["name"], s["group"], s["structure"], s["gauge_condition"], s["closed_form_bias"] or "—", f"{s['logdet_gram']:.6g}"]
+            rows.append("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + "</tr>")
+        head = "".join(f"<th>{h}</th>" for h in ("symmetry", "group", "structure", "gauge condition", "bias R_T", "log det G"))
+        law = self.summary.get("predicted_law") or {}
+        extra = f"<p>E[{law['predictor']}] = {law['mean']:.6g} (Gibbs: {law['gibbs_mean']:.6g})</p>" if "mean" in law else ""
+        return f"<table><tr>{head}</tr>{''.join(rows)}</table>{extra}"
+
+
+class RunResult(_Result):
+    """`records[label]` has shape (records, particles, *shape); `steps[label]` the steps at
+    which they were taken; `table` the theory-vs-simulation rows."""
+
+    def __init__(self, model: ir.Model, result, comparison):
+        self.model = model
+        self.result = result
+        self.comparison = comparison
+        self.records: dict[str, np.ndarray] = result.records
+        self.steps: dict[str, np.ndarray] = result.record_steps
+
+    @property
+    def table(self):
+        return self.comparison.rows
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model.name,
+            "plan": self.result.plan.as_dict(),
+            "numbers": {k: float(v) for k, v in self.result.numbers.items()},
+            "wall_time": self.result.wall_time,
+            "healthy_particles": int(np.sum(self.result.healthy)),
+            "comparison": [r.as_dict() for r in self.comparison.rows],
+            "notes": list(self.comparison.notes),
+            "diagnostics": [d.render() for d in self.result.diagnostics],
+        }
+
+    def __str__(self) -> str:
+        from .report import render
+
+        return render(self.comparison.rows)
+
+    def plot(self, label: str, ax=None):
+        """Mean ± one standard deviation of a recorded scalar (or every entry of a vector)
+        over the particles, against steps. Returns the matplotlib axes."""
+        import matplotlib.pyplot as plt
+
+        if label not in self.records:
+            raise KeyError(f"'{label}' was not recorded; recorded: {', '.join(self.records)}")
+        ax = ax or plt.figure().gca()
+        values = self.records[label][:, self.result.healthy]
+        flat = values.reshape(values.shape[0], values.shape[1], -1)
+        mean, std = flat.mean(axis=1), flat.std(axis=1)
+        for k in range(flat.shape[2]):
+            ax.plot(self.steps[label], mean[:, k])
+            ax.fill_between(self.steps[label], mean[:, k] - std[:, k], mean[:, k] + std[:, k], alpha=0.2)
+        ax.set_xlabel("step")
+        ax.set_ylabel(label)
+        return ax
+
+
+class DesignResult(_Result):
+    def __init__(self, designed):
+        self.designed = designed
+
+    def to_dict(self) -> dict[str, Any]:
+        to_dict = getattr(self.designed, "to_dict", None)
+        return to_dict() if to_dict else dict(vars(self.designed))
+
+    @property
+    def text(self) -> str:
+        return self.designed.text
+
+    def __str__(self) -> str:
+        return str(self.designed)

@@ -1,0 +1,50 @@
+"""The Python API returns the same results as the CLI."""
+
+import json
+
+import jax
+import pytest
+
+import gaugedsl
+from gaugedsl.cli import main
+
+jax.config.update("jax_enable_x64", True)
+
+SCALAR = "examples/scalar_product.gauge"
+
+
+def test_load_from_path_and_from_text_give_the_same_model():
+    from_path = gaugedsl.load(SCALAR)
+    with open(SCALAR) as f:
+        from_text = gaugedsl.load(f.read())
+    assert from_path.name == from_text.name
+    assert str(from_path).splitlines()[1:] == str(from_text).splitlines()[1:]  # line 0 names the path
+
+
+def test_errors_quote_the_source_with_a_caret():
+    with pytest.raises(gaugedsl.GaugeError) as exc:
+        gaugedsl.load("model m\nparam u : R[3]\nloss = sum(v)\n")
+    text = str(exc.value)
+    assert "<text>:3:12: error[E201]: unknown name 'v'" in text
+    assert "loss = sum(v)" in text and "^" in text
+
+
+def test_bias_equals_the_cli_json(capsys):
+    result = gaugedsl.load(SCALAR).bias()
+    assert main(["bias", SCALAR, "--json"]) == 0
+    cli = json.loads(capsys.readouterr().out)
+    assert result.to_dict() == cli
+    assert "E[w]" in result._repr_html_() and "<table>" in result._repr_html_()
+
+
+def test_run_equals_the_cli_summary(tmp_path, capsys):
+    model = gaugedsl.load("examples/diagonal_net.gauge")
+    result = model.run(particles=8, steps=300)
+    assert main(["run", "examples/diagonal_net.gauge", "--particles", "8", "--steps", "300", "-o", str(tmp_path), "--no-progress"]) == 0
+    capsys.readouterr()
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert json.loads(json.dumps(result.to_dict()["comparison"])) == summary["comparison"]
+    assert result.records["w"].shape[1:] == (8, 20)
+    ax = result.plot("loss")
+    assert ax.get_ylabel() == "loss"
+    assert "simulated" in str(result) and "<pre>" in result._repr_html_()
