@@ -479,3 +479,13 @@ def test_an_interrupted_write_leaves_the_old_file(tmp_path, monkeypatch):
         fmt_command.write_atomic(target, "new\n")
     assert target.read_text() == "old\n"
     assert [p.name for p in tmp_path.iterdir()] == ["a.gauge"]
+
+
+def test_the_repository_is_formatted(capsys):
+    # The acceptance of `gaugedsl fmt --check` on the repository: every program that parses
+    # (tests/programs/bad holds programs that must not).
+    from gaugedsl.cli import main
+
+    root = Path(__file__).resolve().parent.parent
+    folders = [str(root / d) for d in ("examples", "stdlib", "tests/programs/good")]
+    assert main(["fmt", "--check", *folders]) == 0, capsys.readouterr().out
