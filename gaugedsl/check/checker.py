@@ -857,20 +857,22 @@ class FileChecker:
         return ir.Record(every, tuple(items), rec.span)
 
     def _check_design(self, d: ast.DesignBlock) -> ir.Design | None:
-        values = self._settings([(s.name, s.value, s.name_span) for s in d.settings], S.DESIGN_SETTINGS, "design")
-        if values is None:
+        entries, ok = self._design_entries(d)
+        values = self._settings(entries, S.DESIGN_SETTINGS, "design")
+        if values is None or not ok:
             return None
         if "target" not in values:
             self._error("E601", d.span, "a design block needs a target", "add target = sparsity (or spectral_sparsity, low_rank, total_variation)")
             return None
-        spans = {s.name: s.value.span for s in d.settings}
+        spans = {name: node.span for name, node, _ in entries}
         pred = values.get("predictor")
         if pred is not None:
             b = self._lookup(pred)
             if b is not None and b.kind == "error":
                 return None  # reported where it is declared
-            if b is None or b.kind != "predictor":
-                self._error("E602", spans["predictor"], f"'{pred}' is not a predictor of this model", "name a `predictor` declared in this file")
+            # In a vanilla model the parameter itself is the predictor.
+            if b is None or b.kind not in ("predictor", "param"):
+                self._error("E602", spans["predictor"], f"'{pred}' is not a predictor or parameter of this model", "name a `predictor` or a `param` declared in this file")
                 return None
         op = values.get("operator")
         if op is not None and op not in S.DESIGN_OPERATORS:
@@ -884,7 +886,33 @@ class FileChecker:
         if depth is not None and depth < 2:
             self._error("E602", spans.get("depth", d.span), "depth must be at least 2 (a product of two or more factors)", "depth L gives the bias exponent 1 − 1/L")
             return None
+        exponent = values.get("exponent")
+        if exponent is not None and not exponent < 1:
+            self._error("E602", spans["exponent"], f"the bias exponent must be below 1, not {exponent}", "depth L gives the exponent 1 − 1/L: 1/2, 2/3, 3/4, ...")
+            return None
         return ir.Design(tuple(values.items()), d.span)
+
+    def _design_entries(self, d: ast.DesignBlock):
+        """The block's settings, with the named arguments of `target = sparsity(depth = 3)`
+        taken as settings of their own (so they are checked, never silently dropped)."""
+        entries, ok = [], True
+        for s in d.settings:
+            call = s.value
+            if s.name != "target" or not isinstance(call, ast.Call):
+                entries.append((s.name, s.value, s.name_span))
+                continue
+            entries.append((s.name, ast.Name(call.func, call.func_span), s.name_span))
+            for a in call.args:
+                self._error("E602", a.span, f"the arguments of {call.func}(...) are design settings and need names", f"write {call.func}(depth = 3), or set it in the block: depth = 3")
+                ok = False
+            for kw in call.kwargs:
+                if kw.name == "target":
+                    self._error("E602", kw.span, "the target cannot be set inside itself", f"write target = {call.func}")
+                    ok = False
+                    continue
+                entries.append((kw.name, kw.value, kw.span))
+        entries.sort(key=lambda e: e[2].sort_key())
+        return entries, ok
 
 
 @dataclasses.dataclass(frozen=True)

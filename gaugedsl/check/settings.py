@@ -74,11 +74,14 @@ DESIGN_SETTINGS: dict[str, Setting] = {
     s.name: s
     for s in (
         _s("target", "enum", "the wanted bias", required=True, choices=DESIGN_TARGETS),
-        _s("predictor", "name", "the predictor the bias is about"),
+        _s("predictor", "name", "the predictor (or the parameter) the bias is about"),
         _s("operator", "name", "analysis operator A: identity, cosine, fourier, difference, or a data matrix"),
         _s("depth", "int", "depth L of the Hadamard product (bias exponent 1 − 1/L)", default=2, positive=True),
+        _s("exponent", "float", "the bias exponent 1 − 1/L instead of the depth (1/2, 2/3, 3/4, ...)", positive=True),
         _s("rank", "int", "inner dimension r of a factorization", positive=True),
         _s("strength", "float", "temperature T of the bias", positive=True),
+        _s("init", "float", "standard deviation of each factor's initializer (default: the predictor's, to the power 1/L)", positive=True),
+        _s("lr", "float", "learning rate of the designed model's run (default: the source's)", positive=True),
     )
 }
 DESIGN_OPERATORS = ("identity", "cosine", "fourier", "difference")

@@ -1,6 +1,6 @@
 """The subcommands of `gaugedsl`. Each module has `register(subparsers)`, which adds its
 parser and sets `handler(args, sources) -> exit code`."""
 
-from . import bias, check, fmt, lsp, run
+from . import bias, check, design, fmt, lsp, run
 
-COMMANDS = [check, bias, run, fmt, lsp]
+COMMANDS = [check, bias, run, design, fmt, lsp]
