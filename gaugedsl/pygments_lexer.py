@@ -39,8 +39,8 @@ NOISE_MODELS = (
     "isotropic", "label", "projected", "sgd",
 )
 SETTINGS = (
-    "batch", "chunk", "depth", "dt", "dtype", "dynamics", "lr", "operator", "particles", "rank",
-    "seed", "solver", "start", "steps", "strength", "target",
+    "batch", "chunk", "depth", "dt", "dtype", "dynamics", "exponent", "init", "lr", "operator",
+    "particles", "rank", "seed", "solver", "start", "steps", "strength", "target",
 )
 SETTING_VALUES = (
     "cosine", "difference", "euler", "float32", "float64", "fourier", "gd", "heun", "identity",
