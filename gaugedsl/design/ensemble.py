@@ -1,0 +1,220 @@
+"""Seeds of a gradient-descent model in one vmapped program, each with its own data.
+
+`gaugedsl run` simulates particles that share one dataset. The inverse-design experiments
+(THEORY.md §5 E4, E5) ask how a model does over several draws of the *data* as well, so
+member s of an `Ensemble` gets:
+
+- its data: every seeded random draw of the data block with its seed hashed with s (member 0
+  keeps the file's seeds), and unseeded draws made with data seed s;
+- its initial point: the initializers drawn with the key `gaugedsl run` gives particle s.
+
+The loss, its gradient and the records are the dynamics' own (`gaugedsl.dynamics.objective`,
+`.records`) built on a lowering whose data are the member's, so all members run under one
+`jit` and one `vmap`. Only plain full-batch gradient descent (`dynamics = gd`, no added noise)
+is driven here, the setting of the paper's inverse-design experiments.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+import time
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .. import ir
+from ..diagnostics import GaugeError, error
+from ..dynamics.objective import Objective
+from ..dynamics.records import Recorder
+from ..geometry import Geometry
+from ..lowering import Lowered, stable_id
+
+RANDOM = ("normal", "uniform", "bernoulli", "sparse", "orthonormal")
+
+
+def member_seed(seed: int, member: int) -> int:
+    """The seed member `member` uses where the file says `seed`."""
+    return seed if member == 0 else stable_id(f"{seed}/{member}")
+
+
+def seeded_sites(model: ir.Model) -> list[int]:
+    """The seeds of the data block's seeded random draws, in a fixed order (`reseed`'s)."""
+    found: list[int] = []
+    _walk_data(model, lambda seed: found.append(seed) or seed)
+    return found
+
+
+def reseed(model: ir.Model, seeds) -> ir.Model:
+    """The model with its data's seeded draws given the seeds `seeds` (one per site of
+    `seeded_sites`, in order). The seeds may be traced integers: the lowering turns a
+    seed into `PRNGKey(seed)`, so every member's data come out of one compiled program."""
+    it = iter(seeds)
+    return _walk_data(model, lambda seed: next(it))
+
+
+def _walk_data(model: ir.Model, new_seed) -> ir.Model:
+    def walk(e):
+        if isinstance(e, ir.Call):
+            args = tuple(walk(a) for a in e.args)  # inner draws first: a fixed order
+            static = e.static
+            if e.func in RANDOM and e.option("seed") is not None:
+                static = tuple((k, new_seed(v) if k == "seed" else v) for k, v in static)
+            return dataclasses.replace(e, args=args, static=static)
+        if isinstance(e, ir.Op):
+            return dataclasses.replace(e, args=tuple(walk(a) for a in e.args))
+        if isinstance(e, ir.Stack):
+            return dataclasses.replace(e, items=tuple(walk(a) for a in e.items))
+        if isinstance(e, ir.Index):
+            return dataclasses.replace(e, value=walk(e.value))
+        return e
+
+    return dataclasses.replace(model, data=tuple(dataclasses.replace(d, value=walk(d.value)) for d in model.data))
+
+
+def _structure(model: ir.Model) -> Lowered:
+    """The model lowered without making its data (every member brings its own): built under
+    `eval_shape`, so its `data` are placeholders that `Ensemble._pieces` replaces."""
+    made = []
+    jax.eval_shape(lambda: made.append(Lowered(model)) or made[0].data)
+    return made[0]
+
+
+@dataclasses.dataclass
+class EnsembleResult:
+    """`records[label]`: (R, S, ...) at `steps[label]`; `theta`: final (S, D); `finite`:
+    which members stayed finite; `wall`: seconds of simulation, `setup`: seconds to make the
+    data and compile."""
+
+    model: ir.Model
+    seeds: int
+    total_steps: int
+    records: dict[str, np.ndarray]
+    steps: dict[str, np.ndarray]
+    theta: np.ndarray
+    finite: np.ndarray
+    wall: float
+    setup: float
+
+    def final(self, label: str) -> np.ndarray:
+        return self.records[label][-1]
+
+
+class Ensemble:
+    """**Arguments:** `model` (checked, `dynamics = gd`), `seeds` (members), `steps`
+    (override of the run length), `unroll` (GD steps per loop iteration of the compiled
+    program: fewer loop overheads)."""
+
+    def __init__(self, model: ir.Model, seeds: int = 5, steps: int | None = None, unroll: int = 5):
+        start = time.perf_counter()
+        run = model.run
+        if run is None or run.get("dynamics", "sde" if model.noise is not None else "gd") != "gd":
+            raise GaugeError([error("E610", (run or model.loss).span, f"model '{model.name}' is not a gradient-descent run; the design ensemble drives dynamics = gd", "use `gaugedsl run` for sde and sgd dynamics")])
+        if model.noise is not None and model.noise.kind in ("isotropic", "projected", "label"):
+            raise GaugeError([error("E610", model.noise.span, f"the design ensemble runs plain gradient descent; {model.noise.kind} noise would be added to it", "remove the noise model, or use `gaugedsl run`")])
+        self.model, self.seeds = model, seeds
+        self.lr = run.get("lr") or (model.noise.get("lr") if model.noise is not None else None)
+        self.steps = steps or run.get("steps", 1000)
+        self.dtype = jnp.float64 if run.get("dtype", "float32") == "float64" else jnp.float32
+        if self.dtype == jnp.float64 and not jax.config.jax_enable_x64:
+            raise GaugeError([error("E610", run.span, "dtype = float64 needs JAX's 64-bit mode", "set JAX_ENABLE_X64=1")])
+        self.records = run.records
+        everys = [r.every for r in self.records] or [self.steps]
+        self.unit = math.gcd(*everys)
+        self.unroll = max(1, min(unroll, self.unit))
+        self.template = _structure(model)
+        self.data, self.theta0 = self._prepare()
+        self._chunk = jax.jit(jax.vmap(self._member_chunk, in_axes=(0, 0, None, None)), static_argnums=3)
+        self._compiled: dict[int, Callable] = {}
+        self.setup = time.perf_counter() - start
+
+    def _prepare(self):
+        """Every member's data and initial point, from one compiled program (eagerly, each
+        random draw of a new shape would compile a program of its own)."""
+        sites = seeded_sites(self.model)
+        table = np.array([[member_seed(x, s) for x in sites] for s in range(self.seeds)], dtype=np.int64).reshape(self.seeds, len(sites))
+        k_init, _ = jax.random.split(jax.random.PRNGKey(self.model.run.get("seed", 0)))
+
+        def member(seeds, s):
+            lowered = Lowered(reseed(self.model, [seeds[i] for i in range(len(sites))]), seed=s)
+            # The key `gaugedsl run` gives particle s (dynamics.ensemble.Simulation.keys).
+            theta = lowered.layout.flatten(lowered.init_params(jax.random.fold_in(k_init, s)))
+            return {k: v.astype(self.dtype) for k, v in lowered.data.items()}, theta.astype(self.dtype)
+
+        return jax.jit(jax.vmap(member))(jnp.asarray(table), jnp.arange(self.seeds))
+
+    def compiled(self, blocks: int) -> Callable:
+        """The program for a chunk of `blocks` record blocks, compiled ahead of time (so that
+        the simulation's wall time does not include compiling)."""
+        if blocks not in self._compiled:
+            t0 = time.perf_counter()
+            start = jnp.asarray(0, jnp.int32)
+            self._compiled[blocks] = self._chunk.lower(self.theta0, self.data, start, blocks).compile()
+            self.setup += time.perf_counter() - t0
+        return self._compiled[blocks]
+
+    def _pieces(self, data) -> tuple[Objective, Callable[[int], Callable]]:
+        lowered = copy.copy(self.template)
+        lowered.data = data
+        objective = Objective(lowered, self.dtype)
+        recorder = Recorder(lowered, self.records, objective.loss, Geometry(lowered).hooks(), self.dtype)
+        return objective, recorder.group
+
+    def _member_chunk(self, theta, data, start, blocks: int):
+        objective, group = self._pieces(data)
+        lr = jnp.asarray(self.lr, self.dtype)
+        groups = [(r.every, group(i)) for i, r in enumerate(self.records)]
+
+        def step(th, _):
+            return th - lr * objective.grad(th), None
+
+        def block(th, b):
+            th, _ = jax.lax.scan(step, th, None, length=self.unit, unroll=self.unroll)
+            done = start + (b + 1) * self.unit
+            outs = []
+            for every, fn in groups:
+                shape = jax.eval_shape(fn, th)
+                zeros = lambda: jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shape)  # noqa: E731
+                outs.append(jax.lax.cond(done % every == 0, lambda: fn(th), zeros))
+            return th, tuple(outs)
+
+        first = tuple(fn(theta) for _, fn in groups)  # the records at the chunk's start
+        theta, outs = jax.lax.scan(block, theta, jnp.arange(blocks))
+        return theta, first, outs
+
+    def run(self, progress=None) -> EnsembleResult:
+        """Simulate every member; `progress` (a text stream) gets a line per chunk."""
+        if self.steps % self.unit:
+            raise GaugeError([error("E610", self.model.run.span, f"steps = {self.steps} is not a multiple of the record intervals' common divisor {self.unit}", f"use steps = {self.steps // self.unit * self.unit or self.unit}")])
+        total_blocks = self.steps // self.unit
+        per_chunk = max(1, -(-total_blocks // 10))
+        labels = [[i.label for i in r.items] for r in self.records]
+        kept: dict[str, list] = {lab: [] for group in labels for lab in group}
+        theta, done = self.theta0, 0
+        wall = 0.0
+        while done < total_blocks:
+            blocks = min(per_chunk, total_blocks - done)
+            program = self.compiled(blocks)
+            t0 = time.perf_counter()
+            theta, first, outs = program(theta, self.data, jnp.asarray(done * self.unit, jnp.int32))
+            theta = jax.block_until_ready(theta)
+            wall += time.perf_counter() - t0
+            if done == 0:
+                for group, values in zip(labels, first):
+                    for lab in group:
+                        kept[lab].append(np.asarray(values[lab])[None])
+            steps_done = (done + np.arange(1, blocks + 1)) * self.unit
+            for r, group, values in zip(self.records, labels, outs):
+                rows = steps_done % r.every == 0
+                for lab in group:
+                    kept[lab].append(np.moveaxis(np.asarray(values[lab]), 1, 0)[rows])
+            done += blocks
+            if progress is not None:
+                print(f"  {self.model.name}: step {done * self.unit:,} of {self.steps:,}", file=progress, flush=True)
+        records = {lab: np.concatenate(v) for lab, v in kept.items()}
+        steps = {lab: np.arange(0, self.steps + 1, r.every) for r, group in zip(self.records, labels) for lab in group}
+        theta = np.asarray(theta)
+        return EnsembleResult(self.model, self.seeds, self.steps, records, steps, theta, np.all(np.isfinite(theta), axis=1), wall, self.setup)
