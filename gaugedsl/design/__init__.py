@@ -17,10 +17,10 @@ from pathlib import Path
 from .. import ir
 from ..check import Loader
 from ..diagnostics import Diagnostic, GaugeError, error, warning
-from .emit import emit
+from .writer import emit
 from .family import FAMILY as FAMILY, Realization as Realization, realize as realize
 from .source import Source as Source
-from .verify import Verification as Verification, verify as verify
+from .bias_check import Verification as Verification, verify as verify
 
 RANDOM_DATA = ("normal", "uniform", "bernoulli", "sparse", "orthonormal")
 

@@ -32,6 +32,7 @@ from ..dynamics.objective import Objective
 from ..dynamics.records import Recorder
 from ..geometry import Geometry
 from ..lowering import Lowered, stable_id
+from ._lowered import structure
 
 RANDOM = ("normal", "uniform", "bernoulli", "sparse", "orthonormal")
 
@@ -73,14 +74,6 @@ def _walk_data(model: ir.Model, new_seed) -> ir.Model:
         return e
 
     return dataclasses.replace(model, data=tuple(dataclasses.replace(d, value=walk(d.value)) for d in model.data))
-
-
-def _structure(model: ir.Model) -> Lowered:
-    """The model lowered without making its data (every member brings its own): built under
-    `eval_shape`, so its `data` are placeholders that `Ensemble._pieces` replaces."""
-    made = []
-    jax.eval_shape(lambda: made.append(Lowered(model)) or made[0].data)
-    return made[0]
 
 
 @dataclasses.dataclass
@@ -125,7 +118,7 @@ class Ensemble:
         everys = [r.every for r in self.records] or [self.steps]
         self.unit = math.gcd(*everys)
         self.unroll = max(1, min(unroll, self.unit))
-        self.template = _structure(model)
+        self.template = structure(model)
         self.data, self.theta0 = self._prepare()
         self._chunk = jax.jit(jax.vmap(self._member_chunk, in_axes=(0, 0, None, None)), static_argnums=3)
         self._compiled: dict[int, Callable] = {}
