@@ -9,9 +9,6 @@ from __future__ import annotations
 import functools
 from typing import Callable
 
-import jax
-import jax.numpy as jnp
-import numpy as np
 
 from ..geometry import Geometry, LawUnavailable, PredictedLaw, predicted_law
 from ..lowering import Lowered
@@ -36,59 +33,34 @@ def joint_action(geo: Geometry) -> tuple[Callable, int]:
     return act, sum(sizes)
 
 
-def charge_keeper(geo: Geometry):
-    """The `ChargeKeeper` of projected noise, where the Gram matrix is diagonal by
-    structure; `None` otherwise (there the plain Euler step is used)."""
-    from .gauge import ChargeKeeper
+@functools.lru_cache(maxsize=None)
+def diagonal_action(geo: Geometry):
+    """The symmetries' joint action in diagonal form (`gauge.DiagonalAction`), or None."""
+    from .gauge import DiagonalAction
 
-    if not geo.symmetries or not _diagonal_gram(geo):
+    if not geo.symmetries:
         return None
     act, k = joint_action(geo)
-    return ChargeKeeper(act, k, geo.dimension)
+    return DiagonalAction.detect(act, k, geo.dimension)
+
+
+def charge_keeper(geo: Geometry):
+    """The `ChargeKeeper` for projected noise where the action is diagonal; `None` otherwise
+    (plain Euler steps)."""
+    from .gauge import ChargeKeeper
+
+    action = diagonal_action(geo)
+    return None if action is None else ChargeKeeper(action)
 
 
 def horizontal_projection(geo: Geometry) -> Callable:
-    """`(θ, v) ↦ v − Ξᵀ G⁺ Ξ v`, the noise direction orthogonal to the orbits.
-
-    `Geometry.project_horizontal` builds Ξ by forward differentiation and solves with an
-    eigendecomposition of G (right for any symmetry, ~10 µs per particle-step for 20
-    generators). When the Gram matrix is diagonal by structure — generators with disjoint
-    supports, as for elementwise rescalings, the commonest case — G⁺ is `1/diag(G)` and the
-    projection is matrix-free: `Ξv` is one reverse pass through the action, `Ξᵀc` one
-    forward pass, and `diag(G) = Ξ Ξᵀ 1`. That is about 50× cheaper, and it is what makes
-    projected noise cost about as much as isotropic noise.
-    """
-    names = list(geo.symmetries)
-    if not names:
+    """`(θ, v) ↦ v − Ξᵀ G⁺ Ξ v`, the noise direction orthogonal to the orbits: elementwise
+    for diagonal actions (`gauge.DiagonalAction`), else the geometry engine's general
+    projector (forward-mode generators and an eigendecomposition of G)."""
+    if not geo.symmetries:
         return lambda theta, v: v
-    if not _diagonal_gram(geo):
-        return geo.project_horizontal
-    act, k_total = joint_action(geo)
-
-    def project(theta, v):
-        zero = jnp.zeros(k_total, dtype=theta.dtype)
-        along = lambda c: jax.jvp(lambda a: act(theta, a), (zero,), (c,))[1]  # Ξᵀ c
-        _, against = jax.vjp(lambda a: act(theta, a), zero)  # w ↦ Ξ w
-        gdiag = against(along(jnp.ones_like(zero)))[0]
-        xv = against(v)[0]
-        safe = gdiag > 0
-        coeffs = jnp.where(safe, xv / jnp.where(safe, gdiag, 1.0), 0.0)
-        return v - along(coeffs)
-
-    return project
-
-
-@functools.lru_cache(maxsize=None)
-def _diagonal_gram(geo: Geometry) -> bool:
-    """Whether the joint Gram matrix is diagonal by structure: checked at a random point,
-    where disjoint supports give exact zeros and anything else gives none."""
-    theta = np.random.default_rng(0).normal(size=geo.dimension) + 0.5
-    with jax.ensure_compile_time_eval():
-        xi = np.asarray(jax.jit(geo.generators)(jnp.asarray(theta, dtype=jnp.zeros(()).dtype)))
-    pattern = np.abs(xi) > 0
-    overlap = pattern.astype(int) @ pattern.T.astype(int)
-    np.fill_diagonal(overlap, 0)
-    return not overlap.any()
+    action = diagonal_action(geo)
+    return geo.project_horizontal if action is None else action.project
 
 
 def stationary_law(geo: Geometry, T: float, theta0) -> tuple[PredictedLaw | None, str | None]:

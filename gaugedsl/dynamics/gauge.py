@@ -1,32 +1,33 @@
-"""Keeping the charges on their deterministic course under projected noise.
+"""Symmetries acting diagonally, and keeping the charges on their course under projected noise.
 
-Under projected noise neither the drift (∇L ⟂ orbits) nor the noise (P_H dW) moves θ along
-its orbit to first order, so each Noether charge χ_a = ½⟨θ, ξ_a⟩ has no martingale part:
+**Diagonal actions.** Elementwise rescalings — the commonest symmetries (`u -> g * u`,
+`v -> v / g`, per neuron, per column) — act as `θ_j ↦ θ_j exp(m_j a_{o(j)})`: coordinate j
+is moved by at most one generator o(j), with a constant exponent m_j. Then everything the
+dynamics needs is elementwise: ξ_{a,j} = m_j θ_j, the Gram matrix is diagonal,
+G_aa = Σ_{o(j)=a} m_j² θ_j², the charges are χ_a = ½ Σ m_j θ_j², and the horizontal
+projection is `v − Ξᵀ(Ξv / diag G)`. `DiagonalAction.detect` recognises this numerically
+from the geometry engine's action (never from names), so a hand-written rescaling gets the
+same path. It is ~50× cheaper than the general projector (an eigendecomposition of G per
+particle and step) and is what lets projected noise cost about what isotropic noise costs.
 
-    dχ_a = T tr(A_a P_H(θ)) dt,         A_a = ∂ξ_a/∂θ  (THEORY.md P4: dc = −2T c/ρ² dt).
-
-An Euler–Maruyama step reproduces this only on average: its charge increment ½δᵀA_aδ
-fluctuates by O(dt) per step (zero mean, vanishing in the limit), and where an orbit
-degenerates (ξ_a → 0, e.g. u = v = 0 for w = u v) a step can be much longer than the
-distance to the degenerate point. There the increment multiplies the relative imbalance by
-|1 − b|/|1 + b| for a step of relative size b, so rounding errors of 1e-16 compound over
-repeated passes until particles leave the balanced slice for another branch (u v < 0) — a
-discretization artefact (~10% of particles by t = 30 in the P5 model at dt = 1e-2, and more
-for smaller dt).
+**Charge keeper.** Under projected noise neither the drift (∇L ⟂ orbits) nor the noise
+(P_H dW) moves θ along its orbit to first order, so each charge has no martingale part:
+`dχ_a = T tr(A_a P_H) dt` with A_a = ∂ξ_a/∂θ (THEORY.md P4: dc = −2T c/ρ² dt). An
+Euler–Maruyama step reproduces this only on average: its charge increment fluctuates by
+O(dt) per step (zero mean, vanishing in the limit), and near a degenerate orbit (ξ_a → 0,
+e.g. u = v = 0 for w = u v), where a step can be much longer than the distance to the
+degenerate point, it multiplies the relative imbalance by |1 − b|/|1 + b| for a step of
+relative size b. Rounding errors of 1e-16 then compound over repeated passes until particles
+leave the balanced slice for another branch (u v < 0) — a discretization artefact (~10% of
+the particles by t = 30 in the P5 model at dt = 1e-2, more for smaller dt).
 
 `ChargeKeeper` removes it: after each step it moves θ along its orbit — which changes neither
-the loss nor any predictor — so that the charges take the value the charge ODE gives over the
-step. The motion across orbits is still Euler–Maruyama; the motion along them is integrated as
-the ODE it is, and the scheme converges to the same SDE. For rescaling generators
-(A_a diagonal with entries ±1, so ⟨ξ_a, A_a ξ_a⟩ = 2χ_a) the ODE is linear,
-dχ_a/dt = T tr(A_a) − 2T χ_a / G_aa, and stiff near degenerate orbits (G_aa → 0): it is
-integrated exactly over the step with G frozen (an exponential integrator, stable for any
-dt); otherwise by an Euler step.
-
-It is built when the joint Gram matrix is diagonal by structure (generators with disjoint
-supports: elementwise rescalings, the common case), where every piece is matrix-free:
-`Ξv` is one reverse pass through the action, `Ξᵀc` one forward pass, and Newton on the
-charges is elementwise (`∂χ_a/∂a_b = G_ab` for the symmetric generators of rescalings).
+the loss nor any predictor — so that the charges take the value their ODE gives over the
+step. The motion across orbits is still Euler–Maruyama; the motion along them is integrated
+as the ODE it is, and the scheme converges to the same SDE. For exponents m_j = ±1 the ODE
+is linear, dχ_a/dt = T tr(A_a) − 2T χ_a / G_aa, and stiff near degenerate orbits: it is
+integrated exactly over the step with G frozen (stable for any dt), and the orbit move that
+hits the target charge is found in closed form.
 """
 
 from __future__ import annotations
@@ -41,73 +42,209 @@ import numpy as np
 from .plan import Numbers
 
 
-class ChargeKeeper(eqx.Module):
-    """**Arguments:** `act(θ, a)`, the joint action of all symmetries at exp(a); `k`, the
-    algebra dimension; `dimension` D. Call as `keeper(θ_before, θ_after, numbers)`."""
+class DiagonalAction(eqx.Module):
+    """`θ_j ↦ θ_j exp(m_j a_{o(j)})`: `owner[j]` = o(j) (k where no generator moves j),
+    `expo[j]` = m_j. See the module docstring."""
 
-    act: Callable = eqx.field(static=True)
+    owner: np.ndarray = eqx.field(static=True, converter=lambda x: x)
+    expo: np.ndarray = eqx.field(static=True, converter=lambda x: x)
     k: int = eqx.field(static=True)
-    trace_a: jax.Array  # tr(A_a): constant for linear actions
-    linear: bool = eqx.field(static=True)
-    newton: int = eqx.field(static=True, default=4)
+    dense: bool = eqx.field(static=True)
 
-    def __init__(self, act: Callable, k: int, dimension: int, newton: int = 4):
-        self.act = act
-        self.k = k
-        self.newton = newton
-        theta = jnp.asarray(np.random.default_rng(1).normal(size=dimension) + 0.5)
-        ones = jnp.ones(k, theta.dtype)
-        # tr(A_a) = Σ_{j ∈ supp ξ_a} ∂_j (Ξᵀ1)_j, supports being disjoint.
-        diag = jnp.diagonal(jax.jacfwd(lambda t: self._along(t, ones))(theta))
-        support = jax.vmap(lambda e: self._along(theta, e))(jnp.eye(k, dtype=theta.dtype)) != 0
-        self.trace_a = np.asarray(support @ diag)
-        quad, _, chi = self._parts(theta)
-        self.linear = bool(np.allclose(np.asarray(quad), 2 * np.asarray(chi), rtol=1e-6, atol=1e-9))
+    tiled: int = eqx.field(static=True)
+    blocks: tuple[float, ...] | None = eqx.field(static=True)
+    signs: tuple[int, ...] | None = eqx.field(static=True)
 
-    def _along(self, theta, c):
-        """Ξ(θ)ᵀ c = Σ_a c_a ξ_a(θ)."""
-        zero = jnp.zeros(self.k, theta.dtype)
-        return jax.jvp(lambda a: self.act(theta, a), (zero,), (c.astype(theta.dtype),))[1]
+    def __init__(self, owner: np.ndarray, expo: np.ndarray, k: int):
+        self.owner, self.expo, self.k = np.asarray(owner), np.asarray(expo), k
+        self.dense = owner.size * k <= 2**16  # small: one-hot matmuls beat scatters
+        # owner = (0, 1, …, k−1) repeated B times (e.g. u and v of w = u ⊙ v): sums and
+        # spreads are reshapes, which fuse with the elementwise work around them.
+        blocks = owner.size // k if k else 0
+        self.tiled = blocks if blocks and owner.size == blocks * k and np.array_equal(owner, np.tile(np.arange(k), blocks)) else 0
+        # ... and one exponent per block (u: +1, v: −1): then ξ restricted to block b is
+        # m_b θ_b and every formula is a few k-vector operations (no constant arrays).
+        per_block = np.asarray(expo).reshape(blocks, k) if self.tiled else None
+        uniform = per_block is not None and bool(np.all(per_block == per_block[:, :1]))
+        self.blocks = tuple(float(x) for x in per_block[:, 0]) if uniform else None
+        self.signs = tuple(int(x) for x in self.blocks) if uniform and all(abs(x) == 1 for x in self.blocks) else None
 
-    def _against(self, theta, v):
-        """Ξ(θ) v = (⟨ξ_a(θ), v⟩)_a."""
-        zero = jnp.zeros(self.k, theta.dtype)
-        _, vjp = jax.vjp(lambda a: self.act(theta, a), zero)
-        return vjp(v)[0]
+    def __hash__(self):
+        return hash((np.asarray(self.owner).tobytes(), np.asarray(self.expo).tobytes(), self.k))
+
+    def __eq__(self, other):
+        return isinstance(other, DiagonalAction) and hash(self) == hash(other)
+
+    @staticmethod
+    def detect(act: Callable, k: int, dimension: int) -> "DiagonalAction | None":
+        """The diagonal form of `act(θ, a)` (the joint action at exp(a)), if it has one."""
+        rng = np.random.default_rng(0)
+        dtype = jnp.zeros(()).dtype
+        tol = 1e-9 if dtype == jnp.float64 else 1e-4
+        theta = jnp.asarray(rng.uniform(0.5, 1.5, dimension), dtype)
+        with jax.ensure_compile_time_eval():
+            xi = np.asarray(jax.jacfwd(lambda a: act(theta, a))(jnp.zeros(k, dtype)).T)  # (k, D)
+        m = xi / np.asarray(theta)
+        support = np.abs(m) > tol
+        if np.any(support.sum(axis=0) > 1):
+            return None  # a coordinate moved by two generators: G is not diagonal
+        owner = np.where(support.any(axis=0), support.argmax(axis=0), k).astype(np.int32)
+        expo = np.where(support.any(axis=0), m[np.minimum(owner, k - 1), np.arange(dimension)], 0.0)
+        candidate = DiagonalAction(owner, expo, k)
+        for _ in range(2):  # check the form at random points and group elements
+            t = jnp.asarray(rng.normal(size=dimension), dtype)
+            a = jnp.asarray(rng.normal(scale=0.3, size=k), dtype)
+            with jax.ensure_compile_time_eval():
+                ok = np.allclose(np.asarray(act(t, a)), np.asarray(candidate.act(t, a)), rtol=tol * 10, atol=tol * 10)
+            if not ok:
+                return None
+        return candidate
+
+    # -- the pieces --
+
+    def _onehot(self, dtype):
+        return jnp.asarray(np.eye(self.k + 1)[self.owner][:, : self.k], dtype)  # (D, k)
+
+    def _sum(self, x):
+        """(Σ_{o(j)=a} x_j)_a."""
+        if self.tiled:  # slices and adds fuse; a reduction over a reshaped axis does not
+            k = self.k
+            return sum((x[b * k : (b + 1) * k] for b in range(1, self.tiled)), x[:k])
+        if self.dense:
+            return x @ self._onehot(x.dtype)
+        return jax.ops.segment_sum(x, jnp.asarray(self.owner), num_segments=self.k + 1)[: self.k]
+
+    def _spread(self, c):
+        """c_{o(j)} (0 where no generator moves j)."""
+        if self.tiled:
+            return jnp.concatenate([c] * self.tiled)
+        if self.dense:
+            return self._onehot(c.dtype) @ c
+        return jnp.concatenate([c, jnp.zeros(1, c.dtype)])[jnp.asarray(self.owner)]
+
+    def m(self, dtype):
+        return jnp.asarray(self.expo, dtype)
+
+    def against(self, theta, v):
+        """Ξv = (⟨ξ_a, v⟩)_a."""
+        return self._sum(self.m(theta.dtype) * theta * v)
+
+    def along(self, theta, c):
+        """Ξᵀc = Σ_a c_a ξ_a."""
+        return self.m(theta.dtype) * theta * self._spread(c)
+
+    def gram_diag(self, theta):
+        return self._sum((self.m(theta.dtype) * theta) ** 2)
 
     def charges(self, theta):
-        return 0.5 * self._against(theta, theta)
+        return 0.5 * self._sum(self.m(theta.dtype) * theta * theta)
 
-    def _parts(self, theta):
-        """(⟨ξ_a, A_a ξ_a⟩, |ξ_a|², χ_a), supports being disjoint."""
-        ones = jnp.ones(self.k, theta.dtype)
-        s = self._along(theta, ones)  # Σ ξ_b
-        a_s = jax.jvp(lambda t: self._along(t, ones), (theta,), (s,))[1]  # Σ_b A_b ξ_b
-        return self._against(theta, a_s), self._against(theta, s), self.charges(theta)
+    def act(self, theta, a):
+        return theta * jnp.exp(self.m(theta.dtype) * self._spread(a.astype(theta.dtype)))
 
-    def rate(self, theta):
-        """tr(A_a P_H) = tr(A_a) − ⟨ξ_a, A_a ξ_a⟩ / |ξ_a|² (diagonal Gram)."""
-        quad, gdiag, _ = self._parts(theta)
-        ok = gdiag > 0
-        return jnp.asarray(self.trace_a, theta.dtype) - jnp.where(ok, quad / jnp.where(ok, gdiag, 1.0), 0.0)
+    def _parts(self, x):
+        return [x[b * self.k : (b + 1) * self.k] for b in range(self.tiled)]
+
+    def project(self, theta, v):
+        """The horizontal part `v − Ξᵀ G⁻¹ Ξ v` (0 coefficients on degenerate orbits)."""
+        if self.blocks is not None:
+            th, vs = self._parts(theta), self._parts(v)
+            g = sum(m * m * t * t for m, t in zip(self.blocks, th))
+            xv = sum(m * t * w for m, t, w in zip(self.blocks, th, vs))
+            # Ξv = 0 where G = 0; a floor instead of a select (selects cost ~50% of a step here)
+            c = xv / jnp.maximum(g, jnp.finfo(g.dtype).tiny)
+            return jnp.concatenate([w - m * t * c for m, t, w in zip(self.blocks, th, vs)])
+        g = self.gram_diag(theta)
+        ok = g > 0
+        coeffs = jnp.where(ok, self.against(theta, v) / jnp.where(ok, g, 1.0), 0.0)
+        return v - self.along(theta, coeffs)
+
+    @property
+    def unit(self) -> bool:
+        """Every exponent is ±1 (rescalings): then ⟨ξ_a, A_a ξ_a⟩ = 2χ_a."""
+        moved = self.owner < self.k
+        return bool(np.all(np.abs(np.abs(self.expo[moved]) - 1) < 1e-9))
+
+
+class ChargeKeeper(eqx.Module):
+    """Moves θ along its orbit after a step so that the charges follow their ODE (module
+    docstring). Call as `keeper(θ_before, θ_after, numbers)`."""
+
+    action: DiagonalAction
+
+    def _block_sums(self, theta):
+        """(P, N): Σ θ_j² over the coordinates with exponent +1, resp. −1, per generator."""
+        act = self.action
+        parts = [theta[b * act.k : (b + 1) * act.k] for b in range(act.tiled)]
+        p = sum((parts[b] ** 2 for b, s in enumerate(act.signs) if s > 0), jnp.zeros(act.k, theta.dtype))
+        n = sum((parts[b] ** 2 for b, s in enumerate(act.signs) if s < 0), jnp.zeros(act.k, theta.dtype))
+        return p, n
+
+    def _blocks_call(self, before, after, args):
+        """The same as `__call__` for rescalings in uniform blocks (u ⊙ v): a handful of
+        k-vector operations, written without selects (which cost as much as the rest of a
+        step on CPU). The charge ODE step is implicit Euler, χ' = (χ + λ χ_∞)/(1 + λ) with
+        λ = 2T dt/G: as stable as the exact exponential for stiff orbits, and cheaper."""
+        act = self.action
+        tiny = jnp.finfo(before.dtype).tiny
+        tdt = (args.T * args.dt).astype(before.dtype)
+        p0, n0 = self._block_sums(before)
+        g, chi = p0 + n0, 0.5 * (p0 - n0)
+        trace = sum(act.signs)  # tr(A_a) = Σ_j m_j; 0 for u ⊙ v
+        drive = chi * g if trace == 0 else chi * g + tdt * trace * g  # (χ + λχ_∞)(G) with χ_∞ = tr·G/2
+        target = drive / jnp.maximum(g + 2.0 * tdt, tiny)
+        # ½(P x − N/x) = target for x = exp(2a) > 0. With the roles of P and N swapped when
+        # target < 0 the root (|t| + s)/P', s = sqrt(t² + PN), has no cancellation; the
+        # swap inverts x. h is 1 for target ≥ 0 and 0 below (arithmetic, not a select).
+        p, n = self._block_sums(after)
+        h = 0.5 * (1.0 + jnp.sign(target + tiny))
+        p_swapped = h * p + (1.0 - h) * n
+        root = jnp.sqrt(target * target + p * n)
+        x = jnp.clip((jnp.abs(target) + root) / jnp.maximum(p_swapped, tiny), 1e-30, 1e30)
+        q = jax.lax.rsqrt(x)  # x^(-1/2)
+        up = h * (x * q) + (1.0 - h) * q  # exp(a)
+        down = h * q + (1.0 - h) * (x * q)  # exp(−a)
+        r, inv_r = up, down
+        parts = [after[b * act.k : (b + 1) * act.k] for b in range(act.tiled)]
+        return jnp.concatenate([parts[b] * r if s > 0 else parts[b] * inv_r for b, s in enumerate(act.signs)])
 
     def target(self, theta, args: Numbers):
-        """The charges after one step of the charge ODE from θ."""
+        """The charges after one step of `dχ_a/dt = T tr(A_a P_H)` from θ."""
+        act = self.action
+        m = act.m(theta.dtype)
         tdt = (args.T * args.dt).astype(theta.dtype)
-        if not self.linear:
-            return self.charges(theta) + tdt * self.rate(theta)
-        _, gdiag, chi = self._parts(theta)
-        ok = gdiag > 0
-        g = jnp.where(ok, gdiag, 1.0)
-        rest = 0.5 * jnp.asarray(self.trace_a, theta.dtype) * g  # the fixed point
-        return jnp.where(ok, rest + (chi - rest) * jnp.exp(-2.0 * tdt / g), chi)
+        g = act.gram_diag(theta)
+        chi = act.charges(theta)
+        ok = g > 0
+        safe = jnp.where(ok, g, 1.0)
+        trace = act._sum(m * jnp.ones_like(theta))  # tr(A_a) = Σ m_j
+        if act.unit:
+            rest = 0.5 * trace * safe  # the fixed point of the linear ODE (G frozen)
+            return jnp.where(ok, rest + (chi - rest) * jnp.exp(-2.0 * tdt / safe), chi)
+        quad = act._sum(m**3 * theta * theta)  # ⟨ξ_a, A_a ξ_a⟩
+        return chi + tdt * (trace - jnp.where(ok, quad / safe, 0.0))
 
     def __call__(self, before, after, args: Numbers):
+        act = self.action
+        if act.signs is not None:
+            return self._blocks_call(before, after, args)
         target = self.target(before, args)
-        ones = jnp.ones(self.k, after.dtype)
-        for _ in range(self.newton):
-            gdiag = self._against(after, self._along(after, ones))
-            ok = gdiag > 0
-            a = jnp.where(ok, (target - self.charges(after)) / jnp.where(ok, gdiag, 1.0), 0.0)
-            after = self.act(after, jnp.clip(a, -1.0, 1.0))  # damped far from the target
-        return after
+        m = act.m(after.dtype)
+        if act.unit:
+            # ½(P x − N/x) = target with x = exp(2a): the positive root, exactly.
+            sq = after * after
+            p = act._sum(jnp.where(m > 0, sq, 0.0))
+            n = act._sum(jnp.where(m < 0, sq, 0.0))
+            ok = (p > 0) & (n > 0)
+            p_safe = jnp.where(ok, p, 1.0)
+            x = (target + jnp.sqrt(target * target + p * n)) / p_safe
+            r = jnp.sqrt(jnp.where(ok & (x > 0), x, 1.0))  # exp(a) = sqrt(x): no log/exp
+            moved = act.owner < act.k
+            return after * jnp.where(moved, jnp.where(m > 0, act._spread(r), act._spread(1.0 / r)), 1.0)
+        a = jnp.zeros(act.k, after.dtype)
+        for _ in range(4):  # Newton on a: ∂χ_a/∂a_a = G_aa at the moved point
+            moved = act.act(after, a)
+            g = act.gram_diag(moved)
+            ok = g > 0
+            a = a + jnp.clip(jnp.where(ok, (target - act.charges(moved)) / jnp.where(ok, g, 1.0), 0.0), -1.0, 1.0)
+        return act.act(after, a)

@@ -103,6 +103,36 @@ class Constrained(diffrax.AbstractSolver):
         return self.solver.func(terms, t0, y0, args)
 
 
+class StepBrownianPath(diffrax.AbstractBrownianPath):
+    """Brownian increments over the integer step grid, one `fold_in` of the particle's key
+    per step: the increment over [s, s + h] is `sqrt(h) · N(0, I)` drawn with
+    `fold_in(key, s)`. The same contract as `diffrax.UnsafeBrownianPath` (no
+    consistency between overlapping queries, no gradients) at half its hashing cost; the
+    solve only ever asks for whole steps. Solvers that need Lévy area use
+    `UnsafeBrownianPath`."""
+
+    shape: jax.ShapeDtypeStruct = eqx.field(static=True)
+    key: jax.Array
+    levy_area: type = eqx.field(static=True, default=diffrax.BrownianIncrement)
+
+    @property
+    def t0(self):
+        return -jnp.inf
+
+    @property
+    def t1(self):
+        return jnp.inf
+
+    def evaluate(self, t0, t1=None, left=True, use_levy=False):
+        del left
+        if t1 is None:
+            t0, t1 = jnp.zeros_like(t0), t0
+        key = jax.random.fold_in(self.key, jnp.round(t0).astype(jnp.int32))
+        h = jnp.asarray(t1 - t0, self.shape.dtype)
+        w = jax.random.normal(key, self.shape.shape, self.shape.dtype) * jnp.sqrt(h)
+        return diffrax.BrownianIncrement(dt=h, W=w) if use_levy else w
+
+
 class _ConstrainedIto(Constrained, diffrax.AbstractItoSolver):
     pass
 
@@ -126,11 +156,14 @@ class SDEChunk(eqx.Module):
     unit: int = eqx.field(static=True)
 
     def __call__(self, theta, key, start, n, args):
-        levy = diffrax.SpaceTimeLevyArea if isinstance(_inner(self.solver), _LEVY_SOLVERS) else diffrax.BrownianIncrement
         # Chunk-relative time in the state's dtype (Diffrax would promote a float32 state to a
         # float64 time), and a per-chunk key: the increments depend only on (particle, step).
         key = jax.random.fold_in(key, start)
-        bm = diffrax.UnsafeBrownianPath(shape=jax.ShapeDtypeStruct(self.noise.shape, theta.dtype), key=key, levy_area=levy)
+        shape = jax.ShapeDtypeStruct(self.noise.shape, theta.dtype)
+        if isinstance(_inner(self.solver), _LEVY_SOLVERS):
+            bm = diffrax.UnsafeBrownianPath(shape=shape, key=key, levy_area=diffrax.SpaceTimeLevyArea)
+        else:
+            bm = StepBrownianPath(shape, key)
         terms = diffrax.MultiTerm(diffrax.ODETerm(self.drift), diffrax.ControlTerm(self.noise, bm))
         subs = [diffrax.SubSaveAt(t0=True, steps=every, fn=_at(fn)) for every, fn in self.groups]
         subs.append(diffrax.SubSaveAt(steps=self.unit, fn=lambda t, y, a: jnp.all(jnp.isfinite(y))))
