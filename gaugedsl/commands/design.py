@@ -18,6 +18,7 @@ def register(sub) -> None:
     p.add_argument("--compare", action="store_true", help="run the given gd models over --seeds seeds and print their final records side by side")
     p.add_argument("--seeds", type=int, default=5, help="with --compare: ensemble members (data and init seeds 0 … N−1; default 5)")
     p.add_argument("--steps", type=int, help="with --compare: override the run length (e.g. a quick check)")
+    p.add_argument("--json", type=Path, metavar="FILE", help="with --compare: also write the final records and wall times as JSON")
     p.set_defaults(handler=run)
 
 
@@ -51,17 +52,44 @@ def run(args, sources) -> int:
     return EXIT_OK
 
 
+def _xla_cache() -> None:
+    """Keep compiled programs between runs (in the user's cache folder, like the parser's
+    tables): a repeated experiment skips compilation. GAUGEDSL_XLA_CACHE=0 turns it off."""
+    import os
+
+    import jax
+
+    if os.environ.get("GAUGEDSL_XLA_CACHE", "1") == "0":
+        return
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    folder = os.path.join(base, "gaugedsl", "xla")
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError:
+        return
+    if os.access(folder, os.W_OK):
+        jax.config.update("jax_compilation_cache_dir", folder)
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
+
+
 def _compare(args, sources) -> int:
     from ..check import Loader
     from ..design.compare import compare, render
 
     if args.output is not None:
-        raise UsageError("--compare prints a table; it writes no file (-o)")
+        raise UsageError("--compare prints a table; it writes no model (-o); use --json FILE for the numbers")
     if args.seeds < 1:
         raise UsageError("--seeds must be at least 1")
+    _xla_cache()
     loader = Loader()
     loader.sources = sources
     models = [loader.check_file(existing_file(p)) for p in args.files]
     table = compare(models, seeds=args.seeds, steps=args.steps, progress=sys.stderr)
     print(render(table))
+    if args.json is not None:
+        import json
+
+        from ..design import write_atomic
+
+        write_atomic(args.json, json.dumps(table.to_dict(), indent=2) + "\n")
     return EXIT_OK

@@ -26,6 +26,24 @@ class Comparison:
         run = next(r for r in self.runs if r.model.name == model)
         return run.final(label)
 
+    def to_dict(self) -> dict:
+        """Final scalar records per model (one value per seed) and the wall times."""
+        return {
+            "seeds": self.seeds,
+            "wall": self.wall,
+            "models": {
+                r.model.name: {
+                    "path": r.model.path,
+                    "steps": r.total_steps,
+                    "simulation_s": r.wall,
+                    "setup_s": r.setup,
+                    "finite": r.finite.tolist(),
+                    "final": {k: v[-1].tolist() for k, v in r.records.items() if v.ndim == 2},
+                }
+                for r in self.runs
+            },
+        }
+
     def scalars(self) -> list[str]:
         """Labels of the scalar records, in order of first appearance."""
         seen: list[str] = []

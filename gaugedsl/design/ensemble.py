@@ -36,6 +36,11 @@ from ._lowered import structure
 
 RANDOM = ("normal", "uniform", "bernoulli", "sparse", "orthonormal")
 
+# XLA options that cut compile time: LLVM's expensive passes do not speed up these loops
+# (measured on E4/E5), and a program that runs once (the data) needs no optimization.
+_FAST_COMPILE = {"xla_llvm_disable_expensive_passes": True}
+_RUN_ONCE = {**_FAST_COMPILE, "xla_backend_optimization_level": 0}
+
 
 def member_seed(seed: int, member: int) -> int:
     """The seed member `member` uses where the file says `seed`."""
@@ -137,7 +142,8 @@ class Ensemble:
             theta = lowered.layout.flatten(lowered.init_params(jax.random.fold_in(k_init, s)))
             return {k: v.astype(self.dtype) for k, v in lowered.data.items()}, theta.astype(self.dtype)
 
-        return jax.jit(jax.vmap(member))(jnp.asarray(table), jnp.arange(self.seeds))
+        args = (jnp.asarray(table, jnp.int32), jnp.arange(self.seeds))
+        return jax.jit(jax.vmap(member)).lower(*args).compile(_RUN_ONCE)(*args)
 
     def compiled(self, blocks: int) -> Callable:
         """The program for a chunk of `blocks` record blocks, compiled ahead of time (so that
@@ -145,7 +151,7 @@ class Ensemble:
         if blocks not in self._compiled:
             t0 = time.perf_counter()
             start = jnp.asarray(0, jnp.int32)
-            self._compiled[blocks] = self._chunk.lower(self.theta0, self.data, start, blocks).compile()
+            self._compiled[blocks] = self._chunk.lower(self.theta0, self.data, start, blocks).compile(_FAST_COMPILE)
             self.setup += time.perf_counter() - t0
         return self._compiled[blocks]
 
