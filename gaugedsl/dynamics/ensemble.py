@@ -189,13 +189,7 @@ class Simulation:
                 out[label] = np.moveaxis(np.asarray(values)[:, first:count], 1, 0)
         bad = np.asarray(bad)
         if self.plan.dynamics == "sde":
-            # `bad` holds finiteness probes every `unit` steps: find the first failing one.
-            unit = self.plan.unit
-            probes = bad[:, : n // unit]
-            ok = probes.all(axis=1)
-            first = state.step + (np.argmin(probes, axis=1) + 1) * unit if probes.shape[1] else np.full(len(ok), state.step + n)
-            ended_bad = ~np.all(np.isfinite(theta), axis=1)
-            bad = np.where(~ok, first, np.where(ended_bad, state.step + n, -1))
+            bad = self._first_bad(state.step, n, theta, out)
         return theta, out, bad
 
     def state_at(self, theta, seed: int | None = None) -> State:
@@ -205,6 +199,27 @@ class Simulation:
         state.theta0 = state.theta.copy()
         self._check_initial(state.theta)
         return state
+
+    def _first_bad(self, start: int, n: int, theta, records) -> np.ndarray:
+        """Where each particle of an SDE chunk stopped being finite (−1: it did not): the first
+        record at which all its recorded values are non-finite, if it ended non-finite (a
+        record can be non-finite on its own, e.g. log 0); else the chunk's end."""
+        ended_bad = ~np.all(np.isfinite(theta), axis=1)
+        bad = np.where(ended_bad, start + n, -1)
+        for rec in self.plan.records:
+            labels = [i.label for i in rec.items]
+            if not labels:
+                continue
+            rows = records[labels[0]].shape[0]
+            gone = np.ones((rows, theta.shape[0]), bool)
+            for label in labels:
+                v = records[label].reshape(rows, theta.shape[0], -1)
+                gone &= ~np.isfinite(v).any(axis=2)
+            offset = 0 if start == 0 else 1  # the chunk's own first record was dropped unless at step 0
+            steps = start + (np.arange(rows) + offset) * rec.every
+            first = np.where(gone.any(axis=0), steps[np.argmax(gone, axis=0)], start + n)
+            bad = np.where(ended_bad, np.minimum(bad, first), bad)
+        return bad
 
     def run(self, numbers: Numbers | None = None, *, seed: int | None = None, steps: int | None = None, state: State | None = None, on_chunk: Callable[[State], None] | None = None, stop_after: int | None = None) -> Result:
         """Simulates the whole run (or continues `state`); `steps` overrides the run length

@@ -46,8 +46,8 @@ class DiagonalAction(eqx.Module):
     """`θ_j ↦ θ_j exp(m_j a_{o(j)})`: `owner[j]` = o(j) (k where no generator moves j),
     `expo[j]` = m_j. See the module docstring."""
 
-    owner: np.ndarray = eqx.field(static=True, converter=lambda x: x)
-    expo: np.ndarray = eqx.field(static=True, converter=lambda x: x)
+    owner_: tuple[int, ...] = eqx.field(static=True)  # tuples: static fields must be hashable
+    expo_: tuple[float, ...] = eqx.field(static=True)
     k: int = eqx.field(static=True)
     dense: bool = eqx.field(static=True)
 
@@ -56,7 +56,8 @@ class DiagonalAction(eqx.Module):
     signs: tuple[int, ...] | None = eqx.field(static=True)
 
     def __init__(self, owner: np.ndarray, expo: np.ndarray, k: int):
-        self.owner, self.expo, self.k = np.asarray(owner), np.asarray(expo), k
+        self.owner_, self.expo_, self.k = tuple(int(i) for i in owner), tuple(float(x) for x in expo), k
+        owner, expo = np.asarray(self.owner_), np.asarray(self.expo_)
         self.dense = owner.size * k <= 2**16  # small: one-hot matmuls beat scatters
         # owner = (0, 1, …, k−1) repeated B times (e.g. u and v of w = u ⊙ v): sums and
         # spreads are reshapes, which fuse with the elementwise work around them.
@@ -69,11 +70,13 @@ class DiagonalAction(eqx.Module):
         self.blocks = tuple(float(x) for x in per_block[:, 0]) if uniform else None
         self.signs = tuple(int(x) for x in self.blocks) if uniform and all(abs(x) == 1 for x in self.blocks) else None
 
-    def __hash__(self):
-        return hash((np.asarray(self.owner).tobytes(), np.asarray(self.expo).tobytes(), self.k))
+    @property
+    def owner(self) -> np.ndarray:
+        return np.asarray(self.owner_, np.int32)
 
-    def __eq__(self, other):
-        return isinstance(other, DiagonalAction) and hash(self) == hash(other)
+    @property
+    def expo(self) -> np.ndarray:
+        return np.asarray(self.expo_, np.float64)
 
     @staticmethod
     def detect(act: Callable, k: int, dimension: int) -> "DiagonalAction | None":
