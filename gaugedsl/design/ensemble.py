@@ -81,6 +81,33 @@ def _walk_data(model: ir.Model, new_seed) -> ir.Model:
     return dataclasses.replace(model, data=tuple(dataclasses.replace(d, value=walk(d.value)) for d in model.data))
 
 
+# Data made for ensembles in this process, keyed by the data block (without source
+# positions, unless an unseeded draw folds its position into its key) and the member count.
+_DATA: dict = {}
+
+
+def _data_key(model: ir.Model):
+    unseeded = any(c.func in RANDOM and c.option("seed") is None for d in model.data for c in _calls(d.value))
+    return tuple((d.name, d.shape, _expr_key(d.value, keep_spans=unseeded)) for d in model.data)
+
+
+def _expr_key(e, keep_spans: bool):
+    if isinstance(e, tuple):
+        return tuple(_expr_key(x, keep_spans) for x in e)
+    if not dataclasses.is_dataclass(e):
+        return repr(e)
+    return (type(e).__name__, *(_expr_key(getattr(e, f.name), keep_spans) for f in dataclasses.fields(e) if keep_spans or f.name != "span"))
+
+
+def _calls(e):
+    if isinstance(e, ir.Call):
+        yield e
+    for a in getattr(e, "args", ()) + getattr(e, "items", ()):
+        yield from _calls(a)
+    if isinstance(e, ir.Index):
+        yield from _calls(e.value)
+
+
 @dataclasses.dataclass
 class EnsembleResult:
     """`records[label]`: (R, S, ...) at `steps[label]`; `theta`: final (S, D); `finite`:
@@ -130,27 +157,38 @@ class Ensemble:
         self.setup = time.perf_counter() - start
 
     def _prepare(self):
-        """Every member's data and initial point, from one compiled program (eagerly, each
-        random draw of a new shape would compile a program of its own)."""
+        """Every member's data and initial point, each from one compiled program (eagerly,
+        each random draw of a new shape would compile a program of its own). Models with the
+        same data block (a designed model and its source) share the data."""
         sites = seeded_sites(self.model)
         table = np.array([[member_seed(x, s) for x in sites] for s in range(self.seeds)], dtype=np.int64).reshape(self.seeds, len(sites))
-        k_init, _ = jax.random.split(jax.random.PRNGKey(self.model.run.get("seed", 0)))
+        members = (jnp.asarray(table.astype(np.int32)), jnp.asarray(np.arange(self.seeds, dtype=np.int32)))
+        key = (_data_key(self.model), self.seeds, np.dtype(self.dtype).name, jax.config.jax_enable_x64)
+        data = _DATA.get(key)
+        if data is None:
 
-        def member(seeds, s):
-            lowered = Lowered(reseed(self.model, [seeds[i] for i in range(len(sites))]), seed=s)
+            def make(seeds, s):
+                lowered = Lowered(reseed(self.model, [seeds[i] for i in range(len(sites))]), seed=s)
+                return {k: v.astype(self.dtype) for k, v in lowered.data.items()}
+
+            data = _DATA[key] = jax.jit(jax.vmap(make)).lower(*members).compile(_RUN_ONCE)(*members)
+
+        def init(data, s):
             # The key `gaugedsl run` gives particle s (dynamics.ensemble.Simulation.keys).
-            theta = lowered.layout.flatten(lowered.init_params(jax.random.fold_in(k_init, s)))
-            return {k: v.astype(self.dtype) for k, v in lowered.data.items()}, theta.astype(self.dtype)
+            k_init, _ = jax.random.split(jax.random.PRNGKey(self.model.run.get("seed", 0)))
+            lowered = copy.copy(self.template)
+            lowered.data = data
+            return lowered.layout.flatten(lowered.init_params(jax.random.fold_in(k_init, s))).astype(self.dtype)
 
-        args = (jnp.asarray(table, jnp.int32), jnp.arange(self.seeds))
-        return jax.jit(jax.vmap(member)).lower(*args).compile(_RUN_ONCE)(*args)
+        theta0 = jax.jit(jax.vmap(init)).lower(data, members[1]).compile(_RUN_ONCE)(data, members[1])
+        return data, theta0
 
     def compiled(self, blocks: int) -> Callable:
         """The program for a chunk of `blocks` record blocks, compiled ahead of time (so that
         the simulation's wall time does not include compiling)."""
         if blocks not in self._compiled:
             t0 = time.perf_counter()
-            start = jnp.asarray(0, jnp.int32)
+            start = jax.ShapeDtypeStruct((), jnp.int32)
             self._compiled[blocks] = self._chunk.lower(self.theta0, self.data, start, blocks).compile(_FAST_COMPILE)
             self.setup += time.perf_counter() - t0
         return self._compiled[blocks]
@@ -198,7 +236,7 @@ class Ensemble:
             blocks = min(per_chunk, total_blocks - done)
             program = self.compiled(blocks)
             t0 = time.perf_counter()
-            theta, first, outs = program(theta, self.data, jnp.asarray(done * self.unit, jnp.int32))
+            theta, first, outs = program(theta, self.data, np.int32(done * self.unit))
             theta = jax.block_until_ready(theta)
             wall += time.perf_counter() - t0
             if done == 0:
