@@ -97,11 +97,18 @@ class Realization:
         return f"{coeff} Σ_i log|{z}_i|"
 
     def realized_as(self) -> str:
+        """The new parameterization, e.g. `D w = w1 ⊙ w2 (depth 2)`."""
         if self.kind == "factorization":
-            return f"{self.predictor} = {self.factors[0]} {self.factors[1]}ᵀ (inner size {self.rank}), symmetry GL({self.rank})"
+            return f"{self.predictor} = {self.factors[0]} {self.factors[1]}ᵀ (inner size {self.rank})"
         prod = " ⊙ ".join(self.factors) if len(self.factors) > 1 else f"Π_l {self.factors[0]}[l]"
         lhs = self.predictor if self.operator.matrix is None else f"{self.operator.symbol} {self.predictor}"
-        return f"{lhs} = {prod} (depth {self.depth}), symmetry (R_>0)^{(self.depth - 1) * self.size}"
+        return f"{lhs} = {prod} (depth {self.depth})"
+
+    def group(self) -> str:
+        """The symmetry group of the new parameterization."""
+        if self.kind == "factorization":
+            return f"GL({self.rank})"
+        return f"(R_>0)^{(self.depth - 1) * self.size}"
 
 
 def _number(v) -> float | None:

@@ -85,7 +85,7 @@ def make(name: str, n: int, fresh: Callable[[str], str], matrix: np.ndarray | No
     if name == "identity":
         return Operator(name, None, "I", "the coefficients themselves", (), lambda z: z)
     if name == "difference":
-        return Operator(name, difference_matrix(n), "D", "finite differences, (D w)₀ = w₀", (), lambda z: f"cumsum({z})")
+        return Operator(name, difference_matrix(n), "D", "the finite differences: (D w)_i = w_i − w_{i−1}, (D w)_0 = w_0", (), lambda z: f"cumsum({z})")
     if name == "cosine":
         d = fresh("dct")
         return Operator(name, dct_matrix(n), "C", "the orthonormal cosine (DCT-II) basis", ((d, f"{n}, {n}", _dct_text(n)),), lambda z: f"{d}.T @ {_parens(z)}")

@@ -9,7 +9,7 @@ def render(d) -> str:
     lines = [
         f"designed {d.out} from {d.source}",
         f"  target        {r.target} of {r.predictor}: {r.formula()}{unit}",
-        f"  realization   {r.realized_as()}; symmetry '{r.symmetry}'",
+        f"  realization   {r.realized_as()}, symmetry '{r.symmetry}': {r.group()}",
     ]
     if r.operator is not None and r.operator.matrix is not None:
         lines.append(f"  operator      {r.operator.symbol} = {r.operator.what}")

@@ -124,7 +124,8 @@ def _doc(ed: _Edits, src: Source, r: Realization, rel: str, out_name: str) -> No
     what = r.target.replace("_", " ")
     text = [
         *_wrap(f"Designed by `gaugedsl design` from {rel} (model {src.model.name}): inverse design of the implicit bias for {what} of {r.predictor}."),
-        *_wrap(f"Realization: {r.realized_as()}" + (f"; A = {r.operator.what}." if r.operator is not None and r.operator.matrix is not None else ".")),
+        *_wrap(f"Realization: {r.realized_as()} with the symmetry {r.group()}."),
+        *(_wrap(f"{r.operator.symbol}: {r.operator.what}.") if r.operator is not None and r.operator.matrix is not None else []),
         *_wrap(f"Induced bias (T/2) log det G = {r.formula()} + const, with {_temperature_words(r)}."),
         *_wrap("Data, loss, noise and run are the source's; only the predictor is re-expressed" + (f" (and lr = {number(r.lr)})" if r.lr is not None else "") + "."),
         f"## Regenerate with: gaugedsl design {rel} -o {out_name}",
