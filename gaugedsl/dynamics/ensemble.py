@@ -4,6 +4,7 @@ and the Python loop over chunks where progress, checkpoints and divergence check
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from typing import Callable
 
@@ -136,11 +137,7 @@ class Simulation:
 
     def keys(self, seed: int):
         """Per-particle keys (init, noise): particle i's streams do not depend on N."""
-        master = jax.random.PRNGKey(seed)
-        k_init, k_noise = jax.random.split(master)
-        ids = jnp.arange(self.plan.particles)
-        per = jax.vmap(jax.random.fold_in, in_axes=(None, 0))
-        return per(k_init, ids), per(k_noise, ids)
+        return _particle_keys(jnp.asarray(seed, jnp.uint32), self.plan.particles)
 
     def _initial_points(self, init_keys):
         def one(k):
@@ -295,6 +292,14 @@ class Simulation:
             return 2.0 / lam if lam > 0 and np.isfinite(lam) else None
         except Exception:  # noqa: BLE001 — a hint only
             return None
+
+
+@functools.partial(jax.jit, static_argnums=1)
+def _particle_keys(seed, particles: int):
+    k_init, k_noise = jax.random.split(jax.random.PRNGKey(seed))
+    ids = jnp.arange(particles)
+    per = jax.vmap(jax.random.fold_in, in_axes=(None, 0))
+    return per(k_init, ids), per(k_noise, ids)
 
 
 def _ensemble(particle_chunk) -> Callable:
