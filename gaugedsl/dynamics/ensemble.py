@@ -95,7 +95,7 @@ class Simulation:
         if plan.dynamics == "sde":
             solver = solver_for(model, plan, self.noise, self.constraint, keeper)
             drift = Drift(self.objective.grad, self.constraint)
-            self.particle_chunk = SDEChunk(drift, self.noise, solver, groups, plan.chunk, plan.unit)
+            self.particle_chunk = SDEChunk(drift, self.noise, solver, groups, plan.chunk)
         else:
             kick = self.noise if plan.noise in ("isotropic", "projected") else None
             self.particle_chunk = DiscreteChunk(

@@ -2,13 +2,14 @@
 
 Time inside the solver is the step index s (t = s·dt): the drift and diffusion operators are
 already scaled by dt and sqrt(dt), so every solve takes unit steps between integer times.
-That keeps dt a traced number (changing it does not recompile), makes record times exact, and
-lets `UnsafeBrownianPath` — which derives each increment from the particle's key and the
-step's endpoints — give the same increments whether a run is done in one go or resumed from a
-checkpoint (each chunk integrates over [0, n] with the key folded with its first step).
-One increment per step costs what a hand-written loop costs; a
-`VirtualBrownianTree` would be ~40× slower here (it is for adaptive steps and gradients
-through the solve, neither of which we use).
+That keeps dt a traced number (changing it does not recompile) and makes record times exact.
+
+The Brownian path costs one increment per step: `StepBrownianPath` draws the increment of step
+s from `fold_in(chunk key, s)` (one hash; `diffrax.UnsafeBrownianPath`, which the Lévy-area
+solvers use, hashes twice). Each chunk integrates over [0, n] with the particle's key folded
+with the chunk's first step, so a run resumed from a checkpoint draws what an uninterrupted run
+draws (for the same chunk length). A `VirtualBrownianTree` would be ~40× slower here: it is for
+adaptive steps and gradients through the solve, neither of which we use.
 """
 
 from __future__ import annotations
@@ -153,7 +154,6 @@ class SDEChunk(eqx.Module):
     solver: diffrax.AbstractSolver
     groups: tuple[tuple[int, Callable], ...] = eqx.field(static=True)
     length: int = eqx.field(static=True)
-    unit: int = eqx.field(static=True)
 
     def __call__(self, theta, key, start, n, args):
         # Chunk-relative time in the state's dtype (Diffrax would promote a float32 state to a
