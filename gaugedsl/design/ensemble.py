@@ -183,6 +183,18 @@ class Ensemble:
         theta0 = jax.jit(jax.vmap(init)).lower(data, members[1]).compile(_RUN_ONCE)(data, members[1])
         return data, theta0
 
+    def compile(self) -> None:
+        """Compile the programs `run` will use."""
+        for blocks in sorted(set(self._chunks())):
+            self.compiled(blocks)
+
+    def _chunks(self) -> list[int]:
+        """Record blocks per chunk: about ten chunks (progress lines), all of one size when
+        the run divides evenly."""
+        total = self.steps // self.unit
+        per = max(1, -(-total // 10))
+        return [min(per, total - done) for done in range(0, total, per)]
+
     def compiled(self, blocks: int) -> Callable:
         """The program for a chunk of `blocks` record blocks, compiled ahead of time (so that
         the simulation's wall time does not include compiling)."""
@@ -226,14 +238,11 @@ class Ensemble:
         """Simulate every member; `progress` (a text stream) gets a line per chunk."""
         if self.steps % self.unit:
             raise GaugeError([error("E610", self.model.run.span, f"steps = {self.steps} is not a multiple of the record intervals' common divisor {self.unit}", f"use steps = {self.steps // self.unit * self.unit or self.unit}")])
-        total_blocks = self.steps // self.unit
-        per_chunk = max(1, -(-total_blocks // 10))
         labels = [[i.label for i in r.items] for r in self.records]
         kept: dict[str, list] = {lab: [] for group in labels for lab in group}
         theta, done = self.theta0, 0
         wall = 0.0
-        while done < total_blocks:
-            blocks = min(per_chunk, total_blocks - done)
+        for blocks in self._chunks():
             program = self.compiled(blocks)
             t0 = time.perf_counter()
             theta, first, outs = program(theta, self.data, np.int32(done * self.unit))
