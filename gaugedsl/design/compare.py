@@ -5,9 +5,7 @@ record, per seed, with the mean and the spread, and the wall times. `gaugedsl de
 from __future__ import annotations
 
 import dataclasses
-import os
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -56,28 +54,18 @@ class Comparison:
         return seen
 
 
-def compare(models: list[ir.Model], seeds: int = 5, steps: int | None = None, progress=None, parallel: bool = True) -> Comparison:
-    """Run every model (`dynamics = gd`) over `seeds` ensemble members; `steps` overrides
-    each run's length. The models are compiled one after the other; with `parallel` their
-    compiled programs then run side by side in threads (XLA releases the interpreter while
-    it computes, so they share the machine's cores)."""
+def compare(models: list[ir.Model], seeds: int = 5, steps: int | None = None, progress=None) -> Comparison:
+    """Run every model (`dynamics = gd`) over `seeds` ensemble members, one model after the
+    other; `steps` overrides each run's length. (Running two compiled programs from two threads
+    can deadlock XLA's CPU runtime on a 2-core machine: seen with jaxlib 0.10, so not done.)"""
     start = time.perf_counter()
-    ensembles = []
+    runs = []
     for m in models:
         ens = Ensemble(m, seeds=seeds, steps=steps)
         ens.compile()
-        ensembles.append(ens)
-
-    def one(ens):
         result = ens.run(progress=progress)
         result.setup = ens.setup
-        return result
-
-    if parallel and len(models) > 1:
-        with ThreadPoolExecutor(max_workers=min(len(models), os.cpu_count() or 1)) as pool:
-            runs = list(pool.map(one, ensembles))
-    else:
-        runs = [one(e) for e in ensembles]
+        runs.append(result)
     return Comparison(runs, seeds, time.perf_counter() - start)
 
 
@@ -112,7 +100,7 @@ def render(c: Comparison) -> str:
             cells = "  ".join(f"{_fmt(x):>10}" for x in v)
             lines.append(f"{label if first else '':<{lab_w}}  {run.model.name:<{name_w}}  {cells}  {_fmt(np.mean(v)):>10}  {_fmt(np.min(v)):>10}  {_fmt(np.max(v)):>10}")
             first = False
-    lines += ["", "wall time (setup = data and compilation, one model after the other; the simulations run side by side):"]
+    lines += ["", "wall time (setup = data and compilation):"]
     for run in c.runs:
         bad = "" if run.finite.all() else f"  ({int((~run.finite).sum())} of {c.seeds} members diverged)"
         lines.append(f"  {run.model.name:<{name_w}}  {run.total_steps:,} steps × {c.seeds} seeds: simulation {run.wall:.2f} s, setup {run.setup:.2f} s{bad}")
