@@ -151,7 +151,10 @@ class Ensemble:
         self.unit = math.gcd(*everys)
         self.unroll = max(1, min(unroll, self.unit))
         self.template = structure(model)
-        self.data, self.theta0 = self._prepare()
+        # JAX draws other numbers in 64-bit mode: the run's dtype decides, not the caller's
+        # mode, so that seed s is the same experiment everywhere (float32: as `gaugedsl run`).
+        with jax.enable_x64(self.dtype == jnp.float64):
+            self.data, self.theta0 = self._prepare()
         self._chunk = jax.jit(jax.vmap(self._member_chunk, in_axes=(0, 0, None, None)), static_argnums=3)
         self._compiled: dict[int, Callable] = {}
         self.setup = time.perf_counter() - start
@@ -201,7 +204,8 @@ class Ensemble:
         if blocks not in self._compiled:
             t0 = time.perf_counter()
             start = jax.ShapeDtypeStruct((), jnp.int32)
-            self._compiled[blocks] = self._chunk.lower(self.theta0, self.data, start, blocks).compile(_FAST_COMPILE)
+            with jax.enable_x64(self.dtype == jnp.float64):  # as the data: the run's dtype decides
+                self._compiled[blocks] = self._chunk.lower(self.theta0, self.data, start, blocks).compile(_FAST_COMPILE)
             self.setup += time.perf_counter() - t0
         return self._compiled[blocks]
 
