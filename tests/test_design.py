@@ -297,3 +297,13 @@ def test_designed_examples_are_regenerated_exactly(source, designed, monkeypatch
     d = design(f"{source}.gauge", f"{designed}.gauge", points=3)
     assert d.text == (ROOT / "examples" / f"{designed}.gauge").read_text(encoding="utf-8"), f"run: gaugedsl design examples/{source}.gauge -o examples/{designed}.gauge"
     _assert_designed(d)
+
+
+def test_unseeded_data_are_flagged(tmp_path):
+    """Unseeded data are keyed by their position in their file: the designed file would see
+    other numbers, so the designer warns (W601) and still designs."""
+    src = _write(tmp_path, "target = sparsity").read_text(encoding="utf-8").replace("normal(0, 1, seed = 0)", "normal(0, 1)")
+    path = tmp_path / "unseeded.gauge"
+    path.write_text(src, encoding="utf-8")
+    d = design(path, tmp_path / "out.gauge")
+    assert [w.code for w in d.warnings] == ["W601"] and "'X'" in d.warnings[0].message
