@@ -307,3 +307,35 @@ def test_unseeded_data_are_flagged(tmp_path):
     path.write_text(src, encoding="utf-8")
     d = design(path, tmp_path / "out.gauge")
     assert [w.code for w in d.warnings] == ["W601"] and "'X'" in d.warnings[0].message
+
+
+@pytest.mark.parametrize(
+    "template, block",
+    [("rescaling", "target = sparsity"), ("deep3", "target = sparsity\ndepth = 3"), ("deep_rescaling", "target = total_variation\ndepth = 5")],
+)
+def test_a_template_name_taken_by_the_source_gets_the_symmetry_written_out(template, block, tmp_path):
+    own = f"\n## The source's own template, named like the stdlib's.\nsymmetry {template}(a : R[n]) : Scale[n] {{\n  a -> g * a\n}}\n"
+    d = design(_write(tmp_path, block, extra=own), tmp_path / "out.gauge")
+    _assert_designed(d)
+    assert "import std." not in d.text and f"symmetry {d.realization.symmetry} : Scale[" in d.text
+
+
+def test_a_factorization_symmetry_is_written_out_when_its_name_is_taken(tmp_path):
+    path = tmp_path / "lowrank.gauge"
+    own = "symmetry gl_factorization(a : R[n]) : Scale[n] {\n  a -> g * a\n}\n\ndesign {"
+    path.write_text((LOW_RANK % "low_rank").replace("design {", own), encoding="utf-8")
+    d = design(path, tmp_path / "out.gauge")
+    _assert_designed(d)
+    assert "symmetry gl : GL[5] {" in d.text
+
+
+def test_files_read_beside_the_source_keep_the_designed_model_beside_it(tmp_path):
+    (tmp_path / "lib.gauge").write_text("symmetry mine(a : R[n]) : Scale[n] {\n  a -> g * a\n}\n", encoding="utf-8")
+    src = _write(tmp_path, "target = sparsity").read_text(encoding="utf-8").replace("model fam\n", "model fam\nimport lib\n")
+    path = tmp_path / "local.gauge"
+    path.write_text(src, encoding="utf-8")
+    (tmp_path / "elsewhere").mkdir()
+    with pytest.raises(GaugeError) as info:
+        design(path, tmp_path / "elsewhere" / "out.gauge")
+    assert info.value.diagnostics[0].code == "E606" and info.value.diagnostics[0].span.line == 2
+    _assert_designed(design(path, tmp_path / "out.gauge"))

@@ -80,19 +80,21 @@ def model_name(src: Source, out_path: str) -> str:
     return f"{src.model.name}_designed"
 
 
-def emit(src: Source, r: Realization, out_path: str) -> str:
-    """The designed model's text (canonical layout)."""
+def emit(src: Source, r: Realization, out_path: str, inline: bool = False) -> str:
+    """The designed model's text (canonical layout). The symmetry instantiates a stdlib
+    template, or, with `inline` (when the source has a template of the same name), is
+    written out."""
     ed = _Edits(src.text)
     rel = os.path.relpath(os.path.abspath(src.path), os.path.dirname(os.path.abspath(out_path)))
     _doc(ed, src, r, rel, os.path.basename(out_path))
     decl = src.items(ast.ModelDecl)[0]
     ed.replace(decl.span, f"model {model_name(src, out_path)}")
     have = {i.dotted for i in src.items(ast.Import)}
-    need = [m for m in _imports(r) if m not in have]
+    need = [] if inline else [m for m in _imports(r) if m not in have]
     if need:
         ed.insert(ed.offset(decl.span.end_line, decl.span.end_column), "".join(f"\nimport {m}" for m in need))
 
-    block = "\n".join(_block(r)) + "\n"  # a blank line before whatever follows
+    block = "\n".join(_block(r, inline)) + "\n"  # a blank line before whatever follows
     if r.predictor_is_param:
         ed.replace_lines(src.decl(r.predictor).span, block)
     else:
@@ -157,7 +159,7 @@ def _init(r: Realization, i: int) -> str:
     return f"normal(0, {number(r.init_std)}{seed})"
 
 
-def _block(r: Realization) -> list[str]:
+def _block(r: Realization, inline: bool) -> list[str]:
     pred, f = r.predictor, r.factors
     if r.kind == "factorization":
         (m, n), k = r.shape, r.rank
@@ -169,7 +171,7 @@ def _block(r: Realization) -> list[str]:
             f"predictor {pred} = {f[0]} @ {f[1]}.T",
             "",
             *_wrap(f"GL({k}): {f[0]} → {f[0]} g, {f[1]} → {f[1]} g⁻ᵀ leaves {pred} = {f[0]} {f[1]}ᵀ unchanged. Induced bias (T/2) log det G = {r.formula()} + const."),
-            f"symmetry {r.symmetry} = gl_factorization({f[0]}, {f[1]})",
+            *([f"symmetry {r.symmetry} : GL[{k}] {{", f"  {f[0]} -> {f[0]} @ g", f"  {f[1]} -> {f[1]} @ inv(g).T", "}"] if inline else [f"symmetry {r.symmetry} = gl_factorization({f[0]}, {f[1]})"]),
         ]
     op = r.operator
     lines = []
@@ -189,19 +191,22 @@ def _block(r: Realization) -> list[str]:
         f"(R_>0)^{(r.depth - 1) * r.size} rescaling of the factors: it leaves {zname}" + (f", hence {pred}," if zname != pred else "") + " unchanged. "
         f"Induced bias (T/2) log det G = {r.formula()} + const."
     )
-    if len(r.shape) == 1 and not stacked:
+    if inline or len(r.shape) != 1:
+        lines += _inline_symmetry(r)
+    elif not stacked:
         template = {2: "rescaling", 3: "deep3", 4: "deep4"}[r.depth]
         lines.append(f"symmetry {r.symmetry} = {template}({', '.join(f)})")
-    elif stacked and len(r.shape) == 1:
-        lines.append(f"symmetry {r.symmetry} = deep_rescaling({f[0]})")
     else:
-        lines += _inline_symmetry(r)
+        lines.append(f"symmetry {r.symmetry} = deep_rescaling({f[0]})")
     return lines
 
 
 def _inline_symmetry(r: Realization) -> list[str]:
-    """The depth-L rescaling written out, for factors that are not vectors."""
+    """The depth-L rescaling written out (for factors that are not vectors, or when a
+    template's name is taken)."""
     f, L = r.factors, r.depth
+    if len(f) == 1:  # stacked layers U : R[L, ...]
+        return [f"symmetry {r.symmetry} : Scale[{_dims([L - 1, *r.shape])}] {{", f"  {f[0]} -> telescope(g) * {f[0]}", "}"]
     dims = ([L - 1] if L > 2 else []) + list(r.shape)
     group = f"Scale[{_dims(dims)}]" if dims else "Scale"
     g = (lambda i: "g") if L == 2 else (lambda i: f"g[{i}]")
