@@ -12,6 +12,11 @@ side, interleaved, after a warm-up call (compilation excluded), medians of `--re
 - hand-written: `jax.lax.scan` over steps inside `jax.vmap` over particles, the closed-form
   projection onto n_i = (v_i, u_i)/ρ_i, one `fold_in` key per step, recording w and the loss
   every 100 steps.
+- hand-written, sharded: the same loop with its particles split over the CPU devices the way
+  gaugedsl splits them (`gaugedsl.dynamics.devices`): what the per-step work costs on equal
+  terms, without gaugedsl's use of every core.
+
+Like `gaugedsl run`, the benchmark asks XLA for one CPU device per core before JAX starts.
 
 `--noise isotropic` compares isotropic noise instead (no projection on either side).
 This is not a test: run `python benchmarks/bench_dynamics.py`.
@@ -29,6 +34,10 @@ from pathlib import Path
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from gaugedsl.dynamics.devices import request_host_devices  # noqa: E402
+
+request_host_devices()  # as `gaugedsl run` does, before JAX starts
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
@@ -96,6 +105,8 @@ def main() -> None:
     state0 = sim.initial_state()
     hand = hand_written(sim, args.noise, args.steps, every)
     h_args = (jnp.asarray(state0.theta), jnp.asarray(state0.keys), numbers.T, numbers.dt)
+    put = sim.sharding.put  # particles is a multiple of the device count here: no padding
+    s_args = (put(state0.theta), put(state0.keys), numbers.T, numbers.dt)
 
     def run_gaugedsl():
         return sim.run(numbers, state=sim.initial_state())
@@ -103,16 +114,20 @@ def main() -> None:
     def run_hand():
         jax.block_until_ready(hand(*h_args))
 
-    t0 = time.perf_counter()
-    run_gaugedsl()
-    t1 = time.perf_counter()
-    run_hand()
-    t2 = time.perf_counter()
-    print(f"warm-up (compilation included): gaugedsl {t1 - t0:.1f} s, hand-written {t2 - t1:.1f} s")
-    wall = {"gaugedsl": [], "hand-written": []}
-    cpu = {"gaugedsl": [], "hand-written": []}
+    def run_hand_sharded():
+        jax.block_until_ready(hand(*s_args))
+
+    sides = {"gaugedsl": run_gaugedsl, "hand-written": run_hand, "hand, sharded": run_hand_sharded}
+    warm = []
+    for name, fn in sides.items():
+        t0 = time.perf_counter()
+        fn()
+        warm.append(f"{name} {time.perf_counter() - t0:.1f} s")
+    print(f"devices: {sim.sharding.describe()}; warm-up (compilation included): {', '.join(warm)}")
+    wall = {name: [] for name in sides}
+    cpu = {name: [] for name in sides}
     for _ in range(args.repeats):
-        for name, fn in (("gaugedsl", run_gaugedsl), ("hand-written", run_hand)):
+        for name, fn in sides.items():
             start, start_cpu = time.perf_counter(), time.process_time()
             fn()
             wall[name].append(time.perf_counter() - start)
@@ -124,7 +139,9 @@ def main() -> None:
         rates[name] = work / med
         cpu_rates[name] = work / statistics.median(cpu[name])
         print(f"{name:>13}: median {med:.2f} s wall over {args.repeats} ({', '.join(f'{t:.2f}' for t in ts)}), {rates[name]:.3g} particle-steps/s; CPU time median {statistics.median(cpu[name]):.2f} s")
-    print(f"ratio gaugedsl / hand-written (particle-steps/s): {rates['gaugedsl'] / rates['hand-written']:.2f} wall-clock, {cpu_rates['gaugedsl'] / cpu_rates['hand-written']:.2f} by CPU time  [{args.noise} noise, {args.particles} particles × {args.steps} steps, float32, Euler–Maruyama]")
+    setting = f"[{args.noise} noise, {args.particles} particles × {args.steps} steps, float32, Euler–Maruyama]"
+    print(f"ratio gaugedsl / hand-written (particle-steps/s): {rates['gaugedsl'] / rates['hand-written']:.2f} wall-clock, {cpu_rates['gaugedsl'] / cpu_rates['hand-written']:.2f} by CPU time  {setting}")
+    print(f"ratio gaugedsl / hand-written sharded the same way: {rates['gaugedsl'] / rates['hand, sharded']:.2f} wall-clock, {cpu_rates['gaugedsl'] / cpu_rates['hand, sharded']:.2f} by CPU time")
     print(f"(load average while measuring: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; CPU time is the steadier measure on a shared machine)")
 
 

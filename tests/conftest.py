@@ -5,6 +5,10 @@ import pytest
 # Geometry and the statistical tests resolve small biases: float64 throughout the suite.
 os.environ.setdefault("JAX_ENABLE_X64", "1")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+# Two CPU devices, as `gaugedsl run` sets up on a 2-core machine: every ensemble in the suite
+# runs sharded over them (and the order of tests cannot change the device count).
+if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=2").strip()
 
 
 def pytest_addoption(parser):

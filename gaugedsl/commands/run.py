@@ -111,6 +111,7 @@ def _simulate(args, model, loader) -> int:
         "comparison": [r.as_dict() for r in comparison.rows],
         "notes": comparison.notes,
         "diagnostics": [d.render() for d in result.diagnostics],
+        "devices": sim.sharding.describe(),
     }
     files = write_results(out, model, result, summary)
     if args.plot:
@@ -120,7 +121,7 @@ def _simulate(args, model, loader) -> int:
     (out / "checkpoint.npz").unlink(missing_ok=True)
     noise = f", {model.noise.kind} noise" if model.noise is not None else ""
     rate = plan.particles * plan.steps / max(result.wall_time, 1e-9)
-    print(f"{model.name}: {plan.dynamics}{noise}, {plan.particles} particles × {plan.steps} steps, seed {plan.seed}, {plan.dtype}: {result.wall_time:.1f} s ({rate:.3g} particle-steps/s, compilation included)")
+    print(f"{model.name}: {plan.dynamics}{noise}, {plan.particles} particles × {plan.steps} steps, seed {plan.seed}, {plan.dtype}, on {sim.sharding.describe()}: {result.wall_time:.1f} s ({rate:.3g} particle-steps/s, compilation included)")
     print()
     print(table)
     for note in comparison.notes:

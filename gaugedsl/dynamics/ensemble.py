@@ -17,6 +17,7 @@ from .. import ir
 from ..diagnostics import Diagnostic, GaugeError, error, warning
 from ..lowering import Lowered
 from . import _geometry
+from .devices import ParticleSharding
 from .discrete import DiscreteChunk
 from .drift import Drift
 from .manifolds import Constraint
@@ -106,6 +107,7 @@ class Simulation:
         if max_traces is not None:
             chunk_fn = eqx.debug.assert_max_traces(chunk_fn, max_traces=max_traces)
         self._chunk = eqx.filter_jit(chunk_fn)
+        self.sharding = ParticleSharding(plan.particles)
         self._init = eqx.filter_jit(self._initial_points)
         self.notes: list[Diagnostic] = []
         if plan.dynamics == "gd" and plan.noise == "sgd":
@@ -176,15 +178,16 @@ class Simulation:
     def advance(self, state: State, numbers: Numbers, n: int):
         """Runs one chunk of n ≤ `plan.chunk` steps; returns the new θ, the records of the
         chunk (label → (R, N, ...)) and the first non-finite step per particle."""
-        theta, records, bad = self._chunk(jnp.asarray(state.theta), jnp.asarray(state.keys), jnp.asarray(state.step, jnp.int32), jnp.asarray(n, jnp.int32), numbers)
-        theta = np.asarray(theta)
+        put, take = self.sharding.put, self.sharding.take
+        theta, records, bad = self._chunk(put(state.theta), put(state.keys), jnp.asarray(state.step, jnp.int32), jnp.asarray(n, jnp.int32), numbers)
+        theta = take(theta)
         first = 0 if state.step == 0 else 1
         out = {}
         for (every, _), group in zip(((r.every, None) for r in self.plan.records), records):
             count = 1 + n // every
             for label, values in group.items():
-                out[label] = np.moveaxis(np.asarray(values)[:, first:count], 1, 0)
-        bad = np.asarray(bad)
+                out[label] = np.moveaxis(take(values)[:, first:count], 1, 0)
+        bad = take(bad)
         if self.plan.dynamics == "sde":
             bad = self._first_bad(state.step, n, theta, out)
         return theta, out, bad

@@ -32,6 +32,8 @@ hits the target charge is found in closed form.
 
 from __future__ import annotations
 
+import functools
+import operator
 from typing import Callable
 
 import equinox as eqx
@@ -178,38 +180,38 @@ class ChargeKeeper(eqx.Module):
     def _block_sums(self, theta):
         """(P, N): Σ θ_j² over the coordinates with exponent +1, resp. −1, per generator."""
         act = self.action
-        parts = [theta[b * act.k : (b + 1) * act.k] for b in range(act.tiled)]
-        p = sum((parts[b] ** 2 for b, s in enumerate(act.signs) if s > 0), jnp.zeros(act.k, theta.dtype))
-        n = sum((parts[b] ** 2 for b, s in enumerate(act.signs) if s < 0), jnp.zeros(act.k, theta.dtype))
-        return p, n
+        squares = [x * x for x in act._parts(theta)]
+
+        def total(xs):
+            return functools.reduce(operator.add, xs) if xs else jnp.zeros(act.k, theta.dtype)
+
+        return total([sq for sq, s in zip(squares, act.signs) if s > 0]), total([sq for sq, s in zip(squares, act.signs) if s < 0])
 
     def _blocks_call(self, before, after, args):
-        """The same as `__call__` for rescalings in uniform blocks (u ⊙ v): a handful of
-        k-vector operations, written without selects (which cost as much as the rest of a
-        step on CPU). The charge ODE step is implicit Euler, χ' = (χ + λ χ_∞)/(1 + λ) with
+        """The same as `__call__` for rescalings in uniform blocks (u ⊙ v): a dozen k-vector
+        operations. The charge ODE step is implicit Euler, χ' = (χ + λ χ_∞)/(1 + λ) with
         λ = 2T dt/G: as stable as the exact exponential for stiff orbits, and cheaper."""
         act = self.action
         tiny = jnp.finfo(before.dtype).tiny
+        floor = tiny**0.5  # x ≤ (P + N)/floor stays finite
         tdt = (args.T * args.dt).astype(before.dtype)
         p0, n0 = self._block_sums(before)
-        g, chi = p0 + n0, 0.5 * (p0 - n0)
+        g = p0 + n0
         trace = sum(act.signs)  # tr(A_a) = Σ_j m_j; 0 for u ⊙ v
-        drive = chi * g if trace == 0 else chi * g + tdt * trace * g  # (χ + λχ_∞)(G) with χ_∞ = tr·G/2
+        drive = 0.5 * (p0 - n0) * g if trace == 0 else (0.5 * (p0 - n0) + tdt * trace) * g
         target = drive / jnp.maximum(g + 2.0 * tdt, tiny)
-        # ½(P x − N/x) = target for x = exp(2a) > 0. With the roles of P and N swapped when
-        # target < 0 the root (|t| + s)/P', s = sqrt(t² + PN), has no cancellation; the
-        # swap inverts x. h is 1 for target ≥ 0 and 0 below (arithmetic, not a select).
+        # ½(P x − N/x) = target for x = exp(2a) > 0: x = (t + s)/P with s = sqrt(t² + PN),
+        # which cancels for t < 0, where the same root is N/(s − t).
         p, n = self._block_sums(after)
-        h = 0.5 * (1.0 + jnp.sign(target + tiny))
-        p_swapped = h * p + (1.0 - h) * n
-        root = jnp.sqrt(target * target + p * n)
-        x = jnp.clip((jnp.abs(target) + root) / jnp.maximum(p_swapped, tiny), 1e-30, 1e30)
-        q = jax.lax.rsqrt(x)  # x^(-1/2)
-        up = h * (x * q) + (1.0 - h) * q  # exp(a)
-        down = h * q + (1.0 - h) * (x * q)  # exp(−a)
-        r, inv_r = up, down
-        parts = [after[b * act.k : (b + 1) * act.k] for b in range(act.tiled)]
-        return jnp.concatenate([parts[b] * r if s > 0 else parts[b] * inv_r for b, s in enumerate(act.signs)])
+        s = jnp.sqrt(target * target + p * n)
+        a = jnp.abs(target) + s
+        # The floor keeps x finite and positive on degenerate sides (P or N = 0), where the
+        # move is by a finite factor (a max or clip here would cost as much as the rest).
+        pos = target >= 0
+        x = (jnp.where(pos, a, n) + floor) / (jnp.where(pos, p, a) + floor)
+        q = jax.lax.rsqrt(x)  # exp(−a)
+        up = x * q  # exp(a)
+        return jnp.concatenate([part * (up if s > 0 else q) for part, s in zip(act._parts(after), act.signs)])
 
     def target(self, theta, args: Numbers):
         """The charges after one step of `dχ_a/dt = T tr(A_a P_H)` from θ."""
