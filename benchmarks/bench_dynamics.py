@@ -6,9 +6,10 @@ same SDE — projected noise sqrt(2T) P_H dW at T = 1e-3, dt = 1e-2 — and are 
 side, interleaved, after a warm-up call (compilation excluded), medians of `--repeats`.
 
 - gaugedsl: `Simulation(model).run()` exactly as `gaugedsl run` calls it — the chunked
-  Python loop with per-chunk checks, Diffrax `diffeqsolve` with `UnsafeBrownianPath`, the
-  generic horizontal projection from the geometry engine, the charge keeper, the run block's
-  records (w, charge, log det G, loss, error).
+  Python loop with per-chunk checks, Diffrax `diffeqsolve` with the one-hash-per-step
+  `StepBrownianPath`, the elementwise horizontal projection of diagonal actions, the charge
+  keeper, the run block's records (w, charge, log det G, loss, error), particles sharded over
+  the CPU devices.
 - hand-written: `jax.lax.scan` over steps inside `jax.vmap` over particles, the closed-form
   projection onto n_i = (v_i, u_i)/ρ_i, one `fold_in` key per step, recording w and the loss
   every 100 steps.

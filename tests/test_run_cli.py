@@ -108,3 +108,22 @@ def test_diagonal_net_example_runs_and_compares(tmp_path, capsys):
     assert main(["run", str(example), "-o", str(tmp_path / "d"), "--particles", "50", "--steps", "500"]) == 0
     out = capsys.readouterr().out
     assert "max_a |E[charge_balance_a]| (end)" in out and "E[loss] (end)" in out
+
+
+def test_plot_without_matplotlib_is_a_usage_error_before_the_run(program, tmp_path, capsys, monkeypatch):
+    """`pip install .` (the README's first command) brings no matplotlib: --plot must say
+    what to install, before spending the simulation, not fail after it."""
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_matplotlib(name, *args, **kwargs):
+        if name == "matplotlib" or name.startswith("matplotlib."):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_matplotlib)
+    out = tmp_path / "out"
+    assert main(["run", str(program), "-o", str(out), "--plot"]) == 2
+    assert "gaugedsl[plot]" in capsys.readouterr().err
+    assert not out.exists()

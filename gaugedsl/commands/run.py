@@ -48,6 +48,11 @@ def run(args, sources) -> int:
     from ..check import Loader
 
     existing_file(args.file)
+    if args.plot:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            raise UsageError("--plot needs matplotlib, which is not installed: pip install 'gaugedsl[plot]' (or matplotlib)") from None
     if args.x64:
         jax.config.update("jax_enable_x64", True)
     if args.log_compiles:

@@ -1,8 +1,9 @@
 """Where an ensemble runs: its particles split across the local devices.
 
 Particles never interact, so an ensemble shards along the particle axis with no
-communication: each device integrates its share of the chunk, and the results are the same
-numbers bit for bit (each particle's arithmetic does not depend on its neighbours).
+communication: each device integrates its share of the chunk, and the trajectories are the
+same bit for bit (each particle's arithmetic does not depend on its neighbours; a recorded
+reduction such as a norm may be vectorized differently and differ in the last bit).
 
 On a CPU, XLA presents one device however many cores there are, and a small ensemble's step
 is a chain of small kernels that its thread pool does not speed up (measured on the 2-core

@@ -26,8 +26,9 @@ the loss nor any predictor — so that the charges take the value their ODE give
 step. The motion across orbits is still Euler–Maruyama; the motion along them is integrated
 as the ODE it is, and the scheme converges to the same SDE. For exponents m_j = ±1 the ODE
 is linear, dχ_a/dt = T tr(A_a) − 2T χ_a / G_aa, and stiff near degenerate orbits: it is
-integrated exactly over the step with G frozen (stable for any dt), and the orbit move that
-hits the target charge is found in closed form.
+integrated over the step with G frozen — exactly on the general path, by implicit Euler
+on the fast path for uniform ±1 blocks (u ⊙ v); both are stable for any dt — and the orbit
+move that hits the target charge is found in closed form.
 """
 
 from __future__ import annotations

@@ -4,11 +4,13 @@ Time inside the solver is the step index s (t = s·dt): the drift and diffusion 
 already scaled by dt and sqrt(dt), so every solve takes unit steps between integer times.
 That keeps dt a traced number (changing it does not recompile) and makes record times exact.
 
-The Brownian path costs one increment per step: `StepBrownianPath` draws the increment of step
-s from `fold_in(chunk key, s)` (one hash; `diffrax.UnsafeBrownianPath`, which the Lévy-area
-solvers use, hashes twice). Each chunk integrates over [0, n] with the particle's key folded
-with the chunk's first step, so a run resumed from a checkpoint draws what an uninterrupted run
-draws (for the same chunk length). A `VirtualBrownianTree` would be ~40× slower here: it is for
+The Brownian path costs one increment per step: `StepBrownianPath` draws the increment of
+step s of the run from `fold_in(particle key, s)` (one hash; `diffrax.UnsafeBrownianPath`,
+which the Lévy-area solvers use, hashes twice). A trajectory therefore depends only on the
+particle and the step, not on how the run is cut into chunks: a resumed run, or one with
+another `chunk`, draws what an uninterrupted run draws. (The Lévy-area path is keyed per
+chunk — the particle's key folded with the chunk's first step —, which is exact for resuming
+but not across chunk lengths.) A `VirtualBrownianTree` would be ~40× slower here: it is for
 adaptive steps and gradients through the solve, neither of which we use.
 """
 
@@ -106,14 +108,15 @@ class Constrained(diffrax.AbstractSolver):
 
 class StepBrownianPath(diffrax.AbstractBrownianPath):
     """Brownian increments over the integer step grid, one `fold_in` of the particle's key
-    per step: the increment over [s, s + h] is `sqrt(h) · N(0, I)` drawn with
-    `fold_in(key, s)`. The same contract as `diffrax.UnsafeBrownianPath` (no
+    per step: the increment over [s, s + h] of a chunk starting at step `offset` is
+    `sqrt(h) · N(0, I)` drawn with `fold_in(key, offset + s)`. The same contract as `diffrax.UnsafeBrownianPath` (no
     consistency between overlapping queries, no gradients) at half its hashing cost; the
     solve only ever asks for whole steps. Solvers that need Lévy area use
     `UnsafeBrownianPath`."""
 
     shape: jax.ShapeDtypeStruct = eqx.field(static=True)
     key: jax.Array
+    offset: jax.Array
     levy_area: type = eqx.field(static=True, default=diffrax.BrownianIncrement)
 
     @property
@@ -128,7 +131,7 @@ class StepBrownianPath(diffrax.AbstractBrownianPath):
         del left
         if t1 is None:
             t0, t1 = jnp.zeros_like(t0), t0
-        key = jax.random.fold_in(self.key, jnp.round(t0).astype(jnp.int32))
+        key = jax.random.fold_in(self.key, self.offset + jnp.round(t0).astype(jnp.int32))
         h = jnp.asarray(t1 - t0, self.shape.dtype)
         w = jax.random.normal(key, self.shape.shape, self.shape.dtype) * jnp.sqrt(h)
         return diffrax.BrownianIncrement(dt=h, W=w) if use_levy else w
@@ -157,13 +160,12 @@ class SDEChunk(eqx.Module):
 
     def __call__(self, theta, key, start, n, args):
         # Chunk-relative time in the state's dtype (Diffrax would promote a float32 state to a
-        # float64 time), and a per-chunk key: the increments depend only on (particle, step).
-        key = jax.random.fold_in(key, start)
+        # float64 time); the increments depend only on (particle, step of the run).
         shape = jax.ShapeDtypeStruct(self.noise.shape, theta.dtype)
         if isinstance(_inner(self.solver), _LEVY_SOLVERS):
-            bm = diffrax.UnsafeBrownianPath(shape=shape, key=key, levy_area=diffrax.SpaceTimeLevyArea)
+            bm = diffrax.UnsafeBrownianPath(shape=shape, key=jax.random.fold_in(key, start), levy_area=diffrax.SpaceTimeLevyArea)
         else:
-            bm = StepBrownianPath(shape, key)
+            bm = StepBrownianPath(shape, key, jnp.asarray(start, jnp.int32))
         terms = diffrax.MultiTerm(diffrax.ODETerm(self.drift), diffrax.ControlTerm(self.noise, bm))
         subs = [diffrax.SubSaveAt(t0=True, steps=every, fn=_at(fn)) for every, fn in self.groups]
         subs.append(diffrax.SubSaveAt(t1=True))

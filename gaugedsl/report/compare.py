@@ -65,7 +65,7 @@ def compare(sim: Simulation, result: Result, geometry_dtype_lowered: Lowered | N
             if values.shape[0] == 0 or values.shape[1] == 0:
                 continue
             if isinstance(item.value, ir.Call) and item.value.func == "charge":
-                rows.extend(_charges(label, values, plan.dynamics, noise if kick else None))
+                rows.extend(_charges(label, values, plan.dynamics, noise if kick else None, _balances(sim)))
             elif _is_scalar_predictor(model, item) and noise == "projected" and model.noise is not None:
                 rows.extend(_law(sim, result, label, values, geometry_dtype_lowered, out))
             else:
@@ -87,7 +87,20 @@ def _plain(label: str, values: np.ndarray) -> Row:
     return Row(f"E[{label}] (end, {mean.size} entries)", None, note=f"[{shown}]")
 
 
-def _charges(label: str, values: np.ndarray, dynamics: str, noise: str | None) -> list[Row]:
+def _balances(sim: Simulation) -> bool:
+    """Whether projected noise drives every charge to 0: the charge ODE
+    dχ_a/dt = T(tr A_a − 2χ_a/G_aa) of a rescaling has its rest point at 0 only when
+    tr A_a = Σ_j m_j = 0 (as many coordinates scaled up as down, like u ⊙ v). Known for
+    diagonal actions; otherwise no prediction is made."""
+    action = _geometry.diagonal_action(sim.geo)
+    if action is None or not action.unit:
+        return False
+    moved = action.owner < action.k
+    traces = np.bincount(action.owner[moved], weights=action.expo[moved], minlength=action.k)
+    return bool(np.all(np.abs(traces) < 1e-9))
+
+
+def _charges(label: str, values: np.ndarray, dynamics: str, noise: str | None, balances: bool = False) -> list[Row]:
     flat = values.reshape(values.shape[0], values.shape[1], -1)
     first, last = flat[0], flat[-1]
     n = first.shape[0]
@@ -95,10 +108,19 @@ def _charges(label: str, values: np.ndarray, dynamics: str, noise: str | None) -
     if dynamics == "sgd" and noise in (None, "sgd", "label"):
         frac = float(np.mean(np.abs(last) <= np.abs(first) * (1 + 1e-6) + 1e-12))
         rows.append(Row(f"fraction of |{label}| not increased", frac, predicted=1.0, source="P2", note="c' = c(1 − lr² g²) per SGD step"))
-    elif noise in ("projected", "sgd", "label"):
+    elif noise == "projected" and balances:
         i = int(np.abs(last.mean(0)).argmax())
         se = float(last[:, i].std() / np.sqrt(n))
         rows.append(Row(f"max_a |E[{label}_a]| (end)", float(np.abs(last.mean(0)).max()), se, 0.0, source="P4", note="horizontal noise drives the charges to the balanced slice"))
+    elif noise in ("projected", "sgd", "label"):
+        i = int(np.abs(last.mean(0)).argmax())
+        se = float(last[:, i].std() / np.sqrt(n))
+        why = (
+            "projected noise: dχ_a/dt = T(tr A_a − 2χ_a/G_aa) with tr A_a ≠ 0 here (unequal sides), no rest point at 0"
+            if noise == "projected"
+            else "gradient noise moves the charges by the imbalance of the gradient variances (P2); no closed-form rest point"
+        )
+        rows.append(Row(f"max_a |E[{label}_a]| (end)", float(np.abs(last.mean(0)).max()), se, None, note=why))
     elif noise == "isotropic":
         drift = np.abs(last.mean(0) - first.mean(0))
         i = int(drift.argmax())
