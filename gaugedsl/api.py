@@ -58,6 +58,7 @@ class Model:
     def __init__(self, model: ir.Model, loader):
         self.ir = model
         self._loader = loader
+        self._simulations: dict[tuple, Any] = {}  # compiled once per (particles, steps, chunk, dtype)
 
     @property
     def name(self) -> str:
@@ -80,14 +81,20 @@ class Model:
 
     def run(self, *, particles: int | None = None, steps: int | None = None, seed: int | None = None, chunk: int | None = None, **numbers: float) -> "RunResult":
         """Simulate the run block (`gaugedsl run`), with optional overrides; `numbers` are
-        numeric settings such as `T=0.05` or `lr=1e-3` that change without recompiling."""
+        numeric settings such as `T=0.05` or `lr=1e-3` that, like `seed`, change without
+        recompiling: the simulation of each (particles, steps, chunk) is kept and reused."""
+        import jax
+
         from .dynamics import Simulation
         from .lowering import Lowered
         from .report import compare
 
         try:
-            sim = Simulation(self.ir, particles=particles, steps=steps, seed=seed, chunk=chunk)
-            result = sim.run(sim.numbers(**numbers))
+            key = (particles, steps, chunk, bool(jax.config.jax_enable_x64))
+            sim = self._simulations.get(key)
+            if sim is None:
+                sim = self._simulations[key] = Simulation(self.ir, particles=particles, steps=steps, chunk=chunk)
+            result = sim.run(sim.numbers(**numbers), seed=seed)
             comparison = compare(sim, result, Lowered(self.ir))
         except GaugeError as exc:
             self._reraise(exc)

@@ -1,8 +1,10 @@
 """The Python API returns the same results as the CLI."""
 
 import json
+from pathlib import Path
 
 import jax
+import numpy as np
 import pytest
 
 import gaugedsl
@@ -11,6 +13,7 @@ from gaugedsl.cli import main
 jax.config.update("jax_enable_x64", True)
 
 SCALAR = "examples/scalar_product.gauge"
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_load_from_path_and_from_text_give_the_same_model():
@@ -60,3 +63,23 @@ def test_design_equals_the_cli(tmp_path, capsys):
     assert len(result.text.splitlines()) == len(designed.splitlines())
     assert result.to_dict()["kind"] and result.to_dict()["max_deviation"] < 1e-8
     assert gaugedsl.load(str(out)).ir.symmetries, "the designed model declares its symmetry"
+
+
+def test_run_reuses_its_compiled_simulation_for_new_numbers_and_seeds(caplog):
+    """`numbers` and `seed` change without recompiling (the docstring's promise): a second
+    run with another T and seed builds no new simulation and compiles no new chunk."""
+    model = gaugedsl.load(ROOT / "examples" / "diagonal_net.gauge")
+    first = model.run(particles=4, steps=200)
+    (sim,) = model._simulations.values()
+    caplog.clear()
+    try:
+        jax.config.update("jax_log_compiles", True)
+        second = model.run(particles=4, steps=200, seed=7, T=2e-3)
+    finally:
+        jax.config.update("jax_log_compiles", False)
+    compiles = [r.getMessage() for r in caplog.records if "Finished XLA compilation" in r.getMessage()]
+    assert not any("jit(chunk)" in m for m in compiles)
+    assert list(model._simulations.values()) == [sim]
+    assert second.result.plan.seed == 7 and first.result.plan.seed == 0
+    assert second.result.numbers["T"] == pytest.approx(2e-3)
+    assert not np.array_equal(first.result.records["w"], second.result.records["w"])

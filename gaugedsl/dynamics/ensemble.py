@@ -253,6 +253,7 @@ class Simulation:
         diags = list(self.notes)
         if not healthy.all():
             diags.append(self._divergence(state, numbers, everyone=False))
+        plan = plan if seed is None else dataclasses.replace(plan, seed=seed)  # what this run used
         return Result(plan, numbers.as_dict(), records, steps, state.theta, theta0, healthy, state.diverged_at, wall, diags)
 
     def _record_steps(self, label: str, done: int) -> np.ndarray:
