@@ -237,3 +237,22 @@ def test_the_table_predicts_balanced_charges_only_where_the_sides_are_equal():
     sim = Simulation(check_text(balanced, "<balanced>"))
     rows = [r for r in compare(sim, sim.run()).rows if "(end)" in r.quantity]
     assert len(rows) == 1 and rows[0].predicted == 0.0 and rows[0].source == "P4"
+
+
+def test_a_run_that_diverges_everywhere_leaves_no_checkpoint_to_resume(tmp_path, capsys):
+    """`gaugedsl run` on E811: the diagnostic, and no checkpoint of NaNs for --resume."""
+    from gaugedsl.cli import main
+
+    path = tmp_path / "q.gauge"
+    path.write_text(QUARTIC.replace("0.25 * x^4", "5 * x^2").replace("dynamics = gd\n  lr = 0.5", "dynamics = sde\n  dt = 1").replace("steps = 200", "steps = 200\n  chunk = 50").replace("run {", "noise isotropic(T = 0.01)\nrun {"))
+    out = tmp_path / "out"
+    assert main(["run", str(path), "-o", str(out), "--no-progress"]) == 1
+    assert "error[E811]" in capsys.readouterr().err
+    assert not (out / "checkpoint.npz").exists()
+
+
+def test_bad_counts_name_the_setting(tmp_path):
+    with pytest.raises(GaugeError) as e:
+        Simulation(check_text(QUARTIC, "<q>"), particles=0)
+    d = e.value.diagnostics[0]
+    assert d.code == "E803" and "particles = 0" in d.message and d.hint

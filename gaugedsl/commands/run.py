@@ -103,7 +103,13 @@ def _simulate(args, model, loader) -> int:
         progress.update(s.step)
         last["step"] = s.step
 
-    result = sim.run(numbers, state=state, on_chunk=on_chunk, stop_after=args.stop_after_chunks)
+    try:
+        result = sim.run(numbers, state=state, on_chunk=on_chunk, stop_after=args.stop_after_chunks)
+    except GaugeError:
+        # Every particle diverged (E811): a checkpoint of NaNs is nothing to resume from.
+        progress.close()
+        (out / "checkpoint.npz").unlink(missing_ok=True)
+        raise
     progress.close()
     if last.get("step", plan.steps) < plan.steps:
         print(f"stopped at step {last['step']} of {plan.steps}; continue with --resume", file=sys.stderr)

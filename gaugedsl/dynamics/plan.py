@@ -76,6 +76,19 @@ class Numbers(eqx.Module):
         return {f.name: float(getattr(self, f.name)) for f in dataclasses.fields(self)}
 
 
+def _header_span(model: ir.Model) -> Span | None:
+    """The `model NAME` line of the program, for diagnostics about the model as a whole."""
+    try:
+        lines = Path(model.path).read_text(encoding="utf-8").splitlines()
+    except (OSError, ValueError):
+        return None
+    for i, line in enumerate(lines, 1):
+        m = re.match(rf"\s*model\s+({re.escape(model.name)})\b", line)
+        if m:
+            return Span(model.path, i, m.start(1) + 1, i, m.end(1) + 1)
+    return None
+
+
 def resolve(
     model: ir.Model,
     *,
@@ -88,7 +101,7 @@ def resolve(
     """The plan of `model`'s run block, with overrides. Raises `GaugeError` with a span on
     the setting to change."""
     if model.run is None:
-        raise GaugeError([error("E801", None, f"model '{model.name}' has no run block", "add `run { dynamics = sde ... }` to simulate it")])
+        raise GaugeError([error("E801", _header_span(model), f"model '{model.name}' has no run block", "add `run { dynamics = sde ... }` to simulate it")])
     run = model.run
     dynamics = run.get("dynamics")
     noise = model.noise.kind if model.noise is not None else None
@@ -98,7 +111,8 @@ def resolve(
     steps = steps if steps is not None else run.get("steps", 1000)
     seed = seed if seed is not None else run.get("seed", 0)
     if particles < 1 or steps < 1 or seed < 0:
-        raise GaugeError([error("E803", run.span, "particles and steps must be at least 1, seed at least 0", None)])
+        bad = [f"{name} = {value}" for name, value, low in (("particles", particles, 1), ("steps", steps, 1), ("seed", seed, 0)) if value < low]
+        raise GaugeError([error("E803", run.span, f"{', '.join(bad)}: particles and steps must be at least 1, seed at least 0", "change the run block's setting, or the override (--particles, --steps, --seed)")])
     everys = [r.every for r in run.records]
     unit = math.gcd(*everys) if everys else 1
     lcm = math.lcm(*everys) if everys else 1
