@@ -190,3 +190,14 @@ def test_version():
     result = _subprocess("--version")
     assert result.returncode == 0
     assert result.stdout.startswith("gaugedsl ")
+
+
+def test_bias_warnings_carry_their_place_code_and_hint(capsys, tmp_path):
+    """W903 is a warning, not an error: `gaugedsl bias` goes on, and the warning names the
+    symmetry's line, the code to look up in docs/errors.md and what to change."""
+    path = tmp_path / "w903.gauge"
+    path.write_text("model m\nparam u : R[3] = normal(0, 1)\nparam v : R[3] = normal(0, 1)\npredictor w = u\n"
+                    "loss = sum((u * v - 1)^2)\nsymmetry balance : Scale[3] {\n  u -> g * u\n  v -> v / g\n}\n")  # fmt: skip
+    assert cli.main(["bias", str(path), "--no-law"]) == 0
+    out = capsys.readouterr().out
+    assert f"{path}:6:1: warning[W903]" in out and "= hint: " in out

@@ -256,3 +256,11 @@ def test_bad_counts_name_the_setting(tmp_path):
         Simulation(check_text(QUARTIC, "<q>"), particles=0)
     d = e.value.diagnostics[0]
     assert d.code == "E803" and "particles = 0" in d.message and d.hint
+
+
+def test_a_non_finite_start_names_the_parameter():
+    text = "model m\nparam v : R[2] = normal(0, 1)\nparam w : R[3] = log(zeros())\nloss = sum(w^2) + sum(v^2)\nnoise isotropic(T = 0.1)\nrun {\n  steps = 20\n}\n"
+    with pytest.raises(GaugeError) as e:
+        Simulation(check_text(text, "<m>")).initial_state()
+    (d,) = e.value.diagnostics
+    assert d.code == "E806" and "'w'" in d.message and d.span.line == 3

@@ -81,7 +81,7 @@ class Simulation:
         self.model = model
         self.plan = plan = resolve(model, particles=particles, steps=steps, seed=seed, chunk=chunk, dtype=dtype)
         if plan.dtype == "float64" and not jax.config.jax_enable_x64:
-            raise GaugeError([error("E805", setting_span(model, "run", "dtype"), "dtype = float64 needs JAX's 64-bit mode", "run `gaugedsl run --x64`, or set JAX_ENABLE_X64=1")])
+            raise GaugeError([error("E805", setting_span(model, "run", "dtype"), "dtype = float64 needs JAX's 64-bit mode", "in Python: jax.config.update(\"jax_enable_x64\", True) before loading; or set JAX_ENABLE_X64=1 (`gaugedsl run` switches it on by itself)")])
         self.dtype = jnp.float64 if plan.dtype == "float64" else jnp.float32
         self.lowered = Lowered(model, seed=0)
         cast_data(self.lowered, self.dtype)
@@ -159,7 +159,11 @@ class Simulation:
 
     def _check_initial(self, theta):
         if not np.all(np.isfinite(theta)):
-            raise GaugeError([error("E806", self.model.params[0].span, "the initial parameters are not finite", "check the initializers")])
+            bad = [p for p in self.model.params if not np.all(np.isfinite(theta[:, self.layout.slice_of(p.name)]))]
+            raise GaugeError([
+                error("E806", p.span, f"the initial value of '{p.name}' is not finite (NaN or infinite)", "check its initializer: a log or division of zero, or a draw that overflows")
+                for p in bad or self.model.params[:1]
+            ])  # fmt: skip
         tol = 1e-4 if self.dtype == jnp.float32 else 1e-8
         bad = []
         for p in self.model.params:

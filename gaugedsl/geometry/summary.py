@@ -37,7 +37,7 @@ def bias_summary(lowered: Lowered, at: str = "init", law: bool = True) -> dict:
         "at": at,
         "T": T,
         "dimension": geo.dimension,
-        "warnings": [d.message for d in problems],
+        "warnings": [d.render() for d in problems],  # with place, code and hint
         "symmetries": [],
     }
     for name, sym in geo.symmetries.items():
@@ -86,8 +86,7 @@ def bias_summary(lowered: Lowered, at: str = "init", law: bool = True) -> dict:
 def render(summary: dict) -> str:
     lines = [f"model {summary['model']} — geometry {'at the initial point' if summary['at'] == 'init' else 'on the gauge slice'}"
              f" (D = {summary['dimension']}, T = {summary['T'] if summary['T'] is not None else 'not set'})"]  # fmt: skip
-    for w in summary["warnings"]:
-        lines.append(f"warning: {w}")
+    lines.extend(summary["warnings"])
     for s in summary["symmetries"]:
         lines.append("")
         origin = f" = {s['template']}(...)" if s["template"] else ""
