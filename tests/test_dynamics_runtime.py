@@ -264,3 +264,42 @@ def test_a_non_finite_start_names_the_parameter():
         Simulation(check_text(text, "<m>")).initial_state()
     (d,) = e.value.diagnostics
     assert d.code == "E806" and "'w'" in d.message and d.span.line == 3
+
+
+DISCRETE_PROJECTED = """model discrete_projected
+data {
+  X : R[6, 4] = normal(0, 1, seed = 0)
+  y : R[6]    = normal(0, 1, seed = 1)
+}
+param u : R[4] = normal(0, 0.5)
+param v : R[4] = normal(0, 0.5)
+predictor w = u * v
+loss per (x, t) in (X, y) = 0.5 * (x @ w - t)^2
+symmetry balance : Scale[4] {
+  u -> g * u
+  v -> v / g
+}
+noise projected(T = 0.01)
+run {
+  dynamics = sgd
+  lr = 0.05
+  batch = 2
+  particles = 8
+  steps = 30
+  dtype = float64
+  record every 1: u, v
+}
+"""
+
+
+def test_the_discrete_map_with_projected_noise_is_run_as_written():
+    """dynamics = sgd with a projected kick: θ' = θ − lr ĝ + sqrt(2T·lr) P_H ξ. Every part of
+    the step is orthogonal to the orbit, so each charge c = ½(u² − v²) changes by exactly
+    ½(Δu² − Δv²) (P2 with the kick included) — nothing resets it to the SDE's charge ODE.
+    Tolerance: float64 rounding of O(1) numbers over one step."""
+    r = Simulation(check_text(DISCRETE_PROJECTED, "<dp>")).run()
+    u, v = r.records["u"], r.records["v"]
+    c = 0.5 * (u**2 - v**2)
+    du, dv = np.diff(u, axis=0), np.diff(v, axis=0)
+    np.testing.assert_allclose(np.diff(c, axis=0), 0.5 * (du**2 - dv**2), rtol=0, atol=1e-12)
+    assert np.abs(du).max() > 1e-3  # the steps did move

@@ -31,7 +31,6 @@ class DiscreteChunk(eqx.Module):
     objective: Objective = eqx.field(static=True)
     constraint: Constraint
     noise: AbstractNoise | None
-    keeper: eqx.Module | None
     label_noise: bool = eqx.field(static=True)
     batch: int | None = eqx.field(static=True)  # None: full batch (gd)
     groups: tuple[tuple[int, Callable], ...] = eqx.field(static=True)
@@ -57,8 +56,7 @@ class DiscreteChunk(eqx.Module):
         if self.noise is not None:
             xi = jax.random.normal(k_noise, self.noise.shape, theta.dtype)
             delta = delta + self.noise.operator(theta, args).mv(xi)
-        new = self.constraint.retract(theta + self.constraint.tangent(theta, delta.astype(theta.dtype)))
-        return new if self.keeper is None else self.keeper(theta, new, args)
+        return self.constraint.retract(theta + self.constraint.tangent(theta, delta.astype(theta.dtype)))
 
     def __call__(self, theta, key, start, n, args):
         unit = self.unit

@@ -92,15 +92,18 @@ class Simulation:
         self.recorder = Recorder(self.lowered, plan.records, self.objective.loss, self.geo.hooks(), self.dtype)
         groups = tuple((r.every, self.recorder.group(i)) for i, r in enumerate(plan.records))
         self.noise = self._noise()
-        keeper = _geometry.charge_keeper(self.geo) if plan.noise == "projected" else None
         if plan.dynamics == "sde":
+            # The SDE's charges follow an ODE that Euler–Maruyama only matches on average; the
+            # keeper integrates it (gauge.py). The discrete maps are run as written: their own
+            # charge change (P2, c' = c(1 − lr²g²)) is the point of simulating them.
+            keeper = _geometry.charge_keeper(self.geo) if plan.noise == "projected" else None
             solver = solver_for(model, plan, self.noise, self.constraint, keeper)
             drift = Drift(self.objective.grad, self.constraint)
             self.particle_chunk = SDEChunk(drift, self.noise, solver, groups, plan.chunk)
         else:
             kick = self.noise if plan.noise in ("isotropic", "projected") else None
             self.particle_chunk = DiscreteChunk(
-                self.objective, self.constraint, kick, keeper if kick is not None else None, plan.noise == "label",
+                self.objective, self.constraint, kick, plan.noise == "label",
                 plan.batch if plan.dynamics == "sgd" else None, groups, plan.chunk, plan.unit,
             )  # fmt: skip
         chunk_fn = _ensemble(self.particle_chunk)
