@@ -64,6 +64,7 @@ def test_run_writes_results_prints_the_theory_table_and_plots(program, tmp_path,
     summary = json.loads((out / "summary.json").read_text())
     assert summary["program_hash"] == check_file(program).source_hash
     assert summary["seed"] == 3 and summary["plan"]["particles"] == 300
+    assert summary["numbers"]["dt"] == 0.01 and summary["numbers"]["T"] == 0.1  # as written, not float32's 0.00999999977
     assert {"jax", "diffrax", "equinox", "gaugedsl"} <= set(summary["versions"])
     assert summary["wall_time_s"] > 0
     assert any(r["source"] == "P5" and r["predicted"] == pytest.approx(0.4154, abs=1e-3) for r in summary["comparison"])

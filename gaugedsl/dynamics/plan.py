@@ -16,6 +16,7 @@ from typing import Any
 
 import equinox as eqx
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Float
 
 from .. import ir
@@ -73,7 +74,13 @@ class Numbers(eqx.Module):
     sigma: Float[Array, ""]
 
     def as_dict(self) -> dict[str, float]:
-        return {f.name: float(getattr(self, f.name)) for f in dataclasses.fields(self)}
+        # The shortest decimal that rounds to the stored value: dt = 0.01 in float32 reads
+        # 0.01 in summary.json, not 0.009999999776482582.
+        def shortest(x) -> float:
+            x = np.asarray(x)
+            return float(str(x.astype(np.float32))) if x.dtype == np.float32 else float(x)
+
+        return {f.name: shortest(getattr(self, f.name)) for f in dataclasses.fields(self)}
 
 
 def _header_span(model: ir.Model) -> Span | None:
