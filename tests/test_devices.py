@@ -71,9 +71,10 @@ def test_request_host_devices_respects_existing_settings(monkeypatch):
 
 def test_gaugedsl_run_uses_every_core(tmp_path):
     """The command itself, started fresh: it shards the ensemble over one CPU device per core
-    and says so in summary.json."""
-    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
-    env.update(JAX_PLATFORMS="cpu", GAUGEDSL_CPU_DEVICES="2")
+    and says so in summary.json; and it keeps its compiled programs in the user's cache
+    folder, so that a repeated run skips compilation."""
+    env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "GAUGEDSL_XLA_CACHE")}
+    env.update(JAX_PLATFORMS="cpu", GAUGEDSL_CPU_DEVICES="2", XDG_CACHE_HOME=str(tmp_path / "cache"))
     program = ROOT / "examples" / "diagonal_net.gauge"
     out = tmp_path / "run"
     done = subprocess.run(
@@ -83,3 +84,4 @@ def test_gaugedsl_run_uses_every_core(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "on 2 × cpu" in done.stdout
     assert json.loads((out / "summary.json").read_text())["devices"] == "2 × cpu"
+    assert any((tmp_path / "cache" / "gaugedsl" / "xla").iterdir())

@@ -26,3 +26,23 @@ def existing_file(path: Path) -> Path:
     if not path.is_file():
         raise UsageError(f"no such file: {path}")
     return path
+
+
+def xla_cache() -> None:
+    """Keep compiled programs between runs (in the user's cache folder, like the parser's
+    tables): a repeated experiment skips compilation. GAUGEDSL_XLA_CACHE=0 turns it off."""
+    import os
+
+    import jax
+
+    if os.environ.get("GAUGEDSL_XLA_CACHE", "1") == "0":
+        return
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    folder = os.path.join(base, "gaugedsl", "xla")
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError:
+        return
+    if os.access(folder, os.W_OK):
+        jax.config.update("jax_compilation_cache_dir", folder)
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ._common import EXIT_OK, UsageError, existing_file
+from ._common import EXIT_OK, UsageError, existing_file, xla_cache
 
 
 def register(sub) -> None:
@@ -52,26 +52,6 @@ def run(args, sources) -> int:
     return EXIT_OK
 
 
-def _xla_cache() -> None:
-    """Keep compiled programs between runs (in the user's cache folder, like the parser's
-    tables): a repeated experiment skips compilation. GAUGEDSL_XLA_CACHE=0 turns it off."""
-    import os
-
-    import jax
-
-    if os.environ.get("GAUGEDSL_XLA_CACHE", "1") == "0":
-        return
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    folder = os.path.join(base, "gaugedsl", "xla")
-    try:
-        os.makedirs(folder, exist_ok=True)
-    except OSError:
-        return
-    if os.access(folder, os.W_OK):
-        jax.config.update("jax_compilation_cache_dir", folder)
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
-
-
 def _compare(args, sources) -> int:
     from ..check import Loader
     from ..design.compare import compare, render
@@ -80,7 +60,7 @@ def _compare(args, sources) -> int:
         raise UsageError("--compare prints a table; it writes no model (-o); use --json FILE for the numbers")
     if args.seeds < 1:
         raise UsageError("--seeds must be at least 1")
-    _xla_cache()
+    xla_cache()
     loader = Loader()
     loader.sources = sources
     models = [loader.check_file(existing_file(p)) for p in args.files]

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from ..diagnostics import GaugeError
-from ._common import EXIT_OK, EXIT_PROGRAM, UsageError, existing_file, report
+from ._common import EXIT_OK, EXIT_PROGRAM, UsageError, existing_file, report, xla_cache
 
 
 def _count(minimum: int):
@@ -57,6 +57,7 @@ def run(args, sources) -> int:
         jax.config.update("jax_enable_x64", True)
     if args.log_compiles:
         jax.config.update("jax_log_compiles", True)
+    xla_cache()  # a repeated run of the same shapes skips compilation
     loader = Loader()
     try:
         model = loader.check_file(args.file)
