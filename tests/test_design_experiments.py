@@ -167,3 +167,18 @@ def test_e5_full_settings_meet_the_bands_on_every_seed():
     assert np.all(designed <= 0.1), designed
     assert np.all(designed * 10 <= vanilla), vanilla / designed
     assert np.all(c.final("e5_tv", "tv") <= 30) and np.all(c.final("e5_vanilla", "tv") > 100)
+
+
+def test_compare_switches_64_bit_on_for_a_float64_program(tmp_path):
+    """As `gaugedsl run` does: a program that asks for float64 gets it from the command,
+    in a fresh process where JAX's 64-bit mode is off (no E610)."""
+    import os
+    import subprocess
+    import sys
+
+    path = tmp_path / "f64.gauge"
+    path.write_text("model f64\nparam w : R[4] = normal(0, 0.1)\nloss = sum((w - 1)^2)\nrun {\n  dynamics = gd\n  lr = 0.1\n  steps = 20\n  dtype = float64\n  record every 10: loss\n}\n")
+    env = {k: v for k, v in os.environ.items() if k != "JAX_ENABLE_X64"}
+    done = subprocess.run([sys.executable, "-m", "gaugedsl", "design", "--compare", str(path), "--seeds", "2"], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "E610" not in done.stderr

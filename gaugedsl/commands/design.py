@@ -64,6 +64,10 @@ def _compare(args, sources) -> int:
     loader = Loader()
     loader.sources = sources
     models = [loader.check_file(existing_file(p)) for p in args.files]
+    if any(getattr(m, "run", None) is not None and m.run.get("dtype") == "float64" for m in models):
+        import jax
+
+        jax.config.update("jax_enable_x64", True)  # as `gaugedsl run`: the program asks for float64
     table = compare(models, seeds=args.seeds, steps=args.steps, progress=sys.stderr)
     print(render(table))
     if args.json is not None:
