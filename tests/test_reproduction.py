@@ -231,8 +231,15 @@ def test_e1_noise_models(run):
         c0, dc = charge_change(res, "charge_neurons")
         ratios[variant] = res.records["ratio"][-1]
         scale = np.abs(c0).max(axis=1, keepdims=True)
-        if variant == "gd":  # P1: conserved up to O(lr²) per step
-            assert np.all(np.abs(dc) < 0.01 * scale)
+        if variant == "gd":
+            # P1 up to P2's O(lr²): a GD step moves c_j by exactly lr²(‖∂_{W_j}L‖² − ‖∂_{V_j}L‖²),
+            # so Σ_j |Δc_j| ≤ lr² Σ_k ‖∇L(θ_k)‖² ≤ lr (L_0 − L_K) / (1 − lr λ_max/2) by the
+            # descent lemma; λ_max is 11 at the start and 30 at the end (power iteration), so
+            # the correction is below 0.1% and 1.001 covers it. Measured: 8–24% of the bound.
+            # (A fixed 1% of the largest charge, asserted before, was never met: seed 2's
+            # largest |Δc_j| is 1.4% of its largest charge — well inside this bound.)
+            loss = res.records["loss"]
+            assert np.all(np.abs(dc).sum(axis=1) <= 1.001 * 5e-5 * (loss[0] - loss[-1]))
         elif variant == "sde_sgd":  # as SGD: O(lr) per unit time, a few percent over the run
             assert np.all(np.abs(dc) < 0.07 * scale)
         elif variant == "projected":
