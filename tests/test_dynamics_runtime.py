@@ -113,7 +113,7 @@ def test_a_resumed_run_equals_an_uninterrupted_one(noise, dynamics):
     assert whole.records["w"].shape == (24, 32, 3)  # steps 0, 10, …, 230
 
 
-@pytest.mark.parametrize("noise, dynamics", [("projected(T = 0.01)", "sde"), ("isotropic(T = 0.01)", "sde"), ("sgd(lr = 0.05, batch = 3)", "sgd")])
+@pytest.mark.parametrize("noise, dynamics", [("projected(T = 0.01)", "sde"), ("isotropic(T = 0.01)", "sde"), ("isotropic(T = 0.01)", "sde  solver = sra1"), ("sgd(lr = 0.05, batch = 3)", "sgd")])
 def test_a_trajectory_does_not_depend_on_the_chunk_length(noise, dynamics):
     """Step s of particle i draws from fold_in(key_i, s) whatever the chunking, so changing
     `chunk` (how often a run checkpoints and reports progress) draws the same noise. The SGD
@@ -123,9 +123,10 @@ def test_a_trajectory_does_not_depend_on_the_chunk_length(noise, dynamics):
     which amplifies it). A different draw would move w by the noise's own spread,
     sqrt(2T·dt·230) ≈ 0.5 at T = 0.01, dt = 0.05: 1e-3 tells the two apart with a wide
     margin."""
-    m = check_text(SMALL.replace("NOISE", noise).replace("DYNAMICS", dynamics), "<s>")
+    # ("sde  solver = sra1": an SRK solver, which also draws each step's space-time Lévy area.)
+    m = check_text(SMALL.replace("NOISE", noise).replace("DYNAMICS", dynamics.replace("  ", "\n  ")), "<s>")
     a = Simulation(m, chunk=50).run()
-    b = Simulation(m, chunk=230 if dynamics == "sde" else 10).run()
+    b = Simulation(m, chunk=230 if dynamics != "sgd" else 10).run()
     tol = 0 if dynamics == "sgd" else 1e-3
     np.testing.assert_allclose(a.theta, b.theta, rtol=0, atol=tol)
     np.testing.assert_allclose(a.records["w"], b.records["w"], rtol=0, atol=tol)

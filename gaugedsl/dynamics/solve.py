@@ -5,13 +5,12 @@ already scaled by dt and sqrt(dt), so every solve takes unit steps between integ
 That keeps dt a traced number (changing it does not recompile) and makes record times exact.
 
 The Brownian path costs one increment per step: `StepBrownianPath` draws the increment of
-step s of the run from `fold_in(particle key, s)` (one hash; `diffrax.UnsafeBrownianPath`,
-which the Lévy-area solvers use, hashes twice). A trajectory therefore depends only on the
-particle and the step, not on how the run is cut into chunks: a resumed run, or one with
-another `chunk`, draws what an uninterrupted run draws. (The Lévy-area path is keyed per
-chunk — the particle's key folded with the chunk's first step —, which is exact for resuming
-but not across chunk lengths.) A `VirtualBrownianTree` would be ~40× slower here: it is for
-adaptive steps and gradients through the solve, neither of which we use.
+step s of the run from `fold_in(particle key, s)` (one hash; `diffrax.UnsafeBrownianPath`
+hashes twice), with the space-time Lévy area beside it for the solvers that need one. A
+trajectory therefore depends only on the particle and the step, not on how the run is cut
+into chunks: a resumed run, or one with another `chunk`, draws what an uninterrupted run
+draws. A `VirtualBrownianTree` would be ~40× slower here: it is for adaptive steps and
+gradients through the solve, neither of which we use.
 """
 
 from __future__ import annotations
@@ -109,10 +108,12 @@ class Constrained(diffrax.AbstractSolver):
 class StepBrownianPath(diffrax.AbstractBrownianPath):
     """Brownian increments over the integer step grid, one `fold_in` of the particle's key
     per step: the increment over [s, s + h] of a chunk starting at step `offset` is
-    `sqrt(h) · N(0, I)` drawn with `fold_in(key, offset + s)`. The same contract as `diffrax.UnsafeBrownianPath` (no
-    consistency between overlapping queries, no gradients) at half its hashing cost; the
-    solve only ever asks for whole steps. Solvers that need Lévy area use
-    `UnsafeBrownianPath`."""
+    `sqrt(h) · N(0, I)` drawn with `fold_in(key, offset + s)`; with
+    `levy_area=diffrax.SpaceTimeLevyArea` that key is split into the increment's and the
+    space-time Lévy area's (`sqrt(h/12) · N(0, I)`, as `diffrax.UnsafeBrownianPath` draws
+    it). The same contract as `UnsafeBrownianPath` (no consistency between overlapping
+    queries, no gradients) at half its hashing cost; the solve only ever asks for whole
+    steps."""
 
     shape: jax.ShapeDtypeStruct = eqx.field(static=True)
     key: jax.Array
@@ -133,7 +134,14 @@ class StepBrownianPath(diffrax.AbstractBrownianPath):
             t0, t1 = jnp.zeros_like(t0), t0
         key = jax.random.fold_in(self.key, self.offset + jnp.round(t0).astype(jnp.int32))
         h = jnp.asarray(t1 - t0, self.shape.dtype)
-        w = jax.random.normal(key, self.shape.shape, self.shape.dtype) * jnp.sqrt(h)
+        shape, dtype = self.shape.shape, self.shape.dtype
+        if self.levy_area is diffrax.SpaceTimeLevyArea:
+            key_w, key_h = jax.random.split(key)
+            w = jax.random.normal(key_w, shape, dtype) * jnp.sqrt(h)
+            if not use_levy:
+                return w
+            return diffrax.SpaceTimeLevyArea(dt=h, W=w, H=jax.random.normal(key_h, shape, dtype) * jnp.sqrt(h / 12))
+        w = jax.random.normal(key, shape, dtype) * jnp.sqrt(h)
         return diffrax.BrownianIncrement(dt=h, W=w) if use_levy else w
 
 
@@ -162,10 +170,8 @@ class SDEChunk(eqx.Module):
         # Chunk-relative time in the state's dtype (Diffrax would promote a float32 state to a
         # float64 time); the increments depend only on (particle, step of the run).
         shape = jax.ShapeDtypeStruct(self.noise.shape, theta.dtype)
-        if isinstance(_inner(self.solver), _LEVY_SOLVERS):
-            bm = diffrax.UnsafeBrownianPath(shape=shape, key=jax.random.fold_in(key, start), levy_area=diffrax.SpaceTimeLevyArea)
-        else:
-            bm = StepBrownianPath(shape, key, jnp.asarray(start, jnp.int32))
+        levy = diffrax.SpaceTimeLevyArea if isinstance(_inner(self.solver), _LEVY_SOLVERS) else diffrax.BrownianIncrement
+        bm = StepBrownianPath(shape, key, jnp.asarray(start, jnp.int32), levy)
         terms = diffrax.MultiTerm(diffrax.ODETerm(self.drift), diffrax.ControlTerm(self.noise, bm))
         subs = [diffrax.SubSaveAt(t0=True, steps=every, fn=_at(fn)) for every, fn in self.groups]
         subs.append(diffrax.SubSaveAt(t1=True))
