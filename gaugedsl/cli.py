@@ -33,7 +33,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .dynamics.devices import request_host_devices
+    from ._host import request_host_devices
 
     request_host_devices()  # before JAX starts: one CPU device per core for the ensembles
     parser = _parser()

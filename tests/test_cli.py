@@ -201,3 +201,12 @@ def test_bias_warnings_carry_their_place_code_and_hint(capsys, tmp_path):
     assert cli.main(["bias", str(path), "--no-law"]) == 0
     out = capsys.readouterr().out
     assert f"{path}:6:1: warning[W903]" in out and "= hint: " in out
+
+
+def test_check_stays_light_it_does_not_import_jax():
+    """`gaugedsl check` (and the language server) must start fast: asking XLA for one CPU
+    device per core happens in a module that imports no JAX."""
+    code = "import sys; from gaugedsl import cli; cli.main(['check', 'examples/diagonal_net.gauge']); print('jax' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "False"
