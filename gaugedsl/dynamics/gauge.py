@@ -183,10 +183,11 @@ class ChargeKeeper(eqx.Module):
         act = self.action
         squares = [x * x for x in act._parts(theta)]
 
-        def total(xs):
+        def total(side):  # no zeros to start the sum from: one add fewer on the hot path
+            xs = [sq for sq, sign in zip(squares, act.signs) if sign == side]
             return functools.reduce(operator.add, xs) if xs else jnp.zeros(act.k, theta.dtype)
 
-        return total([sq for sq, s in zip(squares, act.signs) if s > 0]), total([sq for sq, s in zip(squares, act.signs) if s < 0])
+        return total(1), total(-1)
 
     def _blocks_call(self, before, after, args):
         """The same as `__call__` for rescalings in uniform blocks (u ⊙ v): a dozen k-vector
@@ -212,7 +213,7 @@ class ChargeKeeper(eqx.Module):
         x = (jnp.where(pos, a, n) + floor) / (jnp.where(pos, p, a) + floor)
         q = jax.lax.rsqrt(x)  # exp(−a)
         up = x * q  # exp(a)
-        return jnp.concatenate([part * (up if s > 0 else q) for part, s in zip(act._parts(after), act.signs)])
+        return jnp.concatenate([part * (up if sign > 0 else q) for part, sign in zip(act._parts(after), act.signs)])
 
     def target(self, theta, args: Numbers):
         """The charges after one step of `dχ_a/dt = T tr(A_a P_H)` from θ."""

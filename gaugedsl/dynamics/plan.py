@@ -83,13 +83,17 @@ class Numbers(eqx.Module):
         return {f.name: shortest(getattr(self, f.name)) for f in dataclasses.fields(self)}
 
 
-def _header_span(model: ir.Model) -> Span | None:
-    """The `model NAME` line of the program, for diagnostics about the model as a whole."""
+def _source_lines(path: str) -> list[str] | None:
+    """The program's lines, to place a diagnostic the IR has no span for (None if unreadable)."""
     try:
-        lines = Path(model.path).read_text(encoding="utf-8").splitlines()
+        return Path(path).read_text(encoding="utf-8").splitlines()
     except (OSError, ValueError):
         return None
-    for i, line in enumerate(lines, 1):
+
+
+def _header_span(model: ir.Model) -> Span | None:
+    """The `model NAME` line of the program, for diagnostics about the model as a whole."""
+    for i, line in enumerate(_source_lines(model.path) or [], 1):
         m = re.match(rf"\s*model\s+({re.escape(model.name)})\b", line)
         if m:
             return Span(model.path, i, m.start(1) + 1, i, m.end(1) + 1)
@@ -186,9 +190,8 @@ def setting_span(model: ir.Model, where: str, name: str) -> Span | None:
     if block is None:
         return None
     span = block.span
-    try:
-        lines = Path(span.path).read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError):
+    lines = _source_lines(span.path)
+    if lines is None:
         return span
     pattern = re.compile(rf"(?<![\w.]){re.escape(name)}\s*=\s*([^\s,)#]+)")
     for number in range(span.line, min(span.end_line, len(lines)) + 1):
