@@ -1,11 +1,15 @@
-"""JAX's threefry hash lowered on CPU as straight-line code, not as a five-iteration loop.
+"""JAX's threefry hash lowered on CPU as straight-line code, not as a five-iteration loop —
+while the discrete SGD/GD maps are compiled, and only then.
 
-JAX lowers `threefry2x32` on CPU with rolled loops, a choice made for the compile times of
-XLA's old CPU runtime. Under the thunk runtime every iteration of that loop is several kernel
-launches, and every random draw (`fold_in`, `split`, `normal`, `bernoulli`) goes through it:
-for the paper's attention experiment (E2) that was a third of each SGD step. Upstream JAX has
-made the same switch (jax-ml/jax#37872, "threefry2x32: use unrolled loops in CPU lowering",
-which also measured shorter compiles); this backports it to the JAX versions we support.
+JAX lowers `threefry2x32` on CPU with rolled loops. Under XLA's thunk runtime every iteration
+of that loop is several kernel launches, and every random draw (`fold_in`, `split`, `normal`,
+`bernoulli`) goes through it: in the paper's attention experiment (E2) that was a third of
+each SGD step. Upstream JAX has merged the same switch for every CPU program
+(jax-ml/jax#37872). We do not make it globally: once the hash is straight-line code, XLA
+fuses it into its consumers, and where a consumer slices the draws and concatenates the
+halves (the projected noise of a diagonal action, `P_H ξ` on (u, v)) the fused loop runs
+3-10 times slower than the loop it replaced (measured on this CPU). The minibatch draws of
+the discrete maps are consumed whole; there the straight-line hash is 2-4 times faster.
 
 Only how XLA runs the hash changes: the hash, and so every random number, is the same bit
 for bit (`tests/test_threefry.py` checks the Random123 known answers and draws against the
@@ -14,6 +18,7 @@ rolled lowering).
 
 from __future__ import annotations
 
+import contextlib
 from functools import partial
 
 
@@ -32,16 +37,26 @@ def _threefry_module():
     return module
 
 
-def unroll_threefry_on_cpu() -> bool:
-    """Register the straight-line lowering for CPU; True if it is in place."""
+@contextlib.contextmanager
+def straight_line_threefry():
+    """Within the block, CPU programs lowered (traced and compiled for the first time) hash
+    with straight-line code; the lowering JAX had is restored after it. Nothing changes if
+    this JAX version keeps its internals elsewhere."""
     module = _threefry_module()
-    if module is None:
-        return False
     try:
         from jax._src.interpreters import mlir
 
+        table = mlir._platform_specific_lowerings["cpu"]
+        previous = table.get(module.threefry2x32_p) if module is not None else None
         rule = mlir.lower_fun(partial(module._threefry2x32_lowering, use_rolled_loops=False), multiple_results=True)
-        mlir.register_lowering(module.threefry2x32_p, rule, platform="cpu")
-    except (ImportError, AttributeError, TypeError):
-        return False
-    return True
+    except (ImportError, AttributeError, TypeError, KeyError):
+        yield False
+        return
+    mlir.register_lowering(module.threefry2x32_p, rule, platform="cpu")
+    try:
+        yield True
+    finally:
+        if previous is None:
+            table.pop(module.threefry2x32_p, None)
+        else:
+            table[module.threefry2x32_p] = previous

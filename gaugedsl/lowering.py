@@ -17,10 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import ir
-from ._threefry import unroll_threefry_on_cpu
 from .diagnostics import GaugeError, error
-
-unroll_threefry_on_cpu()  # the same random numbers, drawn several times faster on CPU
 
 Array = Any
 Env = Mapping[str, Array]

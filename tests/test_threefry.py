@@ -1,17 +1,12 @@
 """The straight-line threefry lowering (gaugedsl/_threefry.py): the same hash as JAX's own, so
-the same random numbers, without the rolled loop on CPU."""
-
-import json
-import subprocess
-import sys
+the same random numbers, without the rolled loop — inside its block only."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.extend.random import threefry_2x32
 
-import gaugedsl.lowering  # noqa: F401 — installs the lowering
-from gaugedsl._threefry import unroll_threefry_on_cpu
+from gaugedsl._threefry import straight_line_threefry
 
 # Random123's known answers for threefry2x32 with 20 rounds: (key, counter) -> output.
 KNOWN_ANSWERS = [
@@ -20,50 +15,49 @@ KNOWN_ANSWERS = [
     ((0x13198A2E, 0x03707344), (0x243F6A88, 0x85A308D3), (0xC4923A9C, 0x483DF7A0)),
 ]
 
-# Draws of every kind the dynamics makes (fold_in, split, normal, bernoulli, uniform), in
-# float32 and float64; printed as raw bytes so that equality is bit for bit.
-DRAWS = """
-import json, sys
-import jax, jax.numpy as jnp, numpy as np
-jax.config.update("jax_enable_x64", True)
-if sys.argv[1] == "unrolled":
-    from gaugedsl._threefry import unroll_threefry_on_cpu
-    assert unroll_threefry_on_cpu()
 
-@jax.jit
-def draws(key):
+def _draws(key):
+    """Draws of every kind the discrete maps make, in float32 and float64."""
     k = jax.random.fold_in(key, 12345)
     a, b, c = jax.random.split(k, 3)
-    return (jax.random.normal(a, (16, 8, 16), jnp.float32), jax.random.normal(b, (7,), jnp.float64),
-            jax.random.bernoulli(c, 0.2, (20, 20)).astype(jnp.uint8), jax.random.uniform(k, (5, 3)))
+    return (
+        jax.random.normal(a, (16, 8, 16), jnp.float32),
+        jax.random.normal(b, (7,), jnp.float64),
+        jax.random.bernoulli(c, 0.2, (20, 20)),
+        jax.random.choice(c, 50, (8,), replace=False),
+    )
 
-out = draws(jax.random.PRNGKey(2026))
-print(json.dumps([np.asarray(x).tobytes().hex() for x in out]))
-"""
+
+def _has_loop(fn, *args) -> bool:
+    return "while" in jax.jit(fn).lower(*args).compile().as_text()
 
 
 def test_known_answers_under_jit():
-    hash_ = jax.jit(threefry_2x32)
-    for key, count, expected in KNOWN_ANSWERS:
-        out = hash_(np.array(key, np.uint32), np.array(count, np.uint32))
-        assert tuple(int(x) for x in out) == expected
-    # Vectorized: the three counters hashed at once under one key each.
-    keys = np.array([k for k, _, _ in KNOWN_ANSWERS], np.uint32).T
-    counts = np.array([c for _, c, _ in KNOWN_ANSWERS], np.uint32).T
-    out = jax.jit(jax.vmap(threefry_2x32, in_axes=(1, 1), out_axes=1))(keys, counts)
+    with straight_line_threefry() as active:
+        assert active
+        hash_ = jax.jit(threefry_2x32)
+        for key, count, expected in KNOWN_ANSWERS:
+            out = hash_(np.array(key, np.uint32), np.array(count, np.uint32))
+            assert tuple(int(x) for x in out) == expected
+        # Vectorized: the three counters hashed at once, one key each.
+        keys = np.array([k for k, _, _ in KNOWN_ANSWERS], np.uint32).T
+        counts = np.array([c for _, c, _ in KNOWN_ANSWERS], np.uint32).T
+        out = jax.jit(jax.vmap(threefry_2x32, in_axes=(1, 1), out_axes=1))(keys, counts)
     assert np.array_equal(np.asarray(out).T, np.array([e for _, _, e in KNOWN_ANSWERS], np.uint32))
 
 
-def test_the_lowering_is_in_place_and_has_no_loop():
-    assert unroll_threefry_on_cpu()
-    hlo = jax.jit(lambda k: jax.random.normal(k, (64,))).lower(jax.random.PRNGKey(0)).compile().as_text()
-    assert "while" not in hlo
+def test_straight_line_inside_the_block_and_jax_own_lowering_after_it():
+    key = jax.random.PRNGKey(0)
+    with straight_line_threefry():
+        assert not _has_loop(lambda k: jax.random.normal(k, (64,)), key)
+    # A fresh function lowered after the block gets JAX's own lowering back (rolled on CPU).
+    assert _has_loop(lambda k: jax.random.normal(k, (65,)), key)
 
 
-def test_draws_are_the_same_bits_as_with_the_rolled_lowering():
-    def run(which):
-        done = subprocess.run([sys.executable, "-c", DRAWS, which], capture_output=True, text=True, timeout=120, env={"JAX_PLATFORMS": "cpu", "PATH": ""})
-        assert done.returncode == 0, done.stderr
-        return json.loads(done.stdout.strip().splitlines()[-1])
-
-    assert run("unrolled") == run("rolled")
+def test_draws_are_the_same_bits_as_with_jax_own_lowering():
+    key = jax.random.PRNGKey(2026)
+    rolled = jax.jit(lambda k: _draws(k))(key)
+    with straight_line_threefry():
+        straight = jax.jit(lambda k: _draws(k))(key)
+    for a, b in zip(rolled, straight):
+        assert np.asarray(a).tobytes() == np.asarray(b).tobytes()

@@ -3,6 +3,7 @@ and the Python loop over chunks where progress, checkpoints and divergence check
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import time
@@ -14,6 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import ir
+from .._threefry import straight_line_threefry
 from ..diagnostics import Diagnostic, GaugeError, error, warning
 from ..lowering import Lowered
 from . import _geometry
@@ -92,6 +94,7 @@ class Simulation:
         self.recorder = Recorder(self.lowered, plan.records, self.objective.loss, self.geo.hooks(), self.dtype)
         groups = tuple((r.every, self.recorder.group(i)) for i, r in enumerate(plan.records))
         self.noise = self._noise()
+        self._lowering = contextlib.nullcontext
         if plan.dynamics == "sde":
             # The SDE's charges follow an ODE that Euler–Maruyama only matches on average; the
             # keeper integrates it (gauge.py). The discrete maps are run as written: their own
@@ -102,6 +105,8 @@ class Simulation:
             self.particle_chunk = SDEChunk(drift, self.noise, solver, groups, plan.chunk)
         else:
             kick = self.noise if plan.noise in ("isotropic", "projected") else None
+            if kick is None:  # see gaugedsl/_threefry.py for why not with a kick
+                self._lowering = straight_line_threefry
             self.particle_chunk = DiscreteChunk(
                 self.objective, self.constraint, kick, plan.noise == "label",
                 plan.batch if plan.dynamics == "sgd" else None, groups, plan.chunk, plan.unit,
@@ -186,7 +191,8 @@ class Simulation:
         """Runs one chunk of n ≤ `plan.chunk` steps; returns the new θ, the records of the
         chunk (label → (R, N, ...)) and the first non-finite step per particle."""
         put, take = self.sharding.put, self.sharding.take
-        theta, records, bad = self._chunk(put(state.theta), put(state.keys), jnp.asarray(state.step, jnp.int32), jnp.asarray(n, jnp.int32), numbers)
+        with self._lowering():  # applies when the chunk is compiled, on the first call
+            theta, records, bad = self._chunk(put(state.theta), put(state.keys), jnp.asarray(state.step, jnp.int32), jnp.asarray(n, jnp.int32), numbers)
         theta = take(theta)
         first = 0 if state.step == 0 else 1
         out = {}
