@@ -183,6 +183,7 @@ def test_some_particles_diverging_is_a_warning_and_the_healthy_ones_are_kept():
     assert 0.1 * 400 < n_bad < 0.3 * 400
     (d,) = r.diagnostics
     assert d.code == "W811" and f"{n_bad} of 400 particles diverged" in d.message
+    assert "reduce lr (now 0.5)" in d.hint and "lr below 2/λ_max" in d.hint  # a gd map: no drift
     assert np.all(np.isfinite(r.records["x"][:, r.healthy]))
     assert np.all(r.diverged_at[~r.healthy] > 0) and np.all(r.diverged_at[r.healthy] == -1)
 

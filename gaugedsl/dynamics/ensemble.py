@@ -282,7 +282,10 @@ class Simulation:
         limit = self.stability_limit()
         hint = f"reduce {setting} (now {value:g})"
         if limit is not None:
-            hint += f"; the drift's stability limit at the start is about 2/λ_max = {limit:.3g}"
+            if setting == "dt":
+                hint += f"; the drift's stability limit at the start is about 2/λ_max = {limit:.3g}"
+            else:
+                hint += f"; gradient steps are stable at the start for lr below 2/λ_max ≈ {limit:.3g}"
         span = setting_span(self.model, "run", setting) if self.model.run.get(setting) is not None else (self.model.noise.span if self.model.noise is not None and setting == "lr" else self.model.run.span)
         what = f"all {N} particles diverged" if everyone else f"{n} of {N} particles diverged"
         msg = f"{what} (θ became infinite or NaN; the first at step {first}, half of them by step {median})"
