@@ -5,6 +5,9 @@ import pytest
 # Geometry and the statistical tests resolve small biases: float64 throughout the suite.
 os.environ.setdefault("JAX_ENABLE_X64", "1")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+# `gaugedsl run` in-process must not write the user's XLA cache (~/.cache/gaugedsl/xla), and the
+# tests that count compilations need real ones; test_devices checks the cache in a subprocess.
+os.environ.setdefault("GAUGEDSL_XLA_CACHE", "0")
 # Two CPU devices, as `gaugedsl run` sets up on a 2-core machine: every ensemble in the suite
 # runs sharded over them (and the order of tests cannot change the device count).
 if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
