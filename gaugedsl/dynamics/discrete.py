@@ -72,7 +72,11 @@ class DiscreteChunk(eqx.Module):
                 bad = jnp.where((bad < 0) & active & ~jnp.all(jnp.isfinite(new)), (k + 1).astype(bad.dtype), bad)
                 return (jnp.where(active, new, theta), bad), None
 
-            (theta, bad), _ = jax.lax.scan(one, (theta, bad), jnp.arange(unit, dtype=jnp.int32))
+            def steps(theta, bad):
+                return jax.lax.scan(one, (theta, bad), jnp.arange(unit, dtype=jnp.int32))[0]
+
+            # A chunk shorter than `length` (the run's last) skips its blocks past n.
+            theta, bad = jax.lax.cond(b * unit < n, steps, lambda theta, bad: (theta, bad), theta, bad)
             done = (b + 1) * unit
             outs = []
             for every, fn in self.groups:
