@@ -47,9 +47,9 @@ def straight_line_threefry():
         from jax._src.interpreters import mlir
 
         table = mlir._platform_specific_lowerings["cpu"]
-        previous = table.get(module.threefry2x32_p) if module is not None else None
+        previous = table.get(module.threefry2x32_p)
         rule = mlir.lower_fun(partial(module._threefry2x32_lowering, use_rolled_loops=False), multiple_results=True)
-    except (ImportError, AttributeError, TypeError, KeyError):
+    except (ImportError, AttributeError, TypeError, KeyError):  # module None, or internals moved
         yield False
         return
     mlir.register_lowering(module.threefry2x32_p, rule, platform="cpu")
