@@ -56,17 +56,44 @@ def test_sharded_ensemble_gives_the_same_numbers_as_one_device(tmp_path, example
 
 
 def test_request_host_devices_respects_existing_settings(monkeypatch):
+    monkeypatch.delenv("PJRT_NPROC", raising=False)
+    monkeypatch.delenv("NPROC", raising=False)
     monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=3")
     request_host_devices()
     assert os.environ["XLA_FLAGS"] == "--xla_force_host_platform_device_count=3"
+    assert os.environ["PJRT_NPROC"] == "6"  # the pool for the devices asked for
     monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_enable_fast_math=false")
     monkeypatch.setenv("GAUGEDSL_CPU_DEVICES", "4")
+    monkeypatch.setenv("PJRT_NPROC", "5")
     request_host_devices()
     assert os.environ["XLA_FLAGS"] == "--xla_cpu_enable_fast_math=false --xla_force_host_platform_device_count=4"
+    assert os.environ["PJRT_NPROC"] == "5"  # the user's pool size stands
     monkeypatch.setenv("XLA_FLAGS", "")
     monkeypatch.setenv("GAUGEDSL_CPU_DEVICES", "1")
+    monkeypatch.delenv("PJRT_NPROC")
     request_host_devices()
     assert os.environ["XLA_FLAGS"] == ""
+    assert "PJRT_NPROC" not in os.environ  # one device: JAX's own pool
+
+
+# E3 records svdvals of 20 × 20 matrices; with 4 particles per device on 2 devices and XLA's
+# pool of one thread per core, every pool thread blocked in jaxlib's batched SVD, waiting for
+# tasks queued on that same pool, and the run hung (every time, on the 2-core machine).
+def test_batched_linear_algebra_on_every_core_does_not_hang(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "PJRT_NPROC", "NPROC")}
+    env.update(JAX_PLATFORMS="cpu", GAUGEDSL_CPU_DEVICES="2")
+    program = ROOT / "examples" / "e3_matrix_completion.gauge"
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "gaugedsl", "run", str(program), "--particles", "8", "--steps", "2000", "--no-progress", "-o", str(tmp_path / "run")],
+            env=env, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired:
+        pytest.fail("gaugedsl run hung in a batched LAPACK call (the intra-op pool was starved)")
+    assert done.returncode == 0, done.stderr
+    assert "on 2 × cpu" in done.stdout
+    energy = np.load(tmp_path / "run" / "results.npz")["energy"]
+    assert energy.shape == (3, 8, 20) and np.all(np.isfinite(energy))
 
 
 def test_gaugedsl_run_uses_every_core(tmp_path):
