@@ -141,16 +141,17 @@ def same_model(sim: Simulation, hand, params, batch_size: int) -> None:
         raise SystemExit(f"the hand-written loss ({theirs}) is not the program's ({ours}): the benchmark would compare different models")
 
 
-def bench(name: str, steps: int | None, repeats: int) -> float:
+def bench(name: str, steps: int | None, repeats: int) -> None:
     file, build, default_steps = EXPERIMENTS[name]
     steps = steps or default_steps
     sim = Simulation(check_file(EXAMPLES / file), particles=1, steps=steps)
     numbers = sim.numbers()
     lr = float(numbers.dt)
     every = min(r.every for r in sim.plan.records)
+    if steps % every:
+        raise SystemExit(f"--steps must be a multiple of {every} for {name} (its records' interval)")
     data = {k: jnp.asarray(v, jnp.float32) for k, v in sim.lowered.data.items()}
-    state0 = sim.initial_state()
-    params = sim.objective.params(jnp.asarray(state0.theta[0]))
+    params = sim.objective.params(jnp.asarray(sim.initial_state().theta[0]))
     key = jax.random.PRNGKey(0)
     same_model(sim, build(data), params, sim.plan.batch)
     rolled = hand_written(build, data, lr, steps, every)
@@ -177,7 +178,6 @@ def bench(name: str, steps: int | None, repeats: int) -> float:
         print(f"  {side:>24}: {per_step[side]:6.1f} µs/step  (median of {', '.join(f'{t:.2f}' for t in ts)} s)")
     ratio = per_step["hand, straight-line hash"] / per_step["gaugedsl"]
     print(f"  speed gaugedsl / hand-written: {per_step['hand-written'] / per_step['gaugedsl']:.2f}; / hand with the same hash: {ratio:.2f}")
-    return ratio
 
 
 def main() -> None:
