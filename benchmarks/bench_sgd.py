@@ -141,17 +141,24 @@ def same_model(sim: Simulation, hand, params, batch_size: int) -> None:
         raise SystemExit(f"the hand-written loss ({theirs}) is not the program's ({ours}): the benchmark would compare different models")
 
 
-def bench(name: str, steps: int | None, repeats: int) -> None:
-    file, build, default_steps = EXPERIMENTS[name]
-    steps = steps or default_steps
+def setup(name: str, steps: int):
+    """The example's one-seed simulation, its data in float32 and its first particle's start."""
+    file, build, _ = EXPERIMENTS[name]
     sim = Simulation(check_file(EXAMPLES / file), particles=1, steps=steps)
+    data = {k: jnp.asarray(v, jnp.float32) for k, v in sim.lowered.data.items()}
+    params = sim.objective.params(jnp.asarray(sim.initial_state().theta[0]))
+    return sim, build, data, params
+
+
+def bench(name: str, steps: int | None, repeats: int) -> None:
+    steps = steps or EXPERIMENTS[name][2]
+    sim, build, data, params = setup(name, steps)
+    file = EXPERIMENTS[name][0]
     numbers = sim.numbers()
     lr = float(numbers.dt)
     every = min(r.every for r in sim.plan.records)
     if steps % every:
         raise SystemExit(f"--steps must be a multiple of {every} for {name} (its records' interval)")
-    data = {k: jnp.asarray(v, jnp.float32) for k, v in sim.lowered.data.items()}
-    params = sim.objective.params(jnp.asarray(sim.initial_state().theta[0]))
     key = jax.random.PRNGKey(0)
     same_model(sim, build(data), params, sim.plan.batch)
     rolled = hand_written(build, data, lr, steps, every)

@@ -8,9 +8,6 @@ from pathlib import Path
 import jax
 import pytest
 
-from gaugedsl.check import check_file
-from gaugedsl.dynamics import Simulation
-
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -28,10 +25,7 @@ def bench_sgd():
 
 @pytest.mark.parametrize("name", ["e1", "e2", "e3"])
 def test_hand_written_loops_train_the_programs_models(bench_sgd, name):
-    file, build, _ = bench_sgd.EXPERIMENTS[name]
-    sim = Simulation(check_file(ROOT / "examples" / file), particles=1, steps=100)
-    data = {k: jax.numpy.asarray(v, jax.numpy.float32) for k, v in sim.lowered.data.items()}
-    params = sim.objective.params(jax.numpy.asarray(sim.initial_state().theta[0]))
+    sim, build, data, params = bench_sgd.setup(name, 100)
     bench_sgd.same_model(sim, build(data), params, sim.plan.batch)  # SystemExit if they differ
     _, loss, _, adapt = build(data)
     # The check can fail: the hand loss at another point (every weight × 1.5) is told apart
