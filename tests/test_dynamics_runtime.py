@@ -142,6 +142,64 @@ def test_particles_are_independent_and_do_not_depend_on_the_ensemble_size():
     assert len(np.unique(big.records["w"][-1, :, 0])) == 32
 
 
+STREAM = """model stream_teacher
+data {
+  w_star   : R[4] = linspace(-1, 1, n = 4)
+  stream x : R[4] ~ normal(0, 1)
+  t        : R[4] = w_star * x
+}
+param a : R[4] = normal(0, 0.3)
+param b : R[4] = normal(0, 0.3)
+loss per (xi, ti) in (x, t) = 0.5 * sum((a * b * xi - ti)^2)
+noise sgd(lr = 0.05, batch = 4)
+run {
+  dynamics = sgd
+  particles = 8
+  steps = 200
+  lr = 0.05
+  batch = 4
+  record every 20: a, b
+}
+"""
+
+
+@pytest.mark.parametrize("program, ahead, tol", [(SMALL.replace("NOISE", "sgd(lr = 0.05, batch = 3)").replace("DYNAMICS", "sgd"), 10, 0.0), (STREAM, 20, 1e-5)])
+def test_minibatches_drawn_ahead_are_each_steps_own(monkeypatch, program, ahead, tol):
+    """The sgd map draws a stretch of steps' minibatches at once, before those steps; step k
+    must still train on the minibatch of fold_in(key, k). A dataset's minibatch is a gather:
+    the same bits either way. A stream's data may round differently when XLA fuses its
+    arithmetic into the step (seen: 1e-7 after 200 steps); 1e-5 is still far below what a
+    minibatch of another step moves a record by (≥ 1e-3, checked against another seed)."""
+    from gaugedsl.dynamics import discrete
+
+    m = check_text(program, "<s>")
+    drawn_ahead = Simulation(m)
+    monkeypatch.setattr(discrete, "_AHEAD_LIMIT", 0)  # no stretch fits: one draw per step
+    step_by_step = Simulation(m)
+    assert (drawn_ahead.particle_chunk.ahead, step_by_step.particle_chunk.ahead) == (ahead, 1)
+    a, b = drawn_ahead.run(), step_by_step.run()
+    for label in a.records:
+        np.testing.assert_allclose(a.records[label], b.records[label], rtol=0, atol=tol)
+    np.testing.assert_allclose(a.theta, b.theta, rtol=0, atol=tol)
+    other_draws = step_by_step.run(state=step_by_step.state_at(b.theta0, seed=1))  # same start, other keys
+    label = next(iter(b.records))  # w or a: (records, particles, entries)
+    assert np.abs(other_draws.records[label] - b.records[label]).max(axis=(0, 2)).min() > 1e-3  # every particle's path
+
+
+def test_the_stretch_drawn_ahead_divides_the_record_interval_and_fits_the_limit(monkeypatch):
+    from gaugedsl.dynamics import discrete
+
+    sim = Simulation(check_text(STREAM, "<s>"))
+    obj, unit = sim.objective, sim.plan.unit
+    # One step, all particles: 8 particles × 4 samples × (x, t and their binders xi, ti: R[4]) × 4 bytes.
+    per_step = 8 * 4 * 4 * 4 * 4
+    # The stretch is the largest divisor of the record interval (20) that fits.
+    for limit, expected in [(10**9, 20), (per_step * 20, 20), (per_step * 19, 10), (per_step * 9, 5), (per_step, 1), (per_step - 1, 1)]:
+        monkeypatch.setattr(discrete, "_AHEAD_LIMIT", limit)
+        assert discrete.steps_ahead(obj, 4, unit, 8) == expected
+    assert discrete.steps_ahead(obj, None, unit, 8) == 1  # gd: nothing to draw
+
+
 # ---- diagnostics ------------------------------------------------------------------------
 
 

@@ -9,10 +9,18 @@ A declared noise model is added in its discrete form: `isotropic`/`projected` ad
 perturbs the labels of the batch by `sigma·N(0, 1)` at every step; `sgd` noise is the
 minibatch itself. Step k of a particle uses the key `fold_in(particle key, k)`, so a run
 resumed from a checkpoint draws exactly what an uninterrupted run draws.
+
+The minibatches of a stretch of `ahead` steps are drawn together, before those steps: they do
+not depend on θ, and one vmapped draw of many steps' data (a teacher network's forward pass,
+say) costs far less than as many small ones — 1.6× faster SGD steps in the paper's attention
+experiment (E2), 1.3× in E1 with five particles on one core, no change in E1 or E3 with one.
+The draws are the same numbers; data computed from a stream (a teacher's outputs) can differ in
+its last bit, as XLA no longer fuses that arithmetic into the step.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import equinox as eqx
@@ -36,14 +44,23 @@ class DiscreteChunk(eqx.Module):
     groups: tuple[tuple[int, Callable], ...] = eqx.field(static=True)
     length: int = eqx.field(static=True)
     unit: int = eqx.field(static=True)
+    ahead: int = eqx.field(static=True, default=1)  # divides unit
 
-    def step(self, theta, key, k, args):
-        key = jax.random.fold_in(key, k)
-        k_batch, k_label, k_noise = jax.random.split(key, 3)
+    def keys(self, key, k):
+        """Step k's keys: batch, label, noise."""
+        return jax.random.split(jax.random.fold_in(key, k), 3)
+
+    def draw(self, key, k):
+        """Step k's minibatch."""
+        return self.objective.draw_batch(self.keys(key, k)[0], self.batch)
+
+    def step(self, theta, key, k, args, batch=None):
+        """Step k from θ, on its minibatch if drawn ahead."""
+        k_batch, k_label, k_noise = self.keys(key, k)
         obj = self.objective
         if self.batch is None:
             batch = obj.samples
-        else:
+        elif batch is None:
             batch = obj.draw_batch(k_batch, self.batch)
         if self.label_noise:
             t = batch[obj.label]
@@ -64,16 +81,24 @@ class DiscreteChunk(eqx.Module):
         def block(carry, b):
             theta, bad = carry
 
-            def one(carry, i):
+            def one(carry, x):
                 theta, bad = carry
+                i, batch = x
                 k = start + b * unit + i
-                new = self.step(theta, key, k, args)
+                new = self.step(theta, key, k, args, batch)
                 active = b * unit + i < n
                 bad = jnp.where((bad < 0) & active & ~jnp.all(jnp.isfinite(new)), (k + 1).astype(bad.dtype), bad)
                 return (jnp.where(active, new, theta), bad), None
 
+            def stretch(carry, j):
+                i = j * self.ahead + jnp.arange(self.ahead, dtype=jnp.int32)
+                batches = jax.vmap(lambda i: self.draw(key, start + b * unit + i))(i)
+                return jax.lax.scan(one, carry, (i, batches))[0], None
+
             def steps(theta, bad):
-                return jax.lax.scan(one, (theta, bad), jnp.arange(unit, dtype=jnp.int32))[0]
+                if self.ahead == 1:  # each step draws its own
+                    return jax.lax.scan(one, (theta, bad), (jnp.arange(unit, dtype=jnp.int32), None))[0]
+                return jax.lax.scan(stretch, (theta, bad), jnp.arange(unit // self.ahead, dtype=jnp.int32))[0]
 
             # A chunk shorter than `length` (the run's last) skips its blocks past n.
             theta, bad = jax.lax.cond(b * unit < n, steps, lambda theta, bad: (theta, bad), theta, bad)
@@ -98,3 +123,20 @@ class DiscreteChunk(eqx.Module):
             for (every, _), f, rows in zip(self.groups, first, blocks)
         )
         return theta, records, bad
+
+
+# The minibatches drawn ahead, all particles together, stay below this many bytes.
+_AHEAD_LIMIT = 64 * 2**20
+
+
+def steps_ahead(objective: Objective, batch: int | None, unit: int, particles: int) -> int:
+    """How many steps' minibatches to draw together: the largest divisor of `unit` (so that a
+    record block is whole stretches) whose draws fit `_AHEAD_LIMIT`; 1 (every step its own
+    draw) for gd or when even one step's do not fit."""
+    if batch is None:
+        return 1
+    shapes = jax.eval_shape(lambda key: objective.draw_batch(key, batch), jax.random.PRNGKey(0))
+    per_step = particles * sum(math.prod(s.shape) * s.dtype.itemsize for s in jax.tree.leaves(shapes))
+    small = [d for d in range(1, math.isqrt(unit) + 1) if unit % d == 0]
+    divisors = small + [unit // d for d in small]
+    return max(d for d in divisors if d == 1 or d * per_step <= _AHEAD_LIMIT)

@@ -20,7 +20,7 @@ from ..diagnostics import Diagnostic, GaugeError, error, warning
 from ..lowering import Lowered
 from . import _geometry
 from .devices import ParticleSharding
-from .discrete import DiscreteChunk
+from .discrete import DiscreteChunk, steps_ahead
 from .drift import Drift
 from .manifolds import Constraint
 from .noise import Isotropic, LabelNoise, Minibatch, Projected
@@ -107,9 +107,10 @@ class Simulation:
             kick = self.noise if plan.noise in ("isotropic", "projected") else None
             if kick is None:  # see gaugedsl/_threefry.py for why not with a kick
                 self._lowering = straight_line_threefry
+            batch = plan.batch if plan.dynamics == "sgd" else None
             self.particle_chunk = DiscreteChunk(
-                self.objective, self.constraint, kick, plan.noise == "label",
-                plan.batch if plan.dynamics == "sgd" else None, groups, plan.chunk, plan.unit,
+                self.objective, self.constraint, kick, plan.noise == "label", batch, groups, plan.chunk, plan.unit,
+                steps_ahead(self.objective, batch, plan.unit, plan.particles),
             )  # fmt: skip
         chunk_fn = _ensemble(self.particle_chunk)
         if max_traces is not None:
