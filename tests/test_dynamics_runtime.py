@@ -173,6 +173,7 @@ def test_minibatches_drawn_ahead_are_each_steps_own(monkeypatch, program, ahead,
     from gaugedsl.dynamics import discrete
 
     m = check_text(program, "<s>")
+    monkeypatch.setattr(discrete, "_AHEAD_FLOPS", 0)  # these draws are too cheap to be drawn ahead otherwise
     drawn_ahead = Simulation(m)
     monkeypatch.setattr(discrete, "_AHEAD_LIMIT", 0)  # no stretch fits: one draw per step
     step_by_step = Simulation(m)
@@ -189,6 +190,7 @@ def test_minibatches_drawn_ahead_are_each_steps_own(monkeypatch, program, ahead,
 def test_the_stretch_drawn_ahead_divides_the_record_interval_and_fits_the_limit(monkeypatch):
     from gaugedsl.dynamics import discrete
 
+    monkeypatch.setattr(discrete, "_AHEAD_FLOPS", 0)
     sim = Simulation(check_text(STREAM, "<s>"))
     obj, unit = sim.objective, sim.plan.unit
     # One step, all particles: 8 particles × 4 samples × (x, t and their binders xi, ti: R[4]) × 4 bytes.
@@ -198,6 +200,18 @@ def test_the_stretch_drawn_ahead_divides_the_record_interval_and_fits_the_limit(
         monkeypatch.setattr(discrete, "_AHEAD_LIMIT", limit)
         assert discrete.steps_ahead(obj, 4, unit, 8) == expected
     assert discrete.steps_ahead(obj, None, unit, 8) == 1  # gd: nothing to draw
+
+
+@pytest.mark.parametrize("example, ahead", [("e2_attention", 100), ("e1_relu", 1), ("e3_matrix_completion", 1)])
+def test_only_draws_that_do_arithmetic_are_drawn_ahead(example, ahead):
+    """E2's teacher forward pass per step is worth drawing 100 steps at once (1.6× per step);
+    E1's and E3's draws are too cheap to gain anything and would only compile longer."""
+    from pathlib import Path
+
+    from gaugedsl.check import check_file
+
+    sim = Simulation(check_file(Path(__file__).parents[1] / "examples" / f"{example}.gauge"))
+    assert sim.particle_chunk.ahead == ahead
 
 
 # ---- diagnostics ------------------------------------------------------------------------

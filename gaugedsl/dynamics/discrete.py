@@ -13,7 +13,8 @@ resumed from a checkpoint draws exactly what an uninterrupted run draws.
 The minibatches of a stretch of `ahead` steps are drawn together, before those steps: they do
 not depend on θ, and one vmapped draw of many steps' data (a teacher network's forward pass,
 say) costs far less than as many small ones — 1.6× faster SGD steps in the paper's attention
-experiment (E2), 1.3× in E1 with five particles on one core, no change in E1 or E3 with one.
+experiment (E2). Where a step's draw is cheap (E1, E3) it gains nothing and costs compile
+time, so it is done only for draws that do real arithmetic (`steps_ahead`).
 The draws are the same numbers; data computed from a stream (a teacher's outputs) can differ in
 its last bit, as XLA no longer fuses that arithmetic into the step.
 """
@@ -127,15 +128,24 @@ class DiscreteChunk(eqx.Module):
 
 # The minibatches drawn ahead, all particles together, stay below this many bytes.
 _AHEAD_LIMIT = 64 * 2**20
+# Drawing ahead costs XLA about a second more to compile (E1, E3) and pays only where a step's
+# draw does real arithmetic: E2's teacher, 3.6e5 flops per step, against 4e3 (E1) and 2e4 (E3,
+# mostly the hash), neither of which ran faster.
+_AHEAD_FLOPS = 1e5
 
 
 def steps_ahead(objective: Objective, batch: int | None, unit: int, particles: int) -> int:
     """How many steps' minibatches to draw together: the largest divisor of `unit` (so that a
     record block is whole stretches) whose draws fit `_AHEAD_LIMIT`; 1 (every step its own
-    draw) for gd or when even one step's do not fit."""
+    draw) for gd, when a step's draw is cheaper than `_AHEAD_FLOPS` (all particles, by XLA's
+    cost analysis) or when even one step's do not fit."""
     if batch is None:
         return 1
-    shapes = jax.eval_shape(lambda key: objective.draw_batch(key, batch), jax.random.PRNGKey(0))
+    draw = jax.jit(lambda key: objective.draw_batch(key, batch)).lower(jax.random.PRNGKey(0))
+    cost = draw.cost_analysis() or {}
+    if particles * float(cost.get("flops", 0.0)) < _AHEAD_FLOPS:
+        return 1
+    shapes = draw.out_info
     per_step = particles * sum(math.prod(s.shape) * s.dtype.itemsize for s in jax.tree.leaves(shapes))
     small = [d for d in range(1, math.isqrt(unit) + 1) if unit % d == 0]
     divisors = small + [unit // d for d in small]
