@@ -16,6 +16,9 @@ excluded); medians of `--repeats`.
 - hand, straight-line hash: the same loop compiled with the straight-line lowering gaugedsl
   uses for its discrete maps (`gaugedsl/_threefry.py`; upstream JAX's default from
   jax-ml/jax#37872): the step's own arithmetic on equal terms.
+- hand, drawn ahead: that loop drawing each record block's minibatches in one vmapped call
+  before the block's steps, as gaugedsl does where a step's draw does real arithmetic (E2;
+  `gaugedsl/dynamics/discrete.py`).
 
 This is not a test: run `python benchmarks/bench_sgd.py [e1 e2 e3]`.
 """
@@ -111,8 +114,9 @@ def e3_matrix_completion(data):
 EXPERIMENTS = {"e1": ("e1_relu.gauge", e1_relu, 100_000), "e2": ("e2_attention.gauge", e2_attention, 10_000), "e3": ("e3_matrix_completion.gauge", e3_matrix_completion, 100_000)}
 
 
-def hand_written(build, data, lr: float, steps: int, every: int):
-    """One seed's SGD loop: `steps` steps, the records every `every` steps."""
+def hand_written(build, data, lr: float, steps: int, every: int, ahead: bool = False):
+    """One seed's SGD loop: `steps` steps, the records every `every` steps; with `ahead`, each
+    block's minibatches drawn at once before its steps."""
     draw, loss, record, _ = build(data)
     grad = jax.grad(loss)
 
@@ -122,8 +126,15 @@ def hand_written(build, data, lr: float, steps: int, every: int):
             g = grad(p, draw(jax.random.fold_in(key, k)))
             return jax.tree.map(lambda a, b: a - lr * b, p, g), None
 
+        def step_on(p, batch):
+            return jax.tree.map(lambda a, b: a - lr * b, p, grad(p, batch)), None
+
         def block(p, b):
-            p, _ = jax.lax.scan(step, p, b * every + jnp.arange(every))
+            ks = b * every + jnp.arange(every)
+            if ahead:
+                p, _ = jax.lax.scan(step_on, p, jax.vmap(lambda k: draw(jax.random.fold_in(key, k)))(ks))
+            else:
+                p, _ = jax.lax.scan(step, p, ks)
             return p, record(p)
 
         return jax.lax.scan(block, params, jnp.arange(steps // every))
@@ -163,15 +174,18 @@ def bench(name: str, steps: int | None, repeats: int) -> None:
     same_model(sim, build(data), params, sim.plan.batch)
     rolled = hand_written(build, data, lr, steps, every)
     straight = hand_written(build, data, lr, steps, every)
+    ahead = hand_written(build, data, lr, steps, every, ahead=True)
 
     sides = {
         "gaugedsl": lambda: sim.run(numbers, state=sim.initial_state()),
         "hand-written": lambda: jax.block_until_ready(rolled(params, key)),
         "hand, straight-line hash": lambda: jax.block_until_ready(straight(params, key)),
+        "hand, drawn ahead": lambda: jax.block_until_ready(ahead(params, key)),
     }
     rolled(params, key)  # compiled here with JAX's own lowering
     with straight_line_threefry():
         straight(params, key)
+        ahead(params, key)
     sides["gaugedsl"]()
     wall = {side: [] for side in sides}
     for _ in range(repeats):
@@ -184,7 +198,7 @@ def bench(name: str, steps: int | None, repeats: int) -> None:
     for side, ts in wall.items():
         print(f"  {side:>24}: {per_step[side]:6.1f} µs/step  (median of {', '.join(f'{t:.2f}' for t in ts)} s)")
     ratio = per_step["hand, straight-line hash"] / per_step["gaugedsl"]
-    print(f"  speed gaugedsl / hand-written: {per_step['hand-written'] / per_step['gaugedsl']:.2f}; / hand with the same hash: {ratio:.2f}")
+    print(f"  speed gaugedsl / hand-written: {per_step['hand-written'] / per_step['gaugedsl']:.2f}; / hand with the same hash: {ratio:.2f}; / hand drawn ahead: {per_step['hand, drawn ahead'] / per_step['gaugedsl']:.2f}")
 
 
 def main() -> None:
