@@ -51,13 +51,9 @@ class DiscreteChunk(eqx.Module):
         """Step k's keys: batch, label, noise."""
         return jax.random.split(jax.random.fold_in(key, k), 3)
 
-    def draw(self, key, k):
-        """Step k's minibatch."""
-        return self.objective.draw_batch(self.keys(key, k)[0], self.batch)
-
-    def step(self, theta, key, k, args, batch=None):
-        """Step k from θ, on its minibatch if drawn ahead."""
-        k_batch, k_label, k_noise = self.keys(key, k)
+    def step(self, theta, keys, args, batch=None):
+        """One step from θ with the step's keys, on its minibatch if drawn ahead."""
+        k_batch, k_label, k_noise = keys
         obj = self.objective
         if self.batch is None:
             batch = obj.samples
@@ -84,21 +80,22 @@ class DiscreteChunk(eqx.Module):
 
             def one(carry, x):
                 theta, bad = carry
-                i, batch = x
+                i, keys, batch = x
                 k = start + b * unit + i
-                new = self.step(theta, key, k, args, batch)
+                new = self.step(theta, self.keys(key, k) if keys is None else keys, args, batch)
                 active = b * unit + i < n
                 bad = jnp.where((bad < 0) & active & ~jnp.all(jnp.isfinite(new)), (k + 1).astype(bad.dtype), bad)
                 return (jnp.where(active, new, theta), bad), None
 
             def stretch(carry, j):
                 i = j * self.ahead + jnp.arange(self.ahead, dtype=jnp.int32)
-                batches = jax.vmap(lambda i: self.draw(key, start + b * unit + i))(i)
-                return jax.lax.scan(one, carry, (i, batches))[0], None
+                keys = jax.vmap(self.keys, in_axes=(None, 0))(key, start + b * unit + i)
+                batches = jax.vmap(lambda k: self.objective.draw_batch(k, self.batch))(keys[:, 0])
+                return jax.lax.scan(one, carry, (i, keys, batches))[0], None
 
             def steps(theta, bad):
-                if self.ahead == 1:  # each step draws its own
-                    return jax.lax.scan(one, (theta, bad), (jnp.arange(unit, dtype=jnp.int32), None))[0]
+                if self.ahead == 1:  # each step makes its keys and draws its own
+                    return jax.lax.scan(one, (theta, bad), (jnp.arange(unit, dtype=jnp.int32), None, None))[0]
                 return jax.lax.scan(stretch, (theta, bad), jnp.arange(unit // self.ahead, dtype=jnp.int32))[0]
 
             # A chunk shorter than `length` (the run's last) skips its blocks past n.
@@ -143,6 +140,8 @@ def steps_ahead(objective: Objective, batch: int | None, unit: int, particles: i
         return 1
     draw = jax.jit(lambda key: objective.draw_batch(key, batch)).lower(jax.random.PRNGKey(0))
     cost = draw.cost_analysis() or {}
+    if isinstance(cost, list):  # older JAX: one dict per program
+        cost = cost[0] if cost else {}
     if particles * float(cost.get("flops", 0.0)) < _AHEAD_FLOPS:
         return 1
     shapes = draw.out_info
