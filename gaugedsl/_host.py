@@ -44,3 +44,16 @@ def _pool_for(devices: int) -> None:
     stands."""
     if "PJRT_NPROC" not in os.environ and "NPROC" not in os.environ:
         os.environ["PJRT_NPROC"] = str(2 * devices)
+
+
+def request_cacheable_programs() -> None:
+    """Equinox's runtime checks as NaNs instead of errors raised from the host
+    (`EQX_ON_ERROR=nan`), unless the user chose otherwise. A check that can raise is a host
+    callback in the compiled program, and XLA keeps no program with host callbacks in its
+    compilation cache: every SDE chunk has one (Diffrax checks the sign of its step against
+    the chunk's length, which is only known at run time), so every repeated SDE run compiled
+    its chunk again. gaugedsl never relies on such a check raising: its solvers run with
+    `throw=False`, and a non-finite state is reported as a divergence. Effective only before
+    Equinox is imported."""
+    os.environ.setdefault("EQX_ON_ERROR", "nan")
+

@@ -33,9 +33,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ._host import request_host_devices
+    from ._host import request_cacheable_programs, request_host_devices
 
     request_host_devices()  # before JAX starts: one CPU device per core for the ensembles
+    request_cacheable_programs()  # before Equinox is imported
     parser = _parser()
     args = parser.parse_args(argv)
     if args.command is None:

@@ -99,16 +99,23 @@ def test_batched_linear_algebra_on_every_core_does_not_hang(tmp_path):
 def test_gaugedsl_run_uses_every_core(tmp_path):
     """The command itself, started fresh: it shards the ensemble over one CPU device per core
     and says so in summary.json; and it keeps its compiled programs in the user's cache
-    folder, so that a repeated run skips compilation."""
+    folder, so that a repeated run compiles nothing at all (not even the small programs that
+    building a simulation compiles op by op)."""
     env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "GAUGEDSL_XLA_CACHE")}
     env.update(JAX_PLATFORMS="cpu", GAUGEDSL_CPU_DEVICES="2", XDG_CACHE_HOME=str(tmp_path / "cache"))
     program = ROOT / "examples" / "diagonal_net.gauge"
     out = tmp_path / "run"
-    done = subprocess.run(
-        [sys.executable, "-m", "gaugedsl", "run", str(program), "--particles", "10", "--steps", "200", "--no-progress", "-o", str(out)],
-        env=env, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+    command = [sys.executable, "-m", "gaugedsl", "run", str(program), "--particles", "10", "--steps", "200", "--no-progress", "-o", str(out), "--log-compiles"]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert "on 2 × cpu" in done.stdout
     assert json.loads((out / "summary.json").read_text())["devices"] == "2 × cpu"
+    assert "Finished XLA compilation of jit(chunk)" in done.stderr
     assert any((tmp_path / "cache" / "gaugedsl" / "xla").iterdir())
+    again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    lines = again.stderr.splitlines()
+    programs = [line.split(" with ")[0] for line in lines if line.startswith("Compiling jit(")]
+    hits = [line for line in lines if line.startswith("Persistent compilation cache hit")]
+    assert "jit(chunk)" in " ".join(programs) and any("'jit_chunk'" in line for line in hits)
+    assert len(hits) == len(programs) > 10, programs  # every one read back, none compiled

@@ -45,4 +45,7 @@ def xla_cache() -> None:
         return
     if os.access(folder, os.W_OK):
         jax.config.update("jax_compilation_cache_dir", folder)
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
+        # Every program, however quick to compile: building a simulation compiles dozens of
+        # small ones op by op (data and stream draws, initial points: 2–3 s in all for E1–E3),
+        # each read back from the cache in milliseconds.
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
