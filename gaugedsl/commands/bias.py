@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ._common import EXIT_OK, UsageError, existing_file
+from ._common import EXIT_OK, UsageError, existing_file, xla_cache
 
 
 def register(sub) -> None:
@@ -23,6 +23,7 @@ def run(args, sources) -> int:
     import jax
 
     jax.config.update("jax_enable_x64", not args.x32)
+    xla_cache()  # the geometry compiles dozens of small programs: asked again, it reads them back
     from ..check import Loader
     from ..geometry.summary import bias_summary, render
     from ..lowering import Lowered
