@@ -65,6 +65,11 @@ class Result:
         return self.record_steps[label] * self.numbers["dt"]
 
 
+# The data, the stream sample and the initial points are drawn in one-off programs, which
+# compile several times faster with the straight-line hash (E2: 1.1 s less); the same numbers.
+_one_off = straight_line_threefry
+
+
 class Simulation:
     """A model's run block, ready to run.
 
@@ -85,13 +90,14 @@ class Simulation:
         if plan.dtype == "float64" and not jax.config.jax_enable_x64:
             raise GaugeError([error("E805", setting_span(model, "run", "dtype"), "dtype = float64 needs JAX's 64-bit mode", "in Python: jax.config.update(\"jax_enable_x64\", True) before loading; or set JAX_ENABLE_X64=1 (`gaugedsl run` switches it on by itself)")])
         self.dtype = jnp.float64 if plan.dtype == "float64" else jnp.float32
-        self.lowered = Lowered(model, seed=0)
-        cast_data(self.lowered, self.dtype)
-        self.layout = self.lowered.layout
-        self.geo = _geometry.geometry(self.lowered)
-        self.constraint = Constraint(model, self.layout)
-        self.objective = Objective(self.lowered, self.dtype)
-        self.recorder = Recorder(self.lowered, plan.records, self.objective.loss, self.geo.hooks(), self.dtype)
+        with _one_off():
+            self.lowered = Lowered(model, seed=0)
+            cast_data(self.lowered, self.dtype)
+            self.layout = self.lowered.layout
+            self.geo = _geometry.geometry(self.lowered)
+            self.constraint = Constraint(model, self.layout)
+            self.objective = Objective(self.lowered, self.dtype)
+            self.recorder = Recorder(self.lowered, plan.records, self.objective.loss, self.geo.hooks(), self.dtype)
         groups = tuple((r.every, self.recorder.group(i)) for i, r in enumerate(plan.records))
         self.noise = self._noise()
         self._lowering = contextlib.nullcontext
@@ -159,6 +165,7 @@ class Simulation:
 
         return jax.vmap(one)(init_keys)
 
+    @_one_off()
     def initial_state(self, seed: int | None = None) -> State:
         seed = self.plan.seed if seed is None else seed
         init_keys, noise_keys = self.keys(seed)
