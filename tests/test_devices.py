@@ -76,6 +76,18 @@ def test_request_host_devices_respects_existing_settings(monkeypatch):
     assert "PJRT_NPROC" not in os.environ  # one device: JAX's own pool
 
 
+def test_equinox_checks_are_nans_unless_the_user_chose(monkeypatch):
+    """So that compiled programs have no host callbacks, which XLA does not cache."""
+    from gaugedsl._host import request_cacheable_programs
+
+    monkeypatch.delenv("EQX_ON_ERROR", raising=False)
+    request_cacheable_programs()
+    assert os.environ["EQX_ON_ERROR"] == "nan"
+    monkeypatch.setenv("EQX_ON_ERROR", "breakpoint")
+    request_cacheable_programs()
+    assert os.environ["EQX_ON_ERROR"] == "breakpoint"
+
+
 # E3 records svdvals of 20 × 20 matrices; with 4 particles per device on 2 devices and XLA's
 # pool of one thread per core, every pool thread blocked in jaxlib's batched SVD, waiting for
 # tasks queued on that same pool, and the run hung (every time, on the 2-core machine).

@@ -22,12 +22,13 @@ def register(sub) -> None:
 def run(args, sources) -> int:
     import jax
 
-    jax.config.update("jax_enable_x64", not args.x32)
-    xla_cache()  # the geometry compiles dozens of small programs: asked again, it reads them back
     from .._threefry import straight_line_threefry
     from ..check import Loader
     from ..geometry.summary import bias_summary, render
     from ..lowering import Lowered
+
+    jax.config.update("jax_enable_x64", not args.x32)
+    xla_cache()  # the geometry compiles dozens of small programs: asked again, it reads them back
 
     existing_file(args.file)
     loader = Loader()
