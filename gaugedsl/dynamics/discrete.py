@@ -135,7 +135,9 @@ def steps_ahead(objective: Objective, batch: int | None, unit: int, particles: i
     """How many steps' minibatches to draw together: the largest divisor of `unit` (so that a
     record block is whole stretches) whose draws fit `_AHEAD_LIMIT`; 1 (every step its own
     draw) for gd, when a step's draw is cheaper than `_AHEAD_FLOPS` (all particles, by XLA's
-    cost analysis) or when even one step's do not fit."""
+    cost analysis) or when even one step's do not fit. `_AHEAD_FLOPS` is measured with JAX's
+    own lowering of the hash: call this outside `straight_line_threefry`, whose hash XLA
+    counts as far more flops (E3 would then be drawn ahead, for nothing)."""
     if batch is None:
         return 1
     draw = jax.jit(lambda key: objective.draw_batch(key, batch)).lower(jax.random.PRNGKey(0))
