@@ -35,8 +35,10 @@ class Row:
     error: float | None = None
     predicted: float | None = None
     floor_sd: float | None = None
-    source: str = ""
+    source: str = ""  # the proposition of docs/theory.md it tests ("P5", ...)
     note: str = ""
+    verdict: str = "no prediction"  # "agrees" | "disagrees" | "no prediction" (report/verdict.py)
+    why: str = ""  # the test and its number, or why the theory predicts nothing here
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -1,0 +1,58 @@
+"""Verdicts: whether a simulated statistic agrees with its prediction, by a stated test.
+
+Every row of the comparison table carries one of three verdicts:
+
+- `agrees` / `disagrees`: the row's statistic passed / failed its test;
+- `no prediction`: the theory says nothing this model's assumptions allow (the row says why).
+
+The tests (docs/theory.md, "Verdicts"):
+
+- a mean against a predicted value: `z = (simulated − predicted) / sqrt(se² + se_pred²)`, with `se`
+  the Monte Carlo standard error of the simulated mean (and of the prediction, where it is itself
+  estimated by sampling); agrees when `|z| ≤ Z_THRESHOLD`;
+- a distance between samples and a law: agrees when it is at most the Monte Carlo floor (the same
+  distance for samples of the same size drawn from the law itself) plus `Z_THRESHOLD` standard
+  deviations of that floor;
+- an exact identity (a fraction that must be 1): agrees when it holds to rounding.
+
+A threshold of 3 standard errors keeps the false-alarm rate of one row at 0.3% for a Gaussian
+statistic. It measures Monte Carlo error only: a disagreement can also mean a discretization bias
+(reduce dt) or a run too short to reach the stationary law (more steps).
+"""
+
+from __future__ import annotations
+
+import math
+
+Z_THRESHOLD = 3.0
+
+AGREES = "agrees"
+DISAGREES = "disagrees"
+NO_PREDICTION = "no prediction"
+
+
+def by_z(simulated: float, error: float | None, predicted: float, predicted_error: float = 0.0) -> tuple[str, str]:
+    """The z-test of a mean against its prediction: (verdict, why)."""
+    scale = math.sqrt((error or 0.0) ** 2 + predicted_error**2)
+    if not (math.isfinite(simulated) and math.isfinite(predicted)):
+        return DISAGREES, "not finite"
+    if scale == 0.0:
+        same = abs(simulated - predicted) <= 1e-9 * max(abs(predicted), 1.0)
+        return (AGREES if same else DISAGREES), "no Monte Carlo error: compared to rounding"
+    z = (simulated - predicted) / scale
+    verdict = AGREES if abs(z) <= Z_THRESHOLD else DISAGREES
+    return verdict, f"|z| = {abs(z):.2g} {'≤' if verdict == AGREES else '>'} {Z_THRESHOLD:g}"
+
+
+def by_floor(distance: float, floor_mean: float, floor_sd: float) -> tuple[str, str]:
+    """A distance against its Monte Carlo floor: (verdict, why)."""
+    limit = floor_mean + Z_THRESHOLD * floor_sd
+    if not math.isfinite(distance):
+        return DISAGREES, "not finite"
+    verdict = AGREES if distance <= limit else DISAGREES
+    return verdict, f"{distance:.3g} {'≤' if verdict == AGREES else '>'} floor + {Z_THRESHOLD:g} sd = {limit:.3g}"
+
+
+def exact(holds: bool, detail: str) -> tuple[str, str]:
+    """An identity that must hold to rounding: (verdict, why)."""
+    return (AGREES if holds else DISAGREES), detail
