@@ -59,6 +59,7 @@ class Model:
         self.ir = model
         self._loader = loader
         self._simulations: dict[tuple, Any] = {}  # compiled once per (particles, steps, chunk, dtype)
+        self._checked_seeds: dict[tuple, set] = {}  # seeds whose initial points `run_checks` has seen
 
     @property
     def name(self) -> str:
@@ -86,6 +87,7 @@ class Model:
         import jax
 
         from .dynamics import Simulation
+        from .geometry.preflight import run_checks
         from .lowering import Lowered
         from .report import compare
 
@@ -93,7 +95,13 @@ class Model:
             key = (particles, steps, chunk, bool(jax.config.jax_enable_x64))
             sim = self._simulations.get(key)
             if sim is None:
-                sim = self._simulations[key] = Simulation(self.ir, particles=particles, steps=steps, chunk=chunk)
+                warnings = run_checks(self.ir, particles=particles, steps=steps, seed=seed, chunk=chunk)  # as `bias` does
+                sim = Simulation(self.ir, particles=particles, steps=steps, chunk=chunk)
+                sim.notes.extend(warnings)
+                self._simulations[key] = sim
+            elif seed is not None and seed not in self._checked_seeds.setdefault(key, set()):
+                run_checks(self.ir, particles=particles, steps=steps, seed=seed, chunk=chunk)  # new initial points
+            self._checked_seeds.setdefault(key, set()).add(seed)
             result = sim.run(sim.numbers(**numbers), seed=seed)
             comparison = compare(sim, result, Lowered(self.ir))
         except GaugeError as exc:

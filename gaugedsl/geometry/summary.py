@@ -7,7 +7,7 @@ import numpy as np
 
 from ..diagnostics import GaugeError
 from ..lowering import Lowered
-from .checks import degeneracy, invariance_violations
+from .checks import degeneracy, symmetry_violations
 from .closed_form import closed_form
 from .engine import Geometry
 from .law import LawUnavailable, predicted_law
@@ -16,10 +16,10 @@ from .law import LawUnavailable, predicted_law
 def bias_summary(lowered: Lowered, at: str = "init", law: bool = True) -> dict:
     """The geometry of every symmetry at the initial point (`at="init"`) or at its
     projection onto the gauge slice (`at="slice"`). Raises `GaugeError` when a symmetry is
-    not one (the loss changes) or its Gram matrix is degenerate at that point."""
+    not one (the loss changes, or a parameter leaves its manifold) or its Gram matrix is degenerate at that point."""
     model = lowered.model
     geo = Geometry(lowered)
-    problems = invariance_violations(geo)
+    problems = symmetry_violations(geo)
     if any(d.severity == "error" for d in problems):
         raise GaugeError(problems)
     theta = lowered.layout.flatten(lowered.init_params(jax.random.PRNGKey(model.run.get("seed", 0) if model.run else 0)))
