@@ -8,7 +8,7 @@ import numpy as np
 from ..diagnostics import GaugeError
 from ..lowering import Lowered
 from .checks import degeneracy, symmetry_violations
-from .closed_form import closed_form
+from .closed_form import closed_form_of
 from .engine import Geometry
 from .law import LawUnavailable, predicted_law
 
@@ -46,7 +46,7 @@ def bias_summary(lowered: Lowered, at: str = "init", law: bool = True) -> dict:
         structured = float(geo.logdet_gram(name, theta))
         _, rank = geo.degeneracy(name, theta)
         pattern = geo.patterns[name]
-        cf = closed_form(sym, pattern, model)
+        cf, why_none = closed_form_of(geo, name)
         group = sym.group.kind + (f"[{', '.join(map(str, sym.group.dims))}]" if sym.group.dims else "")
         entry = {
             "name": name,
@@ -55,12 +55,12 @@ def bias_summary(lowered: Lowered, at: str = "init", law: bool = True) -> dict:
             "doc": sym.doc,
             "algebra_dim": sym.group.algebra_dim,
             "independent_generators": rank,
-            "structure": pattern.kind if pattern else "generic",
+            "structure": pattern.kind if pattern else (cf.structure if cf and cf.structure else "generic"),
             "charges": charges.tolist(),
             "max_abs_charge": float(np.max(np.abs(charges))) if charges.size else 0.0,
             "gauge_condition": cf.condition if cf else "χ_a(θ) = ½⟨θ, ξ_a(θ)⟩ = 0 for every generator",
             "closed_form_bias": cf.text() if cf else None,
-            "closed_form_note": cf.note if cf else None,
+            "closed_form_note": cf.note if cf else why_none,
             "logdet_gram": logdet,
             "logdet_gram_structured": structured,
             "bias": None if T is None else 0.5 * T * logdet,
@@ -99,7 +99,7 @@ def render(summary: dict) -> str:
             ("structure", s["structure"]),
             ("Noether charges χ", f"{len(s['charges'])} values, max |χ| = {s['max_abs_charge']:.6g}"),
             ("gauge condition", s["gauge_condition"]),
-            ("bias R_T (closed form)", s["closed_form_bias"] or "— (no closed form for this action; numeric below)"),
+            ("bias R_T (closed form)", s["closed_form_bias"] or f"— ({'not shown' if s['closed_form_note'] else 'no closed form for this action'}; numeric below)"),
         ]
         if s["closed_form_note"]:
             rows.append(("", s["closed_form_note"]))
@@ -124,7 +124,7 @@ def render(summary: dict) -> str:
 def _balanced(pattern, params) -> bool:
     """The closed forms in singular values hold where UᵀU = VᵀV (orthogonal groups do not
     impose it: their charges vanish identically)."""
-    if pattern.kind != "orthogonal":
+    if pattern is None or pattern.kind != "orthogonal":
         return True
     u, v = (np.asarray(params[p]) for p in pattern.params)
     v = v.T if pattern.transposed else v
