@@ -50,7 +50,9 @@ def run_checks(model: ir.Model, **overrides) -> list[Diagnostic]:
             if plan.start == "slice":
                 thetas = jax.vmap(geo.project_to_slice)(thetas)
             where = "at the initial point" if plan.start != "slice" else "at the slice point"
-            bad = degeneracy_at(geo, thetas, where, [f"particle {i}" for i in range(len(starts))])
+            # A start that is not finite is the simulation's to report (E806), not a Gram's.
+            finite = np.flatnonzero(np.all(np.isfinite(np.asarray(thetas)), axis=1))
+            bad = degeneracy_at(geo, thetas[finite], where, [f"particle {i}" for i in finite]) if finite.size else []
     if bad:
         raise GaugeError(problems + bad)
     return problems
