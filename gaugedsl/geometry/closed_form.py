@@ -187,7 +187,7 @@ def chain_closed_form(geo, name: str) -> tuple[ClosedForm | None, str | None]:
     idx = sp.Idx("i")
     for (depth, log_det_b), members in groups.items():
         block, w = _balanced_block("telescope", depth)
-        det_b2 = _nice(np.exp(2 * log_det_b))
+        det_b2 = _nice(np.exp(2 * chains[members[0]][1]))
         wi = sp.IndexedBase("w")[idx]
         term = sp.expand_log(sp.log(det_b2 * block.subs(w, sp.Abs(wi))), force=True)
         bias = _T / 2 * sp.Sum(term, (idx, 1, len(members)))
@@ -252,8 +252,8 @@ def _aligned(labels) -> tuple[tuple[str, ...], bool] | None:
 
 def _nice(x: float):
     """det(B)² as an exact rational where it is one (exponents are small rationals)."""
-    r = sp.nsimplify(x, rational=True, tolerance=1e-10)
-    return r if abs(float(r) - x) <= 1e-9 * max(abs(x), 1.0) and sp.denom(r) < 10**4 else sp.Float(x)
+    r = sp.Rational(x).limit_denominator(10**4)
+    return r if abs(float(r) - x) <= 1e-9 * max(abs(x), 1.0) else sp.Float(x)
 
 
 # ---- which closed form a symmetry of a model gets ----
