@@ -10,6 +10,8 @@ of turning into NaN. `gaugedsl bias` and `gaugedsl run` make the same checks (`r
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -31,12 +33,9 @@ def symmetry_violations(geo: Geometry, points: int = 8, seed: int = 0, spread: f
     tol = max(1e-8, 1e4 * eps)
     key = jax.random.PRNGKey(seed)
     constraint = Constraint(geo.model, lowered.layout)
-    thetas = jnp.stack(_generic_points(geo, constraint, key, points))
+    thetas = _generic_points(geo, constraint, key, points)
     for name, sym in geo.symmetries.items():
-        a = jnp.stack([
-            spread * jax.random.normal(jax.random.fold_in(key, 1000 + i), (sym.group.algebra_dim,), thetas.dtype)
-            for i in range(points)
-        ])  # fmt: skip
+        a = spread * _normal_draws(key, 1000, points, sym.group.algebra_dim, thetas.dtype)
         l0, l1, p0, p1, off = (jax.tree.map(np.asarray, x) for x in _measure(geo, constraint, name)(thetas, a))
         worst_loss = float(np.max(np.abs(l1 - l0) / np.maximum(np.abs(l0), 1e-12)))
         worst_pred = 0.0
@@ -101,18 +100,27 @@ def degeneracy_at(geo: Geometry, thetas, where: str, names: list[str] | None = N
 # ---- helpers ----
 
 
-def _generic_points(geo: Geometry, constraint, key, points: int) -> list:
+def _generic_points(geo: Geometry, constraint, key, points: int):
+    """(points, D): draw i from the key `fold_in(key, i)`, in one compiled program."""
     lowered, rng = geo.lowered, np.random.default_rng(0)
-    out = []
-    for i in range(points):
+
+    def one(i):
         k1, k2 = jax.random.split(jax.random.fold_in(key, i))
         theta = lowered.layout.flatten(lowered.init_params(k1))
         # Initializers may be tiny (small-init regimes); perturb to a generic point.
-        theta = theta + jax.random.normal(k2, theta.shape, theta.dtype) * (0.5 + jnp.std(theta))
-        for b in constraint.blocks:  # drawn with NumPy: the same points in every precision
-            theta = b.set(theta, jnp.asarray(_manifold_point(b, rng), theta.dtype))
-        out.append(theta)
-    return out
+        return theta + jax.random.normal(k2, theta.shape, theta.dtype) * (0.5 + jnp.std(theta))
+
+    thetas = jax.jit(jax.vmap(one))(jnp.arange(points))
+    for b in constraint.blocks:  # drawn with NumPy: the same points in every precision
+        on = jnp.asarray(np.stack([_manifold_point(b, rng).ravel() for _ in range(points)]), thetas.dtype)
+        thetas = thetas.at[:, b.offset : b.offset + b.size].set(on)
+    return thetas
+
+
+@functools.partial(jax.jit, static_argnums=(1, 2, 3, 4))
+def _normal_draws(key, first: int, points: int, k: int, dtype):
+    """Row i: N(0, 1)^k from the key `fold_in(key, first + i)`."""
+    return jax.vmap(lambda i: jax.random.normal(jax.random.fold_in(key, first + i), (k,), dtype))(jnp.arange(points))
 
 
 def _manifold_point(block, rng) -> np.ndarray:

@@ -37,12 +37,13 @@ def run_checks(model: ir.Model, **overrides) -> list[Diagnostic]:
     from ..dynamics.plan import resolve
 
     plan = resolve(model, **overrides)
+    in_x64 = bool(jax.config.jax_enable_x64)  # then the run's own lowering is the float64 one
     with straight_line_threefry():  # one-off programs: compiled faster, the same numbers
         keys, _ = _particle_keys(jnp.asarray(plan.seed, jnp.uint32), min(plan.particles, CHECKED_PARTICLES))
         own = Lowered(model, seed=0)  # in the run's precision, as the simulation draws
         starts = np.asarray(jax.jit(jax.vmap(lambda k: own.layout.flatten(own.init_params(k))))(keys), np.float64)
         with jax.enable_x64(True):
-            geo = Geometry(Lowered(model, seed=0))
+            geo = Geometry(own if in_x64 else Lowered(model, seed=0))  # float64 data either way
             problems = symmetry_violations(geo)
             if any(d.severity == "error" for d in problems):
                 raise GaugeError(problems)
