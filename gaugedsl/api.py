@@ -94,14 +94,13 @@ class Model:
         try:
             key = (particles, steps, chunk, bool(jax.config.jax_enable_x64))
             sim = self._simulations.get(key)
+            checked = self._checked_seeds.setdefault(key, set())
+            if sim is None or seed not in checked:  # what `bias` refuses, at this seed's initial points
+                warnings = run_checks(self.ir, particles=particles, steps=steps, seed=seed, chunk=chunk)
+                checked.add(seed)
             if sim is None:
-                warnings = run_checks(self.ir, particles=particles, steps=steps, seed=seed, chunk=chunk)  # as `bias` does
-                sim = Simulation(self.ir, particles=particles, steps=steps, chunk=chunk)
+                sim = self._simulations[key] = Simulation(self.ir, particles=particles, steps=steps, chunk=chunk)
                 sim.notes.extend(warnings)
-                self._simulations[key] = sim
-            elif seed is not None and seed not in self._checked_seeds.setdefault(key, set()):
-                run_checks(self.ir, particles=particles, steps=steps, seed=seed, chunk=chunk)  # new initial points
-            self._checked_seeds.setdefault(key, set()).add(seed)
             result = sim.run(sim.numbers(**numbers), seed=seed)
             comparison = compare(sim, result, Lowered(self.ir))
         except GaugeError as exc:

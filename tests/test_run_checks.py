@@ -61,7 +61,9 @@ def test_bias_prints_the_golden_diagnostic(path, monkeypatch, capsys):
 
 
 @pytest.mark.parametrize("path", PROGRAMS, ids=lambda p: p.stem)
-def test_run_stops_with_the_diagnostic_bias_gives_before_building_the_simulation(path, monkeypatch, capsys, tmp_path, no_simulation):
+def test_run_stops_with_the_diagnostic_bias_gives_before_building_the_simulation(
+    path, monkeypatch, capsys, tmp_path, no_simulation
+):
     out_dir = tmp_path / "out"
     code, out, err = _cli(monkeypatch, capsys, path.parent, ["run", path.name, "-o", str(out_dir)])
     assert code == 1, err

@@ -88,11 +88,15 @@ def degeneracy_at(geo: Geometry, thetas, where: str, names: list[str] | None = N
         if bad.size == 0:
             continue
         first = int(bad[0])
-        place = where if names is None or bad.size == len(names) else f"{where} of {names[first]} ({bad.size} of the {len(names)} checked)"
+        place = where
+        if names is not None and bad.size < len(names):
+            place = f"{where} of {names[first]} ({bad.size} of the {len(names)} checked)"
         out.append(error(
             "E902", sym.span,
-            f"the Gram matrix of '{name}' is degenerate {place}: {int(ranks[first])} of {k} generators are independent (the orbit has lower dimension there)",
-            "log det G is −∞ at such points; start away from them (e.g. nonzero initial weights) or use --at slice from a generic point",
+            f"the Gram matrix of '{name}' is degenerate {place}: {int(ranks[first])} of {k} generators are independent "
+            "(the orbit has lower dimension there)",
+            "log det G is −∞ at such points; start away from them (e.g. nonzero initial weights) or use --at slice "
+            "from a generic point",
         ))
     return out
 
@@ -143,7 +147,8 @@ def _measure(geo: Geometry, constraint, name: str):
     def one(theta, a):
         moved = geo.act(name, theta, a)
         params, moved_params = lowered.layout.unflatten(theta), lowered.layout.unflatten(moved)
-        off = jnp.stack([constraint.block_violation(b, moved) for b in constraint.blocks]) if constraint.blocks else jnp.zeros(0)
+        distances = [constraint.block_violation(b, moved) for b in constraint.blocks]
+        off = jnp.stack(distances) if distances else jnp.zeros(0, theta.dtype)
         return (lowered.loss(params), lowered.loss(moved_params), lowered.predictors(params),
                 lowered.predictors(moved_params), off)  # fmt: skip
 

@@ -177,21 +177,23 @@ def chain_closed_form(geo, name: str) -> tuple[ClosedForm | None, str | None]:
         return None, None  # not a torus action: nothing to say beyond "no closed form"
     chains = [_chain(c) for c in components]
     if any(c is None for c in chains):
-        return None, "a rescaling, but not of product chains (a component's generators do not span all traceless exponent vectors)"
+        return None, ("a rescaling, but not of product chains (a component's generators do not span all traceless "
+                      "exponent vectors)")
     labels = [[_coordinate(geo.layout, j) for j in c.coords] for c in components]
     aligned = _aligned(labels)
     groups: dict[tuple[int, float], list[int]] = {}
     for i, (depth, log_det_b) in enumerate(chains):
         groups.setdefault((depth, round(log_det_b, 9)), []).append(i)
-    texts, biases = [], []
+    texts, biases, blocks = [], [], []
     idx = sp.Idx("i")
-    for (depth, log_det_b), members in groups.items():
+    for (depth, _), members in groups.items():
         block, w = _balanced_block("telescope", depth)
-        det_b2 = _nice(np.exp(2 * chains[members[0]][1]))
+        block = _nice(np.exp(2 * chains[members[0]][1])) * block  # det(B)² L |w|^{2(L−1)/L}
         wi = sp.IndexedBase("w")[idx]
-        term = sp.expand_log(sp.log(det_b2 * block.subs(w, sp.Abs(wi))), force=True)
+        term = sp.expand_log(sp.log(block.subs(w, sp.Abs(wi))), force=True)
         bias = _T / 2 * sp.Sum(term, (idx, 1, len(members)))
         biases.append(bias)
+        blocks.append(block)
         texts.append(ClosedForm(block, bias, "", lambda p: 0.0).text())
     coords = [np.asarray(c.coords) for c in components]
     consts = np.asarray([np.log(d) + 2 * lb for d, lb in chains])
@@ -207,14 +209,16 @@ def chain_closed_form(geo, name: str) -> tuple[ClosedForm | None, str | None]:
         params, scalar = aligned
         w = "·".join(params) if scalar else "⊙".join(params)
         cond = " = ".join(f"{p}²" if scalar else f"{p}_i²" for p in params)
-        note = f"w = {w} (components found from the generators: {len(components)} depth-{depths[0]} chain{'s' * (len(components) > 1)})"
+        chains_found = f"{len(components)} depth-{depths[0]} chain{'s' * (len(components) > 1)}"
+        note = f"w = {w} (components found from the generators: {chains_found})"
     else:
         cond = "θ_1² = … = θ_L² within each component"
-        note = f"w_i = the product of the coordinates of component i ({len(components)} chains of depth {', '.join(map(str, depths))})"
+        depth_list = ", ".join(map(str, depths))
+        note = f"w_i = the product of the coordinates of component i ({len(components)} chains of depth {depth_list})"
     if any(round(lb, 9) != 0 for _, lb in chains):
-        note += "; the algebra basis differs from the chain basis e_l − e_{l+1} by B: the constant includes log det(B)²"
+        note += "; the algebra basis is B times the chain basis e_l − e_{l+1}: the constant includes log det(B)²"
     shown = " + ".join(texts) if len(texts) > 1 else None
-    return ClosedForm(block, sum(biases), cond, numeric, note, shown, "product chains"), None
+    return ClosedForm(blocks[0], sum(biases), cond, numeric, note, shown, "product chains"), None
 
 
 def _chain(c: TorusComponent) -> tuple[int, float] | None:
@@ -272,7 +276,8 @@ def closed_form_of(geo, name: str) -> tuple[ClosedForm | None, str | None]:
                 f"{p} and {q} would; a diagonal rescaling balances only the column norms)"
             )
         cf = closed_form(sym, pattern, geo.model)
-        return dataclasses.replace(cf, note=cf.note + f", reached through '{balancing}' (GL[r] of the same factors)"), None
+        note = cf.note + f", reached through '{balancing}' (GL[r] of the same factors)"
+        return dataclasses.replace(cf, note=note), None
     if pattern is not None:
         return closed_form(sym, pattern, geo.model), None
     return chain_closed_form(geo, name)
@@ -281,6 +286,7 @@ def closed_form_of(geo, name: str) -> tuple[ClosedForm | None, str | None]:
 def _balancing_gl(geo, pattern: Pattern) -> str | None:
     """A GL symmetry of the same two factors (whose charges UᵀU − VᵀV drive the balance)."""
     for other, p in geo.patterns.items():
-        if p is not None and p.kind == "gl" and set(p.params) == set(pattern.params) and p.transposed == pattern.transposed:
+        same_factors = p is not None and set(p.params) == set(pattern.params) and p.transposed == pattern.transposed
+        if same_factors and p.kind == "gl":
             return other
     return None

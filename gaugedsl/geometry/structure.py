@@ -182,7 +182,8 @@ def torus_components(generators: Callable, dimension: int, k: int, dtype) -> tup
     xi1, xi2 = (np.asarray(x, np.float64) for x in xi)
     m = xi1 / np.asarray(first, np.float64)
     m[np.abs(m) <= tol * max(np.max(np.abs(m), initial=0.0), 1.0)] = 0.0
-    if k == 0 or not np.allclose(xi2, m * np.asarray(second, np.float64), rtol=tol * 10, atol=tol * 10 * max(np.max(np.abs(xi2)), 1.0)):
+    scale = max(np.max(np.abs(xi2)), 1.0)
+    if k == 0 or not np.allclose(xi2, m * np.asarray(second, np.float64), rtol=tol * 10, atol=tol * 10 * scale):
         return None
     support = m != 0
     if not support.any(axis=1).all():

@@ -99,7 +99,7 @@ def render(summary: dict) -> str:
             ("structure", s["structure"]),
             ("Noether charges χ", f"{len(s['charges'])} values, max |χ| = {s['max_abs_charge']:.6g}"),
             ("gauge condition", s["gauge_condition"]),
-            ("bias R_T (closed form)", s["closed_form_bias"] or f"— ({'not shown' if s['closed_form_note'] else 'no closed form for this action'}; numeric below)"),
+            ("bias R_T (closed form)", s["closed_form_bias"] or f"— ({_none_shown(s)}; numeric below)"),
         ]
         if s["closed_form_note"]:
             rows.append(("", s["closed_form_note"]))
@@ -119,6 +119,10 @@ def render(summary: dict) -> str:
             lines.append(f"predicted stationary law of {law['predictor']} (projected noise): {law['density']}")
             lines.append(f"  E[{law['predictor']}] = {law['mean']:.6g}, std = {law['std']:.6g}   (the plain Gibbs law exp(−L/T) would give E = {law['gibbs_mean']:.6g})")
     return "\n".join(lines)
+
+
+def _none_shown(entry) -> str:
+    return "not shown" if entry["closed_form_note"] else "no closed form for this action"
 
 
 def _balanced(pattern, params) -> bool:
