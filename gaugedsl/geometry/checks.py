@@ -25,7 +25,7 @@ def symmetry_violations(geo: Geometry, points: int = 8, seed: int = 0, spread: f
     changes) under random group elements `exp(a)`, `a ~ N(0, spread²)`, at `points` random
     parameter draws: the initializers' draws perturbed to be generic (initializers may be
     tiny), with the parameters on Sphere, Stiefel and Positive replaced by random points of
-    their manifolds. One compiled program per symmetry measures all points at once."""
+    their manifolds. One compiled program measures every symmetry at every point."""
     from ..dynamics.manifolds import Constraint  # here: gaugedsl.dynamics imports this package
 
     lowered, out = geo.lowered, []
@@ -34,9 +34,11 @@ def symmetry_violations(geo: Geometry, points: int = 8, seed: int = 0, spread: f
     key = jax.random.PRNGKey(seed)
     constraint = Constraint(geo.model, lowered.layout)
     thetas = _generic_points(geo, constraint, key, points)
+    dims = {n: s.group.algebra_dim for n, s in geo.symmetries.items()}
+    draws = {n: spread * _normal_draws(key, 1000, points, k, thetas.dtype) for n, k in dims.items()}
+    l0, p0, moved = jax.tree.map(np.asarray, _measure(geo, constraint)(thetas, draws))
     for name, sym in geo.symmetries.items():
-        a = spread * _normal_draws(key, 1000, points, sym.group.algebra_dim, thetas.dtype)
-        l0, l1, p0, p1, off = (jax.tree.map(np.asarray, x) for x in _measure(geo, constraint, name)(thetas, a))
+        l1, p1, off = moved[name]
         worst_loss = float(np.max(np.abs(l1 - l0) / np.maximum(np.abs(l0), 1e-12)))
         worst_pred = 0.0
         for n in p0:
@@ -139,18 +141,21 @@ def _manifold_point(block, rng) -> np.ndarray:
     return 10.0 ** rng.uniform(-3.0, 0.0, size=block.shape)
 
 
-def _measure(geo: Geometry, constraint, name: str):
-    """(θ, a) batches ↦ (L(θ), L(exp(a)·θ), predictors of both, each block's distance from
-    its manifold after the move), compiled."""
+def _measure(geo: Geometry, constraint):
+    """(θ, {symmetry: a}) batches ↦ (L(θ), the predictors at θ, {symmetry: (L(exp(a)·θ), the
+    predictors there, each block's distance from its manifold there)}), compiled."""
     lowered = geo.lowered
 
-    def one(theta, a):
-        moved = geo.act(name, theta, a)
-        params, moved_params = lowered.layout.unflatten(theta), lowered.layout.unflatten(moved)
-        distances = [constraint.block_violation(b, moved) for b in constraint.blocks]
-        off = jnp.stack(distances) if distances else jnp.zeros(0, theta.dtype)
-        return (lowered.loss(params), lowered.loss(moved_params), lowered.predictors(params),
-                lowered.predictors(moved_params), off)  # fmt: skip
+    def one(theta, draws):
+        moved = {}
+        for name, a in draws.items():
+            point = geo.act(name, theta, a)
+            params = lowered.layout.unflatten(point)
+            distances = [constraint.block_violation(b, point) for b in constraint.blocks]
+            off = jnp.stack(distances) if distances else jnp.zeros(0, theta.dtype)
+            moved[name] = (lowered.loss(params), lowered.predictors(params), off)
+        params = lowered.layout.unflatten(theta)
+        return lowered.loss(params), lowered.predictors(params), moved
 
     return jax.jit(jax.vmap(one))
 
