@@ -59,6 +59,7 @@ class Model:
         self.ir = model
         self._loader = loader
         self._simulations: dict[tuple, Any] = {}  # compiled once per (particles, steps, chunk, dtype)
+        self._checked_seeds: dict[tuple, set] = {}  # seeds whose initial points `run_checks` has seen
 
     @property
     def name(self) -> str:
@@ -86,14 +87,20 @@ class Model:
         import jax
 
         from .dynamics import Simulation
+        from .geometry.preflight import run_checks
         from .lowering import Lowered
         from .report import compare
 
         try:
             key = (particles, steps, chunk, bool(jax.config.jax_enable_x64))
             sim = self._simulations.get(key)
+            checked = self._checked_seeds.setdefault(key, set())
+            if sim is None or seed not in checked:  # what `bias` refuses, at this seed's initial points
+                warnings = run_checks(self.ir, particles=particles, steps=steps, seed=seed, chunk=chunk)
+                checked.add(seed)
             if sim is None:
                 sim = self._simulations[key] = Simulation(self.ir, particles=particles, steps=steps, chunk=chunk)
+                sim.notes.extend(warnings)
             result = sim.run(sim.numbers(**numbers), seed=seed)
             comparison = compare(sim, result, Lowered(self.ir))
         except GaugeError as exc:

@@ -73,13 +73,18 @@ def _simulate(args, model, loader) -> int:
     import jax
 
     from ..dynamics import Simulation
+    from ..geometry.preflight import run_checks
     from ..lowering import Lowered
     from ..report import compare, load_checkpoint, render, save_checkpoint, write_results
     from ..report.progress import Progress
 
     if model.run is not None and model.run.get("dtype") == "float64" and not jax.config.jax_enable_x64:
         jax.config.update("jax_enable_x64", True)  # the program asks for float64
-    sim = Simulation(model, particles=args.particles, steps=args.steps, seed=args.seed, chunk=args.chunk, dtype="float64" if args.x64 else None)
+    dtype = "float64" if args.x64 else None
+    overrides = dict(particles=args.particles, steps=args.steps, seed=args.seed, chunk=args.chunk, dtype=dtype)
+    warnings = run_checks(model, **overrides)  # what `bias` refuses, before anything is allocated
+    sim = Simulation(model, **overrides)
+    sim.notes.extend(warnings)
     plan = sim.plan
     numbers = sim.numbers()
     out = args.output or Path("runs") / model.name

@@ -1,12 +1,16 @@
 """Numerical checks of declared symmetries, reported as diagnostics.
 
-A declared symmetry must leave the loss invariant; this is measured at random points and
-random group elements, and a violation is an error that quotes the measured size. A Gram
-matrix that is degenerate at the point of interest (an orbit of lower dimension, e.g. at
-u = v = 0) is reported instead of turning into NaN.
+A declared symmetry must leave the loss invariant (E901) and keep every parameter on its
+declared manifold (E904); both are measured at random points and random group elements, and
+a violation is an error that quotes the measured size. A Gram matrix that is degenerate at the
+point of interest (an orbit of lower dimension, e.g. at u = v = 0) is reported (E902) instead
+of turning into NaN. `gaugedsl bias` and `gaugedsl run` make the same checks (`run`'s are in
+`preflight.py`).
 """
 
 from __future__ import annotations
+
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -16,34 +20,31 @@ from ..diagnostics import Diagnostic, error, warning
 from .engine import Geometry
 
 
-def invariance_violations(geo: Geometry, points: int = 8, seed: int = 0, spread: float = 0.5) -> list[Diagnostic]:
-    """Relative change of the loss (and of the predictors) under random group elements
-    `exp(a)`, `a ~ N(0, spread²)`, at `points` random parameter draws from the initializers
-    (scaled up, so that they are generic)."""
+def symmetry_violations(geo: Geometry, points: int = 8, seed: int = 0, spread: float = 0.5) -> list[Diagnostic]:
+    """E901 (the loss changes), E904 (a parameter leaves its manifold) and W903 (a predictor
+    changes) under random group elements `exp(a)`, `a ~ N(0, spread²)`, at `points` random
+    parameter draws: the initializers' draws perturbed to be generic (initializers may be
+    tiny), with the parameters on Sphere, Stiefel and Positive replaced by random points of
+    their manifolds. One compiled program measures every symmetry at every point."""
+    from ..dynamics.manifolds import Constraint  # here: gaugedsl.dynamics imports this package
+
     lowered, out = geo.lowered, []
     eps = float(jnp.finfo(jnp.zeros(()).dtype).eps)
     tol = max(1e-8, 1e4 * eps)
     key = jax.random.PRNGKey(seed)
-    loss = jax.jit(lambda t: lowered.loss(lowered.layout.unflatten(t)))
-    preds = jax.jit(lambda t: lowered.predictors(lowered.layout.unflatten(t)))
-    thetas = []
-    for i in range(points):
-        k1, k2 = jax.random.split(jax.random.fold_in(key, i))
-        theta = lowered.layout.flatten(lowered.init_params(k1))
-        # Initializers may be tiny (small-init regimes); perturb to a generic point.
-        theta = theta + jax.random.normal(k2, theta.shape, theta.dtype) * (0.5 + jnp.std(theta))
-        thetas.append(theta)
+    constraint = Constraint(geo.model, lowered.layout)
+    thetas = _generic_points(geo, constraint, key, points)
+    dims = {n: s.group.algebra_dim for n, s in geo.symmetries.items()}
+    draws = {n: spread * _normal_draws(key, 1000, points, k, thetas.dtype) for n, k in dims.items()}
+    l0, p0, moved = jax.tree.map(np.asarray, _measure(geo, constraint)(thetas, draws))
     for name, sym in geo.symmetries.items():
-        worst_loss = worst_pred = 0.0
-        for i, theta in enumerate(thetas):
-            a = spread * jax.random.normal(jax.random.fold_in(key, 1000 + i), (sym.group.algebra_dim,), theta.dtype)
-            moved = geo.act(name, theta, a)
-            l0, l1 = float(loss(theta)), float(loss(moved))
-            worst_loss = max(worst_loss, abs(l1 - l0) / max(abs(l0), 1e-12))
-            p0, p1 = preds(theta), preds(moved)
-            for n in p0:
-                scale = float(jnp.max(jnp.abs(p0[n]))) + 1e-12
-                worst_pred = max(worst_pred, float(jnp.max(jnp.abs(p1[n] - p0[n]))) / scale)
+        l1, p1, off = moved[name]
+        worst_loss = float(np.max(np.abs(l1 - l0) / np.maximum(np.abs(l0), 1e-12)))
+        worst_pred = 0.0
+        for n in p0:
+            change = np.abs(p1[n] - p0[n]).reshape(points, -1).max(axis=1)
+            scale = np.abs(p0[n]).reshape(points, -1).max(axis=1) + 1e-12
+            worst_pred = max(worst_pred, float(np.max(change / scale)))
         if not np.isfinite(worst_loss) or worst_loss > tol:
             out.append(error(
                 "E901", sym.span,
@@ -51,7 +52,12 @@ def invariance_violations(geo: Geometry, points: int = 8, seed: int = 0, spread:
                 "check the action rules: the loss must be unchanged under every g (tolerance "
                 f"{tol:.0e}); a bias is only defined for true symmetries",
             ))
-        elif not np.isfinite(worst_pred) or worst_pred > tol and geo.model.predictors:
+        for block, worst in zip(constraint.blocks, off.max(axis=0) if constraint.blocks else ()):
+            if not np.isfinite(worst) or worst > tol:
+                out.append(_off_manifold(geo, name, block, float(worst)))
+        if not any(d.code in ("E901", "E904") and d.span == sym.span for d in out) and (
+            not np.isfinite(worst_pred) or worst_pred > tol and geo.model.predictors
+        ):
             out.append(warning(
                 "W903", sym.span,
                 f"symmetry '{name}' leaves the loss invariant but changes a predictor (relative change up to {worst_pred:.3g})",
@@ -60,15 +66,118 @@ def invariance_violations(geo: Geometry, points: int = 8, seed: int = 0, spread:
     return out
 
 
+# The E901/W903 check under its historical name (geometry/__init__ exports it).
+invariance_violations = symmetry_violations
+
+
 def degeneracy(geo: Geometry, theta, where: str) -> list[Diagnostic]:
+    """E902 for every symmetry whose generators are dependent at the point θ."""
+    return degeneracy_at(geo, jnp.asarray(theta)[None], where)
+
+
+def degeneracy_at(geo: Geometry, thetas, where: str, names: list[str] | None = None) -> list[Diagnostic]:
+    """E902 for every symmetry whose generators are dependent at one of the points `thetas`
+    (n, D); with `names`, the message names the first such point (`names[i]` for row i)
+    unless all of them are."""
     out = []
     for name, sym in geo.symmetries.items():
-        ratio, rank = geo.degeneracy(name, theta)
+        grams = np.asarray(jax.jit(jax.vmap(lambda t: geo.gram(name, t)))(thetas))
+        eig = np.linalg.eigvalsh(grams)  # ascending, per point
+        top = np.maximum(np.abs(eig[:, -1]), 1e-300)
+        ranks = np.sum(eig > top[:, None] * 1e-12, axis=1)
         k = sym.group.algebra_dim
-        if rank < k or ratio < 1e-12:
-            out.append(error(
-                "E902", sym.span,
-                f"the Gram matrix of '{name}' is degenerate {where}: {rank} of {k} generators are independent (the orbit has lower dimension there)",
-                "log det G is −∞ at such points; start away from them (e.g. nonzero initial weights) or use --at slice from a generic point",
-            ))
+        bad = np.flatnonzero((ranks < k) | (eig[:, 0] / top < 1e-12) | ~np.isfinite(eig).all(axis=1))
+        if bad.size == 0:
+            continue
+        first = int(bad[0])
+        place = where
+        if names is not None and bad.size < len(names):
+            place = f"{where} of {names[first]} ({bad.size} of the {len(names)} checked)"
+        out.append(error(
+            "E902", sym.span,
+            f"the Gram matrix of '{name}' is degenerate {place}: {int(ranks[first])} of {k} generators are independent "
+            "(the orbit has lower dimension there)",
+            "log det G is −∞ at such points; start away from them (e.g. nonzero initial weights) or use --at slice "
+            "from a generic point",
+        ))
     return out
+
+
+# ---- helpers ----
+
+
+def _generic_points(geo: Geometry, constraint, key, points: int):
+    """(points, D): draw i from the key `fold_in(key, i)`, in one compiled program."""
+    lowered, rng = geo.lowered, np.random.default_rng(0)
+
+    def one(i):
+        k1, k2 = jax.random.split(jax.random.fold_in(key, i))
+        theta = lowered.layout.flatten(lowered.init_params(k1))
+        # Initializers may be tiny (small-init regimes); perturb to a generic point.
+        return theta + jax.random.normal(k2, theta.shape, theta.dtype) * (0.5 + jnp.std(theta))
+
+    thetas = jax.jit(jax.vmap(one))(jnp.arange(points))
+    for b in constraint.blocks:  # drawn with NumPy: the same points in every precision
+        on = jnp.asarray(np.stack([_manifold_point(b, rng).ravel() for _ in range(points)]), thetas.dtype)
+        thetas = thetas.at[:, b.offset : b.offset + b.size].set(on)
+    return thetas
+
+
+@functools.partial(jax.jit, static_argnums=(1, 2, 3, 4))
+def _normal_draws(key, first: int, points: int, k: int, dtype):
+    """Row i: N(0, 1)^k from the key `fold_in(key, first + i)`."""
+    return jax.vmap(lambda i: jax.random.normal(jax.random.fold_in(key, first + i), (k,), dtype))(jnp.arange(points))
+
+
+def _manifold_point(block, rng) -> np.ndarray:
+    """A random point of a Sphere, Stiefel or Positive block. Positive coordinates spread
+    over three decades down to 1e-3, so that an action that can cross 0 does so."""
+    if block.kind == "Sphere":
+        x = rng.normal(size=block.shape)
+        return x / np.linalg.norm(x)
+    if block.kind == "Stiefel":
+        q, r = np.linalg.qr(rng.normal(size=block.shape))
+        return q * np.sign(np.diag(r))
+    return 10.0 ** rng.uniform(-3.0, 0.0, size=block.shape)
+
+
+def _measure(geo: Geometry, constraint):
+    """(θ, {symmetry: a}) batches ↦ (L(θ), the predictors at θ, {symmetry: (L(exp(a)·θ), the
+    predictors there, each block's distance from its manifold there)}), compiled."""
+    lowered = geo.lowered
+
+    def one(theta, draws):
+        moved = {}
+        for name, a in draws.items():
+            point = geo.act(name, theta, a)
+            params = lowered.layout.unflatten(point)
+            distances = [constraint.block_violation(b, point) for b in constraint.blocks]
+            off = jnp.stack(distances) if distances else jnp.zeros(0, theta.dtype)
+            moved[name] = (lowered.loss(params), lowered.predictors(params), off)
+        params = lowered.layout.unflatten(theta)
+        return lowered.loss(params), lowered.predictors(params), moved
+
+    return jax.jit(jax.vmap(one))
+
+
+_PRESERVING = {
+    "Stiefel": "an action on a Stiefel parameter must multiply it on the right by orthogonal matrices (O[r], SO[r])",
+    "Sphere": "an action on a Sphere parameter must rotate it (O[n], SO[n]); rescaling it leaves the sphere",
+    "Positive": "an action on a Positive parameter must multiply it by positive factors (Scale, Diag)",
+}
+_MEASURE = {  # of `Constraint.block_violation`'s value v
+    "Stiefel": lambda v: f"max |XᵀX − I| up to {v:.3g}",
+    "Sphere": lambda v: f"| |x| − 1 | up to {v:.3g}",
+    "Positive": lambda v: f"a coordinate down to {1 - v:.3g}",  # v = 1 − x at the least x ≤ 0
+}
+
+
+def _off_manifold(geo: Geometry, name: str, block, worst: float) -> Diagnostic:
+    param = next(p for p in geo.model.params if geo.layout.slice_of(p.name).start == block.offset)
+    dims = f"[{', '.join(map(str, param.manifold.shape))}]" if param.manifold.shape else ""
+    return error(
+        "E904", geo.symmetries[name].span,
+        f"symmetry '{name}' moves '{param.name}' off its manifold {param.manifold.kind}{dims}: "
+        f"{_MEASURE[block.kind](worst)} after random group elements",
+        f"{_PRESERVING[block.kind]}; change the group or the action, or declare '{param.name}' on R",
+    )

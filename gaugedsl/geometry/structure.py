@@ -3,11 +3,18 @@
 A symmetry's action rules are IR expressions; a few shapes recur (the stdlib's) and have a
 structured Gram determinant and a closed-form gauge projection. Recognition looks at the IR,
 not at template names, so a user who writes the same action by hand gets the same fast path.
+Torus (elementwise rescaling) actions are also recognised numerically, from their generators
+(`torus_components`), whatever the spelling: the closed forms of product chains use it.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
 
 from .. import ir
 
@@ -139,3 +146,66 @@ def recognise(sym: ir.Symmetry) -> Pattern | None:
             if kind != "GL" and _matmul_g(ea) == pa and _matmul_g(eb) == pb and pa < pb:
                 return Pattern("orthogonal", (pa, pb))
     return None
+
+
+# ---- torus actions, found numerically ----
+
+
+@dataclasses.dataclass(frozen=True)
+class TorusComponent:
+    """Coordinates `coords` (flat θ indices) that the generators `generators` (algebra
+    indices) move, and no other generator does: ξ_a(θ)_j = M_aj θ_j with `exponents` the
+    block M (len(generators) × len(coords))."""
+
+    coords: tuple[int, ...]
+    generators: tuple[int, ...]
+    exponents: tuple[tuple[float, ...], ...]
+
+    @property
+    def matrix(self) -> np.ndarray:
+        return np.asarray(self.exponents, np.float64).reshape(len(self.generators), len(self.coords))
+
+
+def torus_components(generators: Callable, dimension: int, k: int, dtype) -> tuple[TorusComponent, ...] | None:
+    """The connected components of a torus (diagonal) action — generators ξ_a(θ)_j = M_aj θ_j
+    with a constant exponent matrix M, a coordinate possibly moved by several generators —
+    or None if the action is not one. `generators(θ)` returns the rows ξ_a(θ), (k, D).
+
+    M is read at a random positive point, as `dynamics.gauge.DiagonalAction.detect` does, and
+    the form is confirmed at a second, generic point. Two coordinates are in one component
+    when a chain of generators links them; every generator lies in one component."""
+    rng = np.random.default_rng(0)
+    tol = 1e-9 if jnp.zeros((), dtype).dtype == jnp.float64 else 1e-4
+    first = jnp.asarray(rng.uniform(0.5, 1.5, dimension), dtype)
+    second = jnp.asarray(rng.normal(size=dimension), dtype)
+    xi = jax.jit(jax.vmap(generators))(jnp.stack([first, second]))
+    xi1, xi2 = (np.asarray(x, np.float64) for x in xi)
+    m = xi1 / np.asarray(first, np.float64)
+    m[np.abs(m) <= tol * max(np.max(np.abs(m), initial=0.0), 1.0)] = 0.0
+    scale = max(np.max(np.abs(xi2)), 1.0)
+    if k == 0 or not np.allclose(xi2, m * np.asarray(second, np.float64), rtol=tol * 10, atol=tol * 10 * scale):
+        return None
+    support = m != 0
+    if not support.any(axis=1).all():
+        return None  # a generator that moves nothing: not a faithful torus
+    parent = list(range(dimension))
+
+    def root(j):
+        while parent[j] != j:
+            parent[j] = parent[parent[j]]
+            j = parent[j]
+        return j
+
+    for row in support:
+        cols = np.flatnonzero(row)
+        for j in cols[1:]:
+            parent[root(j)] = root(cols[0])
+    out: dict[int, list[int]] = {}
+    for j in np.flatnonzero(support.any(axis=0)):
+        out.setdefault(root(int(j)), []).append(int(j))
+    components = []
+    for coords in out.values():
+        gens = [a for a in range(k) if support[a, coords].any()]
+        block = m[np.ix_(gens, coords)]
+        components.append(TorusComponent(tuple(coords), tuple(gens), tuple(tuple(float(x) for x in r) for r in block)))
+    return tuple(sorted(components, key=lambda c: c.coords))

@@ -7,8 +7,8 @@ import numpy as np
 
 from ..diagnostics import GaugeError
 from ..lowering import Lowered
-from .checks import degeneracy, invariance_violations
-from .closed_form import closed_form
+from .checks import degeneracy, symmetry_violations
+from .closed_form import closed_form_of
 from .engine import Geometry
 from .law import LawUnavailable, predicted_law
 
@@ -16,10 +16,10 @@ from .law import LawUnavailable, predicted_law
 def bias_summary(lowered: Lowered, at: str = "init", law: bool = True) -> dict:
     """The geometry of every symmetry at the initial point (`at="init"`) or at its
     projection onto the gauge slice (`at="slice"`). Raises `GaugeError` when a symmetry is
-    not one (the loss changes) or its Gram matrix is degenerate at that point."""
+    not one (the loss changes, or a parameter leaves its manifold) or its Gram matrix is degenerate at that point."""
     model = lowered.model
     geo = Geometry(lowered)
-    problems = invariance_violations(geo)
+    problems = symmetry_violations(geo)
     if any(d.severity == "error" for d in problems):
         raise GaugeError(problems)
     theta = lowered.layout.flatten(lowered.init_params(jax.random.PRNGKey(model.run.get("seed", 0) if model.run else 0)))
@@ -46,7 +46,7 @@ def bias_summary(lowered: Lowered, at: str = "init", law: bool = True) -> dict:
         structured = float(geo.logdet_gram(name, theta))
         _, rank = geo.degeneracy(name, theta)
         pattern = geo.patterns[name]
-        cf = closed_form(sym, pattern, model)
+        cf, why_none = closed_form_of(geo, name)
         group = sym.group.kind + (f"[{', '.join(map(str, sym.group.dims))}]" if sym.group.dims else "")
         entry = {
             "name": name,
@@ -55,12 +55,12 @@ def bias_summary(lowered: Lowered, at: str = "init", law: bool = True) -> dict:
             "doc": sym.doc,
             "algebra_dim": sym.group.algebra_dim,
             "independent_generators": rank,
-            "structure": pattern.kind if pattern else "generic",
+            "structure": pattern.kind if pattern else (cf.structure if cf and cf.structure else "generic"),
             "charges": charges.tolist(),
             "max_abs_charge": float(np.max(np.abs(charges))) if charges.size else 0.0,
             "gauge_condition": cf.condition if cf else "χ_a(θ) = ½⟨θ, ξ_a(θ)⟩ = 0 for every generator",
             "closed_form_bias": cf.text() if cf else None,
-            "closed_form_note": cf.note if cf else None,
+            "closed_form_note": cf.note if cf else why_none,
             "logdet_gram": logdet,
             "logdet_gram_structured": structured,
             "bias": None if T is None else 0.5 * T * logdet,
@@ -99,7 +99,7 @@ def render(summary: dict) -> str:
             ("structure", s["structure"]),
             ("Noether charges χ", f"{len(s['charges'])} values, max |χ| = {s['max_abs_charge']:.6g}"),
             ("gauge condition", s["gauge_condition"]),
-            ("bias R_T (closed form)", s["closed_form_bias"] or "— (no closed form for this action; numeric below)"),
+            ("bias R_T (closed form)", s["closed_form_bias"] or f"— ({_none_shown(s)}; numeric below)"),
         ]
         if s["closed_form_note"]:
             rows.append(("", s["closed_form_note"]))
@@ -121,10 +121,14 @@ def render(summary: dict) -> str:
     return "\n".join(lines)
 
 
+def _none_shown(entry) -> str:
+    return "not shown" if entry["closed_form_note"] else "no closed form for this action"
+
+
 def _balanced(pattern, params) -> bool:
     """The closed forms in singular values hold where UᵀU = VᵀV (orthogonal groups do not
     impose it: their charges vanish identically)."""
-    if pattern.kind != "orthogonal":
+    if pattern is None or pattern.kind != "orthogonal":
         return True
     u, v = (np.asarray(params[p]) for p in pattern.params)
     v = v.T if pattern.transposed else v
