@@ -4,9 +4,10 @@ from names or model families).
 For a linear action ξ_a(θ) = A_a θ the charge χ_a = ½⟨θ, A_a θ⟩ obeys, by Itô's formula
 (docs/theory.md §1.2 and P1–P4):
 
-- when every A_a is symmetric (rescaling-type), ∇χ_a = ξ_a is orthogonal to ∇L and to the
-  horizontal noise: projected noise gives dχ_a = T tr(A_a P_H) dt with no martingale part (P4);
-  isotropic noise gives dχ_a = T tr(A_a) dt + sqrt(2T) ⟨ξ_a, dW⟩ (P3);
+- when every ∇χ_a = sym(A_a) θ is a combination of the generators (sym(A_a) ∈ span{A_b}: A_a
+  symmetric for rescalings, sym(E_ij) = ½(E_ij + E_ji) for GL), ∇χ_a is orthogonal to ∇L (P1) and
+  to the horizontal noise: projected noise gives dχ_a = T tr(A_a P_H) dt with no martingale part
+  (P4); isotropic noise gives dχ_a = T tr(A_a) dt + sqrt(2T) ⟨∇χ_a, dW⟩ (P3);
 - when A_a is antisymmetric (rotations), χ_a vanishes identically: there is nothing to test;
 - for a diagonal action θ_j ↦ θ_j e^{±a} (one generator per coordinate, exponents ±1),
   tr(A_a P_H) = tr A_a − 2χ_a/G_aa with G_aa = Σ θ_j² over the coordinates a moves;
@@ -38,7 +39,7 @@ class ActionFacts:
     name: str
     k: int
     linear: bool | None
-    symmetric: bool = False  # every A_a = A_aᵀ: ∇χ_a = ξ_a
+    closed: bool = False  # every ∇χ_a = sym(A_a) θ lies in the span of the generators
     vanishing: bool = False  # every A_a = −A_aᵀ: χ_a ≡ 0
     traces: np.ndarray | None = None  # tr A_a
     matrices: np.ndarray | None = None  # A, (k, D, D), where the action is linear and not diagonal
@@ -101,12 +102,15 @@ def action_facts(geo: Geometry, name: str) -> ActionFacts:
     if not linear:
         return ActionFacts(name, k, False)
     transposed = np.swapaxes(a1, 1, 2)
-    symmetric = bool(np.allclose(a1, transposed, atol=tol * scale))
+    flat = a1.reshape(k, -1)
+    sym = 0.5 * (a1 + transposed).reshape(k, -1)
+    coeffs, *_ = np.linalg.lstsq(flat.T, sym.T, rcond=None)
+    closed = bool(np.allclose(flat.T @ coeffs, sym.T, atol=tol * scale))
     vanishing = bool(np.allclose(a1, -transposed, atol=tol * scale))
     moved = np.any(np.abs(a1) > tol * scale, axis=(0, 1)) | np.any(np.abs(a1) > tol * scale, axis=(0, 2))
     traces = np.trace(a1, axis1=1, axis2=2)
     curved = _curved_coordinates(geo, ("Sphere", "Stiefel", "Positive"))
-    return ActionFacts(name, k, True, symmetric, vanishing, traces, a1, curved=bool(np.any(curved & moved)))
+    return ActionFacts(name, k, True, closed, vanishing, traces, a1, curved=bool(np.any(curved & moved)))
 
 
 def _curved_coordinates(geo: Geometry, kinds=("Sphere", "Stiefel")) -> np.ndarray:

@@ -11,7 +11,7 @@ by the symmetry of the initial law alone (u, v i.i.d.), whatever the dynamics.
   ODE dχ_a/dt = T(tr A_a − 2χ_a/G_aa) is integrated exactly, so per particle |χ_a| never grows
   and keeps its sign where tr A_a = 0, and χ_a only moves in the direction of tr A_a elsewhere
   (|2χ_a/G_aa| ≤ 1 ≤ |tr A_a|): exact, to rounding.
-- P3 (isotropic noise, symmetric linear generators): χ_a − T tr(A_a) t is a martingale, so the
+- P3 (isotropic noise, linear generators whose charges' gradients are generators): χ_a − T tr(A_a) t is a martingale, so the
   per-particle increments have mean T tr(A_a) t: a z-test per generator, family-wise.
 
 Rounding tolerance of the exact tests: each step rounds every coordinate (relative error ≤ eps,
@@ -68,8 +68,8 @@ def charge_rows(label: str, values: np.ndarray, steps: np.ndarray, facts: Action
         return none("the generators are antisymmetric (rotations): χ_a = ½⟨θ, A_a θ⟩ vanishes identically")
     if facts.curved:
         return none("the symmetry moves constrained parameters (Sphere, Stiefel; Positive under a non-diagonal action) whose retraction or reflection moves χ_a outside P2–P4")
-    if not facts.symmetric:
-        return none("the generators are not symmetric (A_a ≠ A_aᵀ): ∇χ_a ≠ ξ_a, so the gradient and the noise move χ_a (P1–P4 do not apply)")
+    if not facts.closed:
+        return none("∇χ_a = sym(A_a) θ is not a combination of the generators, so the gradient and the noise move χ_a (P1–P4 do not apply)")
     discrete = ctx.dynamics in ("sgd", "gd") or (ctx.dynamics == "sde" and ctx.noise is None and ctx.solver == "euler")
     if discrete and ctx.noise is None:
         if facts.pairs:
@@ -160,9 +160,14 @@ def _p4_elsewhere(facts: ActionFacts, ctx: ChargeContext) -> str:
             f"no rest point at χ = 0: dχ_a/dt = T tr(A_a P_H) reaches {size:.3g} on the balanced slice of the final "
             f"states (P4); the charges drift"
         )
+    if facts.diagonal_unit:
+        return (
+            "χ = 0 is a rest point (dχ_a/dt = −2T χ_a/G_aa, P4), but the run integrates it by Euler–Maruyama (no charge "
+            "keeper for this model's joint action), whose charge steps fluctuate by O(dt) without a stated bound"
+        )
     return (
-        f"χ = 0 is a rest point (T tr(A_a P_H) vanishes on the balanced slice, P4), but generators that share "
-        f"coordinates have no per-charge decay law, and the run integrates χ by {integrator}"
+        f"χ = 0 is a rest point (T tr(A_a P_H) vanishes on the balanced slice, P4), but P4 gives no per-charge decay "
+        f"law where generators share coordinates, and the run integrates χ by {integrator}"
     )
 
 
