@@ -29,7 +29,7 @@ from ..dynamics.gauge import DiagonalAction
 from ..geometry import Geometry
 
 # The dense route builds A (k, D, D); beyond this many numbers the action is not analysed.
-_DENSE_LIMIT = 2**25
+_DENSE_LIMIT = 2**22
 
 
 @dataclasses.dataclass(frozen=True)
