@@ -38,7 +38,8 @@ def register(sub) -> None:
     p.add_argument("--plot", action="store_true", help="write PNG figures into DIR")
     p.add_argument(
         "--strict", action="store_true",
-        help="exit with status 1 when any row of the theory table disagrees with its prediction (docs/dynamics.md, Verdicts)",
+        help="exit with status 1 when any row of the theory table disagrees with its prediction "
+        "(docs/dynamics.md, Verdicts)",
     )  # fmt: skip
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None, help="show a progress bar (default: when stderr is a terminal)")
     p.add_argument("--stop-after-chunks", type=_count(1), help=argparse.SUPPRESS)  # simulates an interruption (tests)

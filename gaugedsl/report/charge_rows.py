@@ -11,8 +11,8 @@ by the symmetry of the initial law alone (u, v i.i.d.), whatever the dynamics.
   ODE dχ_a/dt = T(tr A_a − 2χ_a/G_aa) is integrated exactly, so per particle |χ_a| never grows
   and keeps its sign where tr A_a = 0, and χ_a only moves in the direction of tr A_a elsewhere
   (|2χ_a/G_aa| ≤ 1 ≤ |tr A_a|): exact, to rounding.
-- P3 (isotropic noise, linear generators whose charges' gradients are generators): χ_a − T tr(A_a) t is a martingale, so the
-  per-particle increments have mean T tr(A_a) t: a z-test per generator, family-wise.
+- P3 (isotropic noise, linear generators whose charges' gradients are generators): χ_a − T tr(A_a) t
+  is a martingale, so the per-particle increments have mean T tr(A_a) t: a z-test per generator, family-wise.
 
 Rounding tolerance of the exact tests: each step rounds every coordinate (relative error ≤ eps,
 a few operations each), moving χ_a = ½Σ m_j θ_j² by at most a few eps·G_aa; over the n steps
@@ -55,7 +55,9 @@ def charge_rows(label: str, values: np.ndarray, steps: np.ndarray, facts: Action
 
     chi = np.asarray(values, np.float64).reshape(values.shape[0], values.shape[1], -1)
     sizes = np.abs(chi).mean(axis=(1, 2))
-    reference = f"mean per-particle |{label}_a|: {sizes[0]:.3g} at step {steps[0]} → {sizes[-1]:.3g} at step {steps[-1]}"
+    reference = (
+        f"mean per-particle |{label}_a|: {sizes[0]:.3g} at step {steps[0]} → {sizes[-1]:.3g} at step {steps[-1]}"
+    )
 
     def none(why: str) -> list:
         return [Row(f"mean |{label}_a| per particle", float(sizes[-1]), note=reference, why=f"no prediction: {why}")]
@@ -67,16 +69,28 @@ def charge_rows(label: str, values: np.ndarray, steps: np.ndarray, facts: Action
     if facts.vanishing:
         return none("the generators are antisymmetric (rotations): χ_a = ½⟨θ, A_a θ⟩ vanishes identically")
     if facts.curved:
-        return none("the symmetry moves constrained parameters (Sphere, Stiefel; Positive under a non-diagonal action) whose retraction or reflection moves χ_a outside P2–P4")
+        return none(
+            "the symmetry moves constrained parameters (Sphere, Stiefel; Positive under a non-diagonal action) "
+            "whose retraction or reflection moves χ_a outside P2–P4"
+        )
     if not facts.closed:
-        return none("∇χ_a = sym(A_a) θ is not a combination of the generators, so the gradient and the noise move χ_a (P1–P4 do not apply)")
+        return none(
+            "∇χ_a = sym(A_a) θ is not a combination of the generators, so the gradient and the noise move χ_a "
+            "(P1–P4 do not apply)"
+        )
     discrete = ctx.dynamics in ("sgd", "gd") or (ctx.dynamics == "sde" and ctx.noise is None and ctx.solver == "euler")
     if discrete and ctx.noise is None:
         if facts.pairs:
             return [_p2(label, chi, steps, facts, ctx, reference)]
-        return none("P2's general form c' = c + lr²(‖∂_W ℓ‖² − ‖∂_V ℓ‖²) has no sign here: a generator moves more than one coordinate up against one down")
+        return none(
+            "P2's general form c' = c + lr²(‖∂_W ℓ‖² − ‖∂_V ℓ‖²) has no sign here: a generator moves more than "
+            "one coordinate up against one down"
+        )
     if ctx.dynamics != "sde":
-        return none("a discrete map with a noise kick: each step moves χ_a by ½⟨Δθ, A_a Δθ⟩, of either sign (P2 with the kick included)")
+        return none(
+            "a discrete map with a noise kick: each step moves χ_a by ½⟨Δθ, A_a Δθ⟩, of either sign "
+            "(P2 with the kick included)"
+        )
     if ctx.noise == "isotropic":
         return [_p3(label, chi, steps, facts, ctx, reference)]
     if ctx.noise == "projected":
@@ -84,9 +98,13 @@ def charge_rows(label: str, values: np.ndarray, steps: np.ndarray, facts: Action
             return _p4_keeper(label, chi, steps, facts, ctx, reference)
         return none(_p4_elsewhere(facts, ctx))
     if ctx.noise is None:
-        return none(f"gradient flow integrated with solver = {ctx.solver}: χ_a changes by its discretization error, which has no stated bound")
+        return none(
+            f"gradient flow integrated with solver = {ctx.solver}: χ_a changes by its discretization error, "
+            "which has no stated bound"
+        )
     return none(
-        f"{ctx.noise} noise: the charges drift with the gradient covariance (P2's general form), which this run does not record"
+        f"{ctx.noise} noise: the charges drift with the gradient covariance (P2's general form), "
+        "which this run does not record"
     )
 
 
@@ -134,8 +152,8 @@ def _p4_keeper(label, chi, steps, facts, ctx, reference):
         ok = (direction * (after - before) >= -tol)[..., ~rest]
         shown = sorted(set(traces[~rest].tolist()))
         note = (
-            f"projected noise, tr A_a = {', '.join(map(str, shown))} ≠ 0 (unequal sides): dχ_a/dt = T(tr A_a − 2χ_a/G_aa) "
-            f"has the sign of tr A_a, no rest point at 0; {reference}"
+            f"projected noise, tr A_a = {', '.join(map(str, shown))} ≠ 0 (unequal sides): "
+            f"dχ_a/dt = T(tr A_a − 2χ_a/G_aa) has the sign of tr A_a, no rest point at 0; {reference}"
         )
         rows.append(_exact_row(f"fraction of {label}_a moving with tr A_a (per particle)", ok, "P4", note))
     return rows
@@ -144,7 +162,8 @@ def _p4_keeper(label, chi, steps, facts, ctx, reference):
 def _p4_elsewhere(facts: ActionFacts, ctx: ChargeContext) -> str:
     """Why a projected-noise charge row has no prediction, from the drift T tr(A_a P_H) at
     balanced points of the final states (zero there: χ = 0 is a rest point)."""
-    integrator = "the charge keeper" if ctx.keeper and facts.diagonal_unit else "Euler–Maruyama, whose charge steps fluctuate by O(dt)"
+    keeper = ctx.keeper and facts.diagonal_unit
+    integrator = "the charge keeper" if keeper else "Euler–Maruyama, whose charge steps fluctuate by O(dt)"
     try:
         rates = balanced_rates(ctx.geo, facts, ctx.theta, ctx.T)
     except Exception as exc:  # an analysis that fails must not cost the run its table
@@ -162,8 +181,9 @@ def _p4_elsewhere(facts: ActionFacts, ctx: ChargeContext) -> str:
         )
     if facts.diagonal_unit:
         return (
-            "χ = 0 is a rest point (dχ_a/dt = −2T χ_a/G_aa, P4), but the run integrates it by Euler–Maruyama (no charge "
-            "keeper for this model's joint action), whose charge steps fluctuate by O(dt) without a stated bound"
+            "χ = 0 is a rest point (dχ_a/dt = −2T χ_a/G_aa, P4), but the run integrates it by Euler–Maruyama "
+            "(no charge keeper for this model's joint action), whose charge steps fluctuate by O(dt) without a "
+            "stated bound"
         )
     return (
         f"χ = 0 is a rest point (T tr(A_a P_H) vanishes on the balanced slice, P4), but P4 gives no per-charge decay "
@@ -186,4 +206,5 @@ def _p3(label, chi, steps, facts, ctx, reference):
     k = z.size
     quantity = f"E[Δ{label}_a] per particle, start → end" + (f" (worst of {k})" if k > 1 else "")
     note = f"isotropic noise: χ_a − T tr(A_a) t is a martingale, predicted T tr(A_a)·t; {reference}"
-    return Row(quantity, float(mean[worst]), float(se[worst]), float(predicted[worst]), source="P3", note=note, verdict=v, why=why)
+    simulated, error, expected = float(mean[worst]), float(se[worst]), float(predicted[worst])
+    return Row(quantity, simulated, error, expected, source="P3", note=note, verdict=v, why=why)

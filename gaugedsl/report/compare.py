@@ -134,7 +134,10 @@ def _plain(label: str, values: np.ndarray, when: str = "end") -> Row:
     return Row(f"E[{label}] ({when}, {mean.size} entries)", None, note=f"[{shown}]", why=_NO_VALUE)
 
 
-def _law(sim: Simulation, result: Result, label: str, values: np.ndarray, lowered: Lowered | None, out: Comparison, when: str = "end") -> list[Row]:
+def _law(
+    sim: Simulation, result: Result, label: str, values: np.ndarray, lowered: Lowered | None, out: Comparison,
+    when: str = "end",
+) -> list[Row]:  # fmt: skip
     T = result.numbers["T"]
     geo = _geometry.geometry(lowered if lowered is not None else Lowered(sim.model))
     theta0 = (result.theta0 if result.theta0 is not None else result.theta)[np.argmax(result.healthy)]
@@ -149,7 +152,8 @@ def _law(sim: Simulation, result: Result, label: str, values: np.ndarray, lowere
     out.law, out.law_label, out.law_samples = law, label, values[-1]
     v, why = verdict.by_z(mean, se, law.mean)
     note = f"stationary law exp(−L/T)·det G^(−1/2); exp(−L/T) alone: {law.gibbs_mean:.4g}"
-    rows.append(Row(f"E[{label}] (second half)", mean, se, law.mean, source="P5", note=note, verdict=v, why=f"z-test: {why}"))
+    row = Row(f"E[{label}] (second half)", mean, se, law.mean, source="P5", note=note, verdict=v, why=f"z-test: {why}")
+    rows.append(row)
     final = values[-1]
     l1, ks = distances(final, law)
     rng = np.random.default_rng(0)
