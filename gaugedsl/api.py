@@ -162,7 +162,9 @@ class BiasResult(_Result):
 
 class RunResult(_Result):
     """`records[label]` has shape (records, particles, *shape); `steps[label]` the steps at
-    which they were taken; `table` the theory-vs-simulation rows."""
+    which they were taken; `table` the theory-vs-simulation rows, each with its `verdict`
+    ("agrees", "disagrees" or "no prediction") and `why` (the test and its number, or why the
+    theory predicts nothing there); `verdicts` how many rows have each."""
 
     def __init__(self, model: ir.Model, result, comparison):
         self.model = model
@@ -175,6 +177,16 @@ class RunResult(_Result):
     def table(self):
         return self.comparison.rows
 
+    @property
+    def verdicts(self) -> dict[str, int]:
+        """{"agrees": n, "disagrees": n, "no prediction": n} over the table's rows."""
+        return self.comparison.counts()
+
+    @property
+    def agrees(self) -> bool:
+        """No row disagrees with its prediction (what `gaugedsl run --strict` checks)."""
+        return not self.comparison.disagrees
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "model": self.model.name,
@@ -183,6 +195,7 @@ class RunResult(_Result):
             "wall_time": self.result.wall_time,
             "healthy_particles": int(np.sum(self.result.healthy)),
             "comparison": [r.as_dict() for r in self.comparison.rows],
+            "verdicts": self.comparison.counts(),
             "notes": list(self.comparison.notes),
             "diagnostics": [d.render() for d in self.result.diagnostics],
         }
@@ -190,7 +203,8 @@ class RunResult(_Result):
     def __str__(self) -> str:
         from .report import render
 
-        return render(self.comparison.rows)
+        notes = [f"note: {n}" for n in self.comparison.notes]
+        return "\n".join([render(self.comparison.rows), self.comparison.summary_line(), *notes])
 
     def plot(self, label: str, ax=None):
         """Mean ± one standard deviation of a recorded scalar (or every entry of a vector)

@@ -47,10 +47,12 @@ def test_run_equals_the_cli_summary(tmp_path, capsys):
     capsys.readouterr()
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert json.loads(json.dumps(result.to_dict()["comparison"])) == summary["comparison"]
+    assert result.verdicts == summary["verdicts"] and result.agrees  # each row's verdict, and their counts
+    assert all(r.verdict in ("agrees", "disagrees", "no prediction") and r.why for r in result.table)
     assert result.records["w"].shape[1:] == (8, 20)
     ax = result.plot("loss")
     assert ax.get_ylabel() == "loss"
-    assert "simulated" in str(result) and "<pre>" in result._repr_html_()
+    assert "simulated" in str(result) and "verdicts: " in str(result) and "<pre>" in result._repr_html_()
 
 
 def test_design_equals_the_cli(tmp_path, capsys):

@@ -55,6 +55,7 @@ def test_run_writes_results_prints_the_theory_table_and_plots(program, tmp_path,
     assert re.search(r"E\[w\] \(second half\)\s+0\.\d+ ± [\d.e-]+\s+0\.415", captured.out)
     assert "L1(histogram of w, law)" in captured.out and "KS(w, law)" in captured.out
     assert "P4" in captured.out  # the charges, predicted to stay on the balanced slice
+    assert "disagrees" not in captured.out and "verdicts: " in captured.out
     # One compilation of the chunk function for the whole run (6 chunks).
     assert sum("jit(chunk)" in m for m in compiles) == 1
     assert "step 600/600" in captured.err  # the progress bar (forced: stderr is not a TTY)
@@ -68,6 +69,8 @@ def test_run_writes_results_prints_the_theory_table_and_plots(program, tmp_path,
     assert {"jax", "diffrax", "equinox", "gaugedsl"} <= set(summary["versions"])
     assert summary["wall_time_s"] > 0
     assert any(r["source"] == "P5" and r["predicted"] == pytest.approx(0.4154, abs=1e-3) for r in summary["comparison"])
+    assert all(r["verdict"] in ("agrees", "disagrees", "no prediction") and r["why"] for r in summary["comparison"])
+    assert sum(summary["verdicts"].values()) == len(summary["comparison"])
     for png in ("law_w.png", "charges.png", "records.png"):
         assert (out / png).stat().st_size > 10_000
     assert not (out / "checkpoint.npz").exists()
@@ -108,7 +111,8 @@ def test_diagonal_net_example_runs_and_compares(tmp_path, capsys):
     example = ROOT / "examples" / "diagonal_net.gauge"
     assert main(["run", str(example), "-o", str(tmp_path / "d"), "--particles", "50", "--steps", "500"]) == 0
     out = capsys.readouterr().out
-    assert "max_a |E[charge_balance_a]| (end)" in out and "E[loss] (end)" in out
+    assert "fraction of |charge_balance_a| not grown, sign kept (per particle)" in out and "E[loss] (end)" in out
+    assert re.search(r"^verdicts: 1 agrees, 0 disagree, \d+ without prediction$", out, re.M)
 
 
 def test_plot_without_matplotlib_is_a_usage_error_before_the_run(program, tmp_path, capsys, monkeypatch):

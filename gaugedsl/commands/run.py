@@ -36,6 +36,11 @@ def register(sub) -> None:
     p.add_argument("--seed", type=_count(0), help="override the run block's seed")
     p.add_argument("--chunk", type=_count(1), help="steps per compiled call, checkpoint and progress update")
     p.add_argument("--plot", action="store_true", help="write PNG figures into DIR")
+    p.add_argument(
+        "--strict", action="store_true",
+        help="exit with status 1 when any row of the theory table disagrees with its prediction "
+        "(docs/dynamics.md, Verdicts)",
+    )  # fmt: skip
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None, help="show a progress bar (default: when stderr is a terminal)")
     p.add_argument("--stop-after-chunks", type=_count(1), help=argparse.SUPPRESS)  # simulates an interruption (tests)
     p.set_defaults(handler=run)
@@ -126,6 +131,7 @@ def _simulate(args, model, loader) -> int:
     table = render(comparison.rows)
     summary = {
         "comparison": [r.as_dict() for r in comparison.rows],
+        "verdicts": comparison.counts(),
         "notes": comparison.notes,
         "diagnostics": [d.render() for d in result.diagnostics],
         "devices": sim.sharding.describe(),
@@ -141,10 +147,14 @@ def _simulate(args, model, loader) -> int:
     print(f"{model.name}: {plan.dynamics}{noise}, {plan.particles} particles × {plan.steps} steps, seed {plan.seed}, {plan.dtype}, on {sim.sharding.describe()}: {result.wall_time:.1f} s ({rate:.3g} particle-steps/s, compilation included)")
     print()
     print(table)
+    print(comparison.summary_line())
     for note in comparison.notes:
         print(f"note: {note}")
     print()
     print("wrote " + ", ".join(str(f) for f in files))
+    if args.strict and comparison.disagrees:
+        print("--strict: a row disagrees with its prediction", file=sys.stderr)
+        return EXIT_PROGRAM
     return EXIT_OK
 
 

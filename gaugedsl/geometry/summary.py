@@ -68,7 +68,10 @@ def bias_summary(lowered: Lowered, at: str = "init", law: bool = True) -> dict:
         if cf is not None and at == "slice" and entry["max_abs_charge"] < 1e-8 and _balanced(pattern, params):
             entry["closed_form_logdet"] = cf.numeric(params)
         out["symmetries"].append(entry)
-    if law and model.predictors and model.noise is not None and T is not None:
+    without = _why_no_law(model.noise.kind) if model.noise is not None else None
+    if law and model.predictors and without is not None:
+        out["predicted_law"] = {"none": without}
+    elif law and model.predictors and model.noise is not None and T is not None:
         try:
             pl = predicted_law(geo, T, theta0=theta)
             out["predicted_law"] = {
@@ -113,7 +116,9 @@ def render(summary: dict) -> str:
     law = summary.get("predicted_law")
     if law:
         lines.append("")
-        if "unavailable" in law:
+        if "none" in law:
+            lines.append(f"predicted stationary law: none for {summary['model']} ({law['none']})")
+        elif "unavailable" in law:
             lines.append(f"predicted stationary law: not computed ({law['unavailable']})")
         else:
             lines.append(f"predicted stationary law of {law['predictor']} (projected noise): {law['density']}")
@@ -123,6 +128,28 @@ def render(summary: dict) -> str:
 
 def _none_shown(entry) -> str:
     return "not shown" if entry["closed_form_note"] else "no closed form for this action"
+
+
+def _why_no_law(noise: str) -> str | None:
+    """Why the model's noise has no predicted stationary law; None for projected noise, whose law
+    exp(−L/T)·det G^(−1/2) is the one computed (docs/theory.md P5, P6).
+
+    For `sgd` and `label` noise we show none: their covariance lies in the span of the per-sample
+    gradients, orthogonal to the orbits like projected noise, but it is neither isotropic on that
+    span nor of constant temperature (it scales with the loss), so the projected-noise law would be
+    an approximation of unknown quality, not this model's law."""
+    if noise == "projected":
+        return None
+    if noise == "isotropic":
+        return (
+            "isotropic noise: the charges are martingales (P3), nothing drives the parameters to the balanced "
+            "slice, and exp(−L/T) is not normalisable along the orbits; the law exp(−L/T)·det G^(−1/2) is that "
+            "of projected noise"
+        )
+    return (
+        f"{noise} noise: its covariance is orthogonal to the orbits but state-dependent, so the projected-noise "
+        "law exp(−L/T)·det G^(−1/2) (P5) would only approximate this model's law; it is not shown as its own"
+    )
 
 
 def _balanced(pattern, params) -> bool:

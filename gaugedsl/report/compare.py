@@ -1,15 +1,17 @@
 """Simulation against theory: each recorded statistic beside its prediction, where the theory
-(THEORY.md §6) and the geometry engine give one.
+(docs/theory.md §6) and the geometry engine give one, with a verdict from a stated test
+(`verdict.py`) on every row.
 
 - a scalar predictor under projected noise: its stationary law (P5/P6) — the mean of the
-  per-particle time averages over the second half of the run, with its Monte Carlo error;
-  the L1 distance between the final histogram and the predicted law and the KS distance,
-  each beside its Monte Carlo floor (the distance that samples of the same size drawn from
-  the prediction itself have: mean ± sd over 20 draws);
-- Noether charges: projected, minibatch and label noise move them to the balanced slice
-  (P4: 0); under isotropic noise they are martingales (P3: mean unchanged); the SGD map never
-  increases |χ| (P2); gradient descent conserves them up to O(lr²) (P1);
+  per-particle time averages over the second half of the run, with its Monte Carlo error
+  (z-test); the L1 distance between the final histogram and the predicted law and the KS
+  distance, each against its Monte Carlo floor (the distance that samples of the same size
+  drawn from the prediction itself have: mean ± sd over 20 draws);
+- Noether charges: per-particle tests of P2–P4 where the action's generators and the dynamics
+  make them apply (`charge_rows.py`); `no prediction`, and why, elsewhere;
 - every other record: its final ensemble mean, without a prediction.
+
+A record taken only at step 0 (fewer steps than its interval) gives no row: a note says why.
 """
 
 from __future__ import annotations
@@ -23,6 +25,9 @@ from .. import ir
 from ..dynamics import _geometry
 from ..dynamics.ensemble import Result, Simulation
 from ..lowering import Lowered
+from . import verdict
+from .action import action_facts
+from .charge_rows import ChargeContext, charge_rows
 
 
 @dataclasses.dataclass
@@ -52,6 +57,17 @@ class Comparison:
     law_samples: np.ndarray | None = None
     notes: list[str] = dataclasses.field(default_factory=list)
 
+    def counts(self) -> dict[str, int]:
+        """How many rows agree, disagree and have no prediction."""
+        return verdict.counts(r.verdict for r in self.rows)
+
+    def summary_line(self) -> str:
+        return verdict.summary_line(self.counts())
+
+    @property
+    def disagrees(self) -> bool:
+        return any(r.verdict == verdict.DISAGREES for r in self.rows)
+
 
 def compare(sim: Simulation, result: Result, geometry_dtype_lowered: Lowered | None = None) -> Comparison:
     model, plan = sim.model, result.plan
@@ -60,19 +76,45 @@ def compare(sim: Simulation, result: Result, geometry_dtype_lowered: Lowered | N
     out = Comparison(rows)
     noise = plan.noise
     kick = plan.dynamics == "sde" or noise in ("isotropic", "projected")
+    context = None
+    only_start: list[tuple[str, int]] = []
     for rec in plan.records:
         for item in rec.items:
             label = item.label
             values = result.records[label][:, ok]
+            steps = np.asarray(result.record_steps[label])
             if values.shape[0] == 0 or values.shape[1] == 0:
                 continue
+            if steps[-1] == steps[0]:
+                only_start.append((label, rec.every))
+                continue
+            when = "end" if steps[-1] == plan.steps else f"step {int(steps[-1])}"
             if isinstance(item.value, ir.Call) and item.value.func == "charge":
-                rows.extend(_charges(label, values, plan.dynamics, noise if kick else None, _balances(sim)))
+                context = context or _charge_context(sim, result, noise if kick else None)
+                facts = action_facts(sim.geo, dict(item.value.static)["s"])
+                rows.extend(charge_rows(label, values, steps, facts, context))
             elif _is_scalar_predictor(model, item) and noise == "projected" and model.noise is not None:
-                rows.extend(_law(sim, result, label, values, geometry_dtype_lowered, out))
+                rows.extend(_law(sim, result, label, values, geometry_dtype_lowered, out, when))
             else:
-                rows.append(_plain(label, values))
+                rows.append(_plain(label, values, when))
+    if only_start:
+        labels = ", ".join(label for label, _ in only_start)
+        every = ", ".join(sorted({str(e) for _, e in only_start}))
+        out.notes.append(
+            f"no rows for {labels}: recorded only at step 0, since steps = {plan.steps} is below the record interval "
+            f"(every {every}); run at least that many steps"
+        )
     return out
+
+
+def _charge_context(sim: Simulation, result: Result, noise: str | None) -> ChargeContext:
+    plan, ok = result.plan, result.healthy
+    theta0 = result.theta0 if result.theta0 is not None else result.theta
+    keeper = plan.dynamics == "sde" and noise == "projected" and _geometry.charge_keeper(sim.geo) is not None
+    return ChargeContext(
+        plan.dynamics, noise, plan.solver, plan.dtype, float(result.numbers["T"]), float(result.numbers["dt"]), keeper,
+        np.asarray(theta0)[ok], np.asarray(result.theta)[ok], sim.geo,
+    )  # fmt: skip
 
 
 def _is_scalar_predictor(model: ir.Model, item: ir.RecordItem) -> bool:
@@ -80,60 +122,22 @@ def _is_scalar_predictor(model: ir.Model, item: ir.RecordItem) -> bool:
     return isinstance(v, ir.Ref) and v.kind == "predictor" and v.shape == () and len(model.predictors) == 1
 
 
-def _plain(label: str, values: np.ndarray) -> Row:
+_NO_VALUE = "no prediction: the theory gives no value for this record"
+
+
+def _plain(label: str, values: np.ndarray, when: str = "end") -> Row:
     final = values[-1]
     if final.ndim == 1:
-        return Row(f"E[{label}] (end)", float(final.mean()), float(final.std() / np.sqrt(final.size)))
+        return Row(f"E[{label}] ({when})", float(final.mean()), float(final.std() / np.sqrt(final.size)), why=_NO_VALUE)
     mean = final.mean(axis=0).ravel()
     shown = ", ".join(f"{x:.3g}" for x in mean[:4]) + (", …" if mean.size > 4 else "")
-    return Row(f"E[{label}] (end, {mean.size} entries)", None, note=f"[{shown}]")
+    return Row(f"E[{label}] ({when}, {mean.size} entries)", None, note=f"[{shown}]", why=_NO_VALUE)
 
 
-def _balances(sim: Simulation) -> bool:
-    """Whether projected noise drives every charge to 0: the charge ODE
-    dχ_a/dt = T(tr A_a − 2χ_a/G_aa) of a rescaling has its rest point at 0 only when
-    tr A_a = Σ_j m_j = 0 (as many coordinates scaled up as down, like u ⊙ v). Known for
-    diagonal actions; otherwise no prediction is made."""
-    action = _geometry.diagonal_action(sim.geo)
-    if action is None or not action.unit:
-        return False
-    moved = action.owner < action.k
-    traces = np.bincount(action.owner[moved], weights=action.expo[moved], minlength=action.k)
-    return bool(np.all(np.abs(traces) < 1e-9))
-
-
-def _charges(label: str, values: np.ndarray, dynamics: str, noise: str | None, balances: bool = False) -> list[Row]:
-    flat = values.reshape(values.shape[0], values.shape[1], -1)
-    first, last = flat[0], flat[-1]
-    n = first.shape[0]
-    rows = [Row(f"max_a |E[{label}_a]| (start)", float(np.abs(first.mean(0)).max()))]
-    if dynamics == "sgd" and noise in (None, "sgd", "label"):
-        frac = float(np.mean(np.abs(last) <= np.abs(first) * (1 + 1e-6) + 1e-12))
-        rows.append(Row(f"fraction of |{label}| not increased", frac, predicted=1.0, source="P2", note="c' = c(1 − lr² g²) per SGD step"))
-    elif noise == "projected" and balances:
-        i = int(np.abs(last.mean(0)).argmax())
-        se = float(last[:, i].std() / np.sqrt(n))
-        rows.append(Row(f"max_a |E[{label}_a]| (end)", float(np.abs(last.mean(0)).max()), se, 0.0, source="P4", note="horizontal noise drives the charges to the balanced slice"))
-    elif noise in ("projected", "sgd", "label"):
-        i = int(np.abs(last.mean(0)).argmax())
-        se = float(last[:, i].std() / np.sqrt(n))
-        why = (
-            "projected noise: dχ_a/dt = T(tr A_a − 2χ_a/G_aa) with tr A_a ≠ 0 here (unequal sides), no rest point at 0"
-            if noise == "projected"
-            else "gradient noise moves the charges by the imbalance of the gradient variances (P2); no closed-form rest point"
-        )
-        rows.append(Row(f"max_a |E[{label}_a]| (end)", float(np.abs(last.mean(0)).max()), se, None, note=why))
-    elif noise == "isotropic":
-        drift = np.abs(last.mean(0) - first.mean(0))
-        i = int(drift.argmax())
-        se = float(last[:, i].std() / np.sqrt(n))
-        rows.append(Row(f"max_a |ΔE[{label}_a]| (start → end)", float(drift.max()), se, 0.0, source="P3", note="isotropic noise: charges are martingales (their variance grows)"))
-    else:
-        rows.append(Row(f"max |Δ{label}| (start → end)", float(np.abs(last - first).max()), None, 0.0, source="P1", note="gradient descent conserves charges up to O(lr²)"))
-    return rows
-
-
-def _law(sim: Simulation, result: Result, label: str, values: np.ndarray, lowered: Lowered | None, out: Comparison) -> list[Row]:
+def _law(
+    sim: Simulation, result: Result, label: str, values: np.ndarray, lowered: Lowered | None, out: Comparison,
+    when: str = "end",
+) -> list[Row]:  # fmt: skip
     T = result.numbers["T"]
     geo = _geometry.geometry(lowered if lowered is not None else Lowered(sim.model))
     theta0 = (result.theta0 if result.theta0 is not None else result.theta)[np.argmax(result.healthy)]
@@ -144,15 +148,21 @@ def _law(sim: Simulation, result: Result, label: str, values: np.ndarray, lowere
     mean, se = float(per_particle.mean()), float(per_particle.std() / np.sqrt(per_particle.size))
     if law is None:
         out.notes.append(f"no predicted law for {label}: {why}")
-        return [Row(f"E[{label}] (second half)", mean, se)]
+        return [Row(f"E[{label}] (second half)", mean, se, why=f"no prediction: {why}")]
     out.law, out.law_label, out.law_samples = law, label, values[-1]
-    rows.append(Row(f"E[{label}] (second half)", mean, se, law.mean, source="P5", note=f"stationary law exp(−L/T)·det G^(−1/2); exp(−L/T) alone: {law.gibbs_mean:.4g}"))
+    v, why = verdict.by_z(mean, se, law.mean)
+    note = f"stationary law exp(−L/T)·det G^(−1/2); exp(−L/T) alone: {law.gibbs_mean:.4g}"
+    row = Row(f"E[{label}] (second half)", mean, se, law.mean, source="P5", note=note, verdict=v, why=f"z-test: {why}")
+    rows.append(row)
     final = values[-1]
     l1, ks = distances(final, law)
     rng = np.random.default_rng(0)
     floor = np.array([distances(_draw(law, final.size, rng), law) for _ in range(20)])
-    rows.append(Row(f"L1(histogram of {label}, law) (end)", l1, None, float(floor[:, 0].mean()), float(floor[:, 0].std()), "P5", "predicted = Monte Carlo floor for this many samples"))
-    rows.append(Row(f"KS({label}, law) (end)", ks, None, float(floor[:, 1].mean()), float(floor[:, 1].std()), "P5", "predicted = Monte Carlo floor for this many samples"))
+    floor_note = "predicted = Monte Carlo floor for this many samples (mean ± sd of 20 draws from the law)"
+    for name, column in ((f"L1(histogram of {label}, law) ({when})", 0), (f"KS({label}, law) ({when})", 1)):
+        distance, fmean, fsd = (l1, ks)[column], float(floor[:, column].mean()), float(floor[:, column].std())
+        v, why = verdict.by_floor(distance, fmean, fsd)
+        rows.append(Row(name, distance, None, fmean, fsd, "P5", floor_note, verdict=v, why=f"floor test: {why}"))
     return rows
 
 
@@ -176,20 +186,22 @@ def distances(samples: np.ndarray, law, bins: int = 40) -> tuple[float, float]:
 
 
 def render(rows: list[Row]) -> str:
-    """The table as aligned text."""
+    """The table as aligned text: the verdict beside each row, its test (or why there is no
+    prediction) and note after it."""
 
     def num(x):
         return "—" if x is None else f"{x:.4g}"
 
-    lines = [("quantity", "simulated", "predicted", "source", "note")]
+    lines = [("quantity", "simulated", "predicted", "verdict", "source", "test / note")]
     for r in rows:
         sim = num(r.simulated) + (f" ± {r.error:.2g}" if r.error is not None else "")
         pred = num(r.predicted) + (f" ± {r.floor_sd:.2g}" if r.floor_sd is not None else "")
-        lines.append((r.quantity, sim, pred, r.source, r.note))
-    widths = [max(len(line[i]) for line in lines) for i in range(4)]
+        why = r.why.removeprefix("no prediction: ") if r.verdict == verdict.NO_PREDICTION else r.why
+        lines.append((r.quantity, sim, pred, r.verdict, r.source, "; ".join(x for x in (why, r.note) if x)))
+    widths = [max(len(line[i]) for line in lines) for i in range(5)]
     text = []
     for j, line in enumerate(lines):
-        text.append("  ".join(line[i].ljust(widths[i]) for i in range(4)) + "  " + line[4])
+        text.append("  ".join(line[i].ljust(widths[i]) for i in range(5)) + "  " + line[5])
         if j == 0:
-            text.append("  ".join("-" * w for w in widths) + "  " + "-" * 4)
+            text.append("  ".join("-" * w for w in widths) + "  " + "-" * 11)
     return "\n".join(t.rstrip() for t in text)

@@ -56,3 +56,49 @@ def by_floor(distance: float, floor_mean: float, floor_sd: float) -> tuple[str, 
 def exact(holds: bool, detail: str) -> tuple[str, str]:
     """An identity that must hold to rounding: (verdict, why)."""
     return (AGREES if holds else DISAGREES), detail
+
+
+def _tail_z(p_two_sided: float) -> float:
+    """The z with P(|N(0, 1)| > z) = p (bisection on erfc: no scipy at run time)."""
+    lo, hi = 0.0, 40.0
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if math.erfc(mid / math.sqrt(2.0)) > p_two_sided else (lo, mid)
+    return 0.5 * (lo + hi)
+
+
+def family_threshold(tests: int) -> float:
+    """The |z| threshold for the largest of `tests` independent z-scores that keeps the row's
+    false-alarm rate at that of one z-test at Z_THRESHOLD (Bonferroni): 3 for one test, 3.8 for 20."""
+    return _tail_z(math.erfc(Z_THRESHOLD / math.sqrt(2.0)) / max(tests, 1))
+
+
+def by_max_z(z_scores) -> tuple[str, str]:
+    """Several z-scores in one row (one per generator): the largest |z| against the family-wise
+    threshold (`family_threshold`)."""
+    zs = [abs(float(z)) for z in z_scores]
+    if not zs:
+        return NO_PREDICTION, "nothing to test"
+    if not all(math.isfinite(z) for z in zs):
+        return DISAGREES, "not finite"
+    limit = family_threshold(len(zs))
+    worst = max(zs)
+    verdict = AGREES if worst <= limit else DISAGREES
+    family = f" (family of {len(zs)}, Bonferroni)" if len(zs) > 1 else ""
+    return verdict, f"max |z| = {worst:.2g} {'≤' if verdict == AGREES else '>'} {limit:.2g}{family}"
+
+
+def counts(verdicts) -> dict[str, int]:
+    """How many rows agree, disagree, and have no prediction."""
+    verdicts = list(verdicts)
+    return {key: sum(v == key for v in verdicts) for key in (AGREES, DISAGREES, NO_PREDICTION)}
+
+
+def summary_line(tally: dict[str, int]) -> str:
+    """E.g. `verdicts: 3 agree, 1 disagrees, 2 without prediction`."""
+    agree, disagree = tally.get(AGREES, 0), tally.get(DISAGREES, 0)
+    return (
+        f"verdicts: {agree} {'agrees' if agree == 1 else 'agree'}, "
+        f"{disagree} {'disagrees' if disagree == 1 else 'disagree'}, "
+        f"{tally.get(NO_PREDICTION, 0)} without prediction"
+    )
