@@ -53,6 +53,7 @@ class SliceSample:
     potential: str  # "corrected" (the predicted law) or "gibbs" (exp(−L/T) dw, without the correction)
     acceptance: float  # mean NUTS acceptance over the draws
     step_size: np.ndarray  # adapted per chain
+    start: np.ndarray  # (chains, chart dimension): the chains' starting slice coordinates
 
     @property
     def chains(self) -> int:
@@ -75,14 +76,13 @@ def charges_at_rest(geo: Geometry) -> str | None:
 
 def chart_for(geo: Geometry) -> SliceChart:
     """The slice chart, or `LawUnavailable` saying why there is no law to sample."""
+    why = charges_at_rest(geo)
+    if why is not None and TorusForm.detect(geo) is not None:  # the more basic reason: no rest point at all
+        raise LawUnavailable(f"the charges drift: {why}")
     try:
-        chart = SliceChart(geo)
+        return SliceChart(geo)
     except ChartUnavailable as exc:
         raise LawUnavailable(f"no chart of the gauge slice: {exc}") from None
-    why = charges_at_rest(geo)
-    if why is not None:
-        raise LawUnavailable(f"the charges drift: {why}")
-    return chart
 
 
 def sample_slice_law(
@@ -167,18 +167,21 @@ def sample_slice_law(
         _, (qs, acc) = jax.lax.scan(step, state, jax.random.split(k_draw, total))
         return qs[thin - 1 :: thin], jnp.mean(acc), params["step_size"]
 
-    keys = jax.random.split(jax.random.PRNGKey(seed), len(picked))
-    run = jax.jit(jax.vmap(one_chain))
-    qs, acc, step = run(keys, jnp.asarray(q0, dtype), jnp.asarray(sigma, dtype))
-    embed = jax.jit(jax.vmap(jax.vmap(lambda q, sig: chart.embed(coordinates(q), sig), (0, None))))
-    theta = np.asarray(embed(qs, jnp.asarray(sigma, dtype)))
-    return SliceSample(theta, picked, sigma, float(T), potential, float(np.mean(acc)), np.asarray(step))
+    # the chains in the run's precision: BlackJAX's adapted step sizes follow JAX's default float
+    with jax.enable_x64(np.dtype(dtype) == np.float64):
+        keys = jax.random.split(jax.random.PRNGKey(seed), len(picked))
+        run = jax.jit(jax.vmap(one_chain))
+        qs, acc, step = run(keys, jnp.asarray(q0, dtype), jnp.asarray(sigma, dtype))
+        embed = jax.jit(jax.vmap(jax.vmap(lambda q, sig: chart.embed(coordinates(q), sig), (0, None))))
+        theta = np.asarray(embed(qs, jnp.asarray(sigma, dtype)))
+    return SliceSample(theta, picked, sigma, float(T), potential, float(np.mean(acc)), np.asarray(step), s0)
 
 
 def not_normalisable(sample: SliceSample, chart: SliceChart) -> str | None:
     """Why the chains look like they drift off to infinity (the law is not normalisable), or None.
 
-    Each chain's mean |s| over the first and second half of its draws: for a stationary law
+    Chains that ran off by orders of magnitude (median |s| over 10⁴ times its start, at least 1) are
+    flagged at once. Otherwise each chain's mean |s| over the first and second half of its draws: for a stationary law
     the second half exceeds the first in about half the chains (binomial, sd ½/√chains); chains
     drifting off exceed it in nearly all, and by a growing factor. Flagged when the fraction is
     over ½ + 4 sd and the median growth is over 10%."""
@@ -188,6 +191,10 @@ def not_normalisable(sample: SliceSample, chart: SliceChart) -> str | None:
     first, second = norm[:, :half].mean(1), norm[:, half:].mean(1)
     if not np.all(np.isfinite(norm)):
         return "chains reached non-finite points"
+    scale = max(float(np.median(np.linalg.norm(sample.start[:, _radial(chart)], axis=-1))), 1.0)
+    if np.median(norm) > 1e4 * scale:
+        return (f"the chains ran off to |s| ~ {np.median(norm):.2g}, from |s| ~ {scale:.2g} at the start: exp(−L/T) on "
+                "the slice does not decay along the zero-loss set")  # fmt: skip
     frac = float(np.mean(second > first))
     growth = float(np.median(second / np.maximum(first, 1e-300)))
     limit = 0.5 + 4 * 0.5 / np.sqrt(norm.shape[0])

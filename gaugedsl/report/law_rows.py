@@ -35,6 +35,7 @@ from .compare import Row
 
 FAMILY_ALPHA = 2 * (1 - statistics.NormalDist().cdf(verdict.Z_THRESHOLD))  # a single 3σ row's false alarm
 PERMUTATIONS = 40
+MIN_RECORDS = 8
 
 
 def bonferroni_z(m: int, alpha: float = FAMILY_ALPHA) -> float:
@@ -63,6 +64,7 @@ class LawDraws:
     simulated: np.ndarray  # (N, m) final values of all healthy particles
     predicted: np.ndarray  # (C·K, m) sampler draws
     gibbs: Callable  # () → (C·K, m) draws of exp(−L/T) dw without the correction, or None (sampled on demand)
+    support: tuple[str, np.ndarray] | None = None  # a sparse target of the predictor's shape: (its name, nonzero mask)
 
 
 def chart_of(sim) -> SliceChart | None:
@@ -77,12 +79,16 @@ def law_rows(sim, result, label: str, values: np.ndarray, out, predictor: str | 
     """The rows comparing the recorded predictor `label` (records `values`, (R, N, ...) of healthy
     particles; `predictor` its name in the model, default `label`) with its predicted law; caches
     the draws on `out` (`out.law_draws`, for the plots)."""
+    if values.shape[0] < MIN_RECORDS:
+        why = (f"only {values.shape[0]} records of {label}: the time averages and the stationarity check need at least "
+               f"{MIN_RECORDS} (record more often, or run longer)")  # fmt: skip
+        return [Row(f"law of {label}", None, verdict=verdict.NO_PREDICTION, why=why, note=why)]
     try:
         draws = _predicted(sim, result, out, seed)
     except (LawUnavailable, ImportError) as exc:
         out.notes.append(f"no predicted law for {label}: {exc}")
         return [Row(f"law of {label}", None, verdict=verdict.NO_PREDICTION, why=str(exc))]
-    sample, push, gibbs = draws
+    sample, push, gibbs, branches = draws
     pred = push(sample.theta, predictor or label)  # (C, K, m)
     c, k, m = pred.shape
     flat = values.reshape(values.shape[0], values.shape[1], -1)
@@ -121,9 +127,23 @@ def law_rows(sim, result, label: str, values: np.ndarray, out, predictor: str | 
                     source, f"standardised coordinates; floor as for KS, {c} particles vs {sub.shape[0] * sub.shape[1]} draws",
                     v, why))  # fmt: skip
     rows.append(_stationarity(label, flat))
+    if not getattr(out, "_branch_row_given", False):  # once per run
+        rows.append(branches)
+        out._branch_row_given = True
     out.law_draws = getattr(out, "law_draws", {})
-    out.law_draws[label] = LawDraws(label, shape, flat[-1], pred.reshape(-1, m), lambda: _gibbs_draws(gibbs, push, predictor or label, m))
+    out.law_draws[label] = LawDraws(label, shape, flat[-1], pred.reshape(-1, m),
+                                    lambda: _gibbs_draws(gibbs, push, predictor or label, m), _sparse_target(sim, shape))
     return rows
+
+
+def _sparse_target(sim, shape) -> tuple[str, np.ndarray] | None:
+    """A data array of the predictor's shape with at least half its entries exactly 0 (a sparse
+    target such as `w_star`): its name and support, for the bias figure. None if there is none."""
+    for name, value in sim.lowered.data.items():
+        value = np.asarray(value)
+        if value.shape == tuple(shape) and value.size > 1 and 0.5 <= np.mean(value == 0) < 1:
+            return name, (value != 0).ravel()
+    return None
 
 
 def _stationarity(label: str, flat: np.ndarray) -> Row:
@@ -167,7 +187,10 @@ def _sample(sim, result, seed):
         raise LawUnavailable("the stationary law on the slice is predicted for projected noise")
     chart = chart_for(sim.geo)
     T = float(result.numbers["T"])
-    theta0 = np.asarray(result.theta0 if result.theta0 is not None else result.theta)[result.healthy]
+    # Each chain follows its particle's branch as it is at the end of the run: a particle started off
+    # the slice may change its sign pattern while its charges relax (docs/theory.md §9.2), and the
+    # ensemble's law is the mixture over the branches reached, not over the initial ones.
+    theta0 = np.asarray(result.theta)[result.healthy]
     lowered, layout = sim.lowered, sim.layout
 
     def predictors(theta):
@@ -184,7 +207,7 @@ def _sample(sim, result, seed):
             return None
         try:
             return sample_slice_law(sim.geo, sim.objective.loss, T, theta0, chart=chart, seed=seed, dtype=sim.dtype,
-                                    potential="gibbs", predictor=predictors)  # fmt: skip
+                                    potential="gibbs", predictor=predictors, chains=64)  # for the figure only  # fmt: skip
         except LawUnavailable:
             return None
 
@@ -202,7 +225,28 @@ def _sample(sim, result, seed):
             pushed[id(theta)] = np.asarray(batched(jnp.asarray(theta, sim.dtype)), np.float64)
         return pushed[id(theta)][..., offsets[name]]
 
-    return sample, push, gibbs
+    return sample, push, gibbs, _branches(sim, chart, result, sample)
+
+
+def _branches(sim, chart, result, sample) -> Row:
+    """How many of the chained particles left their initial sign pattern (docs/theory.md §9.2)."""
+    import jax
+    import jax.numpy as jnp
+
+    start = np.asarray(result.theta0 if result.theta0 is not None else result.theta)[result.healthy][sample.particles]
+    start = jnp.asarray(start, sim.dtype)
+    initial = chart.signs(np.asarray(jax.vmap(sim.geo._project_to_slice)(start)))
+    changed = np.any(initial != sample.sigma, axis=1) & np.any(initial != -sample.sigma, axis=1)  # up to a global sign
+    charges = np.abs(np.asarray(jax.vmap(sim.geo.all_charges)(start)))
+    scale = np.asarray(jnp.sum(start * start, axis=1))[:, None]
+    on_slice = bool(np.all(charges <= 1e-6 * np.maximum(scale, 1e-30)))
+    name = "fraction of particles that changed sign pattern (start → end)"
+    frac = float(changed.mean())
+    if on_slice:
+        v, why = verdict.exact(frac == 0.0, "started on the slice: the exact dynamics keeps every particle's line")
+        return Row(name, frac, None, 0.0, source="§9.2", note="a change is a discretization failure", verdict=v, why=why)
+    return Row(name, frac, note="started off the slice: patterns may change while the charges relax (§9.2); the "
+               "chains follow the patterns at the end", why="no prediction: the start is off the slice")  # fmt: skip
 
 
 def _gibbs_draws(gibbs, push, name, m):

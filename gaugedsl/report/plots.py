@@ -103,10 +103,12 @@ def _law_figure(folder: Path, model: ir.Model, draws, plt) -> Path:
     vector, the singular values for a matrix."""
     sim, pred = draws.simulated, draws.predicted
     gibbs = draws.gibbs()
-    mean_abs = np.abs(pred).mean(0)
-    on = mean_abs >= 0.5 * mean_abs.max()
-    shown = (list(np.flatnonzero(on)[:2]) + list(np.flatnonzero(~on)[:2]))[:4] if on.any() and (~on).any() else []
-    shown = shown or list(range(min(4, sim.shape[1])))
+    if draws.support is not None:
+        target, on = draws.support
+        shown = list(np.flatnonzero(on)[:2]) + list(np.flatnonzero(~on)[:2])
+    else:
+        target, on = None, None
+        shown = list(range(min(4, sim.shape[1])))
     matrix = len(draws.shape) == 2 and min(draws.shape) > 1
     fig, axes = plt.subplots(2, max(len(shown), 2), figsize=(3.2 * max(len(shown), 2), 6.4), squeeze=False)
     for ax, i in zip(axes[0], shown):
@@ -118,10 +120,11 @@ def _law_figure(folder: Path, model: ir.Model, draws, plt) -> Path:
         if gibbs is not None:
             ax.hist(gibbs[:, i], bins, density=True, histtype="step", lw=1.2, ls="--", color=GIBBS, label="exp(−L/T) dw (no correction)")
         name = f"{draws.label}[{','.join(map(str, np.unravel_index(i, draws.shape)))}]" if draws.shape else draws.label
-        ax.set_title(f"{name}" + (" (on support)" if on[i] and len(shown) == 4 else " (off support)" if len(shown) == 4 else ""), fontsize=9)
+        where = "" if on is None else f" ({'on' if on[i] else 'off'} the support of {target})"
+        ax.set_title(name + where, fontsize=9)
         ax.set_xlabel(name)
         ax.set_ylabel("density")
-    axes[0][0].legend(fontsize=7)
+    axes[0][0].legend(fontsize=7, loc="upper right")
     for ax in axes[0][len(shown):]:
         ax.axis("off")
     bottom = axes[1]
@@ -145,7 +148,7 @@ def _law_figure(folder: Path, model: ir.Model, draws, plt) -> Path:
         for ax in bottom[1:]:
             ax.axis("off")
     else:
-        groups = [("on", on), ("off", ~on)] if on.any() and (~on).any() else [("all", np.ones_like(on))]
+        groups = [("on", on), ("off", ~on)] if on is not None else [("all", np.ones(sim.shape[1], bool))]
         for ax, (where, mask) in zip(bottom, groups):
             parts = [("simulated", sim, SIM, "stepfilled"), ("predicted", pred, PRED, "step")]
             if gibbs is not None:
@@ -158,11 +161,11 @@ def _law_figure(folder: Path, model: ir.Model, draws, plt) -> Path:
                         lw=1.5, label=f"{name}: mean {a.mean():.3g}")
             ax.set_xlabel(f"|{draws.label}_i|")
             ax.set_ylabel("density")
-            title = {"on": "on the support", "off": "off the support", "all": "all coordinates"}[where]
+            title = {"on": f"on the support of {target}", "off": f"off the support of {target}", "all": "all coordinates"}[where]
             ax.set_title(f"|{draws.label}_i| {title} ({int(mask.sum())} coordinates)", fontsize=9)
-            ax.legend(fontsize=7)
+            ax.legend(fontsize=7, loc="upper right")
         for ax in bottom[len(groups):]:
             ax.axis("off")
-    fig.suptitle(f"{model.name}: predicted stationary law of {draws.label} (support: predicted E|w_i| ≥ ½ max)"
-                 if not matrix else f"{model.name}: predicted stationary law of {draws.label}", fontsize=10)
+    fig.suptitle(f"{model.name}: stationary law of {draws.label} — simulated, predicted exp(−L/T)·det G^(−1/2) on the "
+                 "slice, and exp(−L/T) dw without the gauge correction", fontsize=10)
     return _save(fig, folder / f"law_{draws.label}.png", plt)
