@@ -70,20 +70,13 @@ def compare(sim: Simulation, result: Result, geometry_dtype_lowered: Lowered | N
                 continue
             if isinstance(item.value, ir.Call) and item.value.func == "charge":
                 rows.extend(_charges(label, values, plan.dynamics, noise if kick else None, _balances(sim)))
-            elif _is_scalar_predictor(model, item) and noise == "projected" and model.noise is not None and \
-                    sim.geo.dimension - sim.geo.algebra_dim == 1:  # a curve: the exact quadrature
-                rows.extend(_law(sim, result, label, values, geometry_dtype_lowered, out))
-            elif _is_predictor(item) and noise == "projected" and model.noise is not None and law_rows.chart_of(sim):
-                rows.extend(law_rows.law_rows(sim, result, label, values, out, item.value.name))  # any shape: sampled
+            elif law_rows.applies(sim, item, noise):  # the sampled law of any predictor (or why there is none)
+                rows.extend(law_rows.law_rows(sim, result, label, values, out, item.value.name))
             elif _is_scalar_predictor(model, item) and noise == "projected" and model.noise is not None:
                 rows.extend(_law(sim, result, label, values, geometry_dtype_lowered, out))
             else:
                 rows.append(_plain(label, values))
     return out
-
-
-def _is_predictor(item: ir.RecordItem) -> bool:
-    return isinstance(item.value, ir.Ref) and item.value.kind == "predictor"
 
 
 def _is_scalar_predictor(model: ir.Model, item: ir.RecordItem) -> bool:

@@ -28,7 +28,8 @@ from typing import Callable
 
 import numpy as np
 
-from ..geometry.chart import SliceChart
+from .. import ir
+from ..geometry.chart import ChartUnavailable, SliceChart
 from ..geometry.law import LawUnavailable
 from . import verdict
 from .compare import Row
@@ -68,17 +69,36 @@ class LawDraws:
 
 
 def chart_of(sim) -> SliceChart | None:
-    """The slice chart of the model, or None (then the scalar quadrature or nothing applies)."""
+    """The slice chart of the model, or None."""
     try:
         return SliceChart(sim.geo)
-    except Exception:  # ChartUnavailable, or a geometry the chart cannot read
+    except ChartUnavailable:
         return None
+
+
+def applies(sim, item, noise: str | None) -> bool:
+    """Whether these rows speak for the recorded `item`: a predictor of a model with symmetries, except
+    a scalar one whose slice is a curve or has no chart (the exact quadrature of geometry/law.py
+    handles those, under projected noise)."""
+    if not (isinstance(item.value, ir.Ref) and item.value.kind == "predictor") or not sim.model.symmetries:
+        return False
+    if item.value.shape == () and len(sim.model.predictors) == 1 and noise == "projected":
+        return sim.geo.dimension - sim.geo.algebra_dim > 1 and chart_of(sim) is not None
+    return True
 
 
 def law_rows(sim, result, label: str, values: np.ndarray, out, predictor: str | None = None, seed: int = 0) -> list[Row]:
     """The rows comparing the recorded predictor `label` (records `values`, (R, N, ...) of healthy
     particles; `predictor` its name in the model, default `label`) with its predicted law; caches
     the draws on `out` (`out.law_draws`, for the plots)."""
+    noise = result.plan.noise
+    if noise != "projected" or sim.model.noise is None:
+        from .compare import _plain
+
+        why = {"isotropic": "isotropic noise does not balance: the charges are martingales and exp(−L/T) is not "
+                            "normalisable along the orbits (P3); no stationary law on the slice"}.get(  # fmt: skip
+            noise, f"the stationary law on the slice is predicted for projected noise (here: {noise or 'none'})")
+        return [_plain(label, values), Row(f"law of {label}", None, verdict=verdict.NO_PREDICTION, why=why, note=why)]
     if values.shape[0] < MIN_RECORDS:
         why = (f"only {values.shape[0]} records of {label}: the time averages and the stationarity check need at least "
                f"{MIN_RECORDS} (record more often, or run longer)")  # fmt: skip
