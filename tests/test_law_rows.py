@@ -159,3 +159,21 @@ def test_attention_pair_chart_rows_are_produced():
     assert len(law) >= 4
     assert all(r.verdict in (verdict.AGREES, verdict.DISAGREES) and r.why for r in law)
     assert all(np.isfinite(r.simulated) for r in law)
+
+
+def test_without_blackjax_the_row_says_what_to_install(monkeypatch):
+    # gaugedsl runs without the `law` extra; the table says how to get the sampled law.
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_blackjax(name, *args, **kwargs):
+        if name == "blackjax" or name.startswith("blackjax."):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    sim = Simulation(check_text(DEEP3, "<deep3>"), particles=8, steps=2000)
+    result = sim.run()
+    monkeypatch.setattr(builtins, "__import__", no_blackjax)
+    rows = rows_by_name(compare(sim, result))
+    assert rows["law of w"].verdict == verdict.NO_PREDICTION and "gaugedsl[law]" in rows["law of w"].why
