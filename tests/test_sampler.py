@@ -70,36 +70,44 @@ def test_sampler_is_deterministic_for_a_seed():
     np.testing.assert_array_equal(a.theta, b.theta)
 
 
-def depth_model(depth: int, manifold: str) -> str:
-    names = [f"a{i}" for i in range(depth)]
-    params = "".join(f"param {n} : {manifold} = 0.9\n" for n in names)
-    gens = "  ".join(
-        f"{n} -> " + ("g[0] * " if i == 0 else f"g[{i}] / g[{i - 1}] * " if i < depth - 1 else f"1 / g[{i - 1}] * ") + n
-        for i, n in enumerate(names)
-    )
-    return (params + f"predictor w = {' * '.join(names)}\nloss = 0.5 * (w - 0.5)^2\n"
-            f"symmetry d : Scale[{depth - 1}] {{ {gens} }}\nnoise projected(T = 0.1)\n")  # fmt: skip
+DEPTHS = (2, 3, 4)
 
 
-@pytest.mark.parametrize("depth", [2, 3, 4])
+def depth_models(manifold: str) -> str:
+    """Three independent scalar products of depths 2, 3, 4 (one sampler run: three line components)."""
+    text, losses = "", []
+    for depth in DEPTHS:
+        names = [f"a{depth}_{i}" for i in range(depth)]
+        text += "".join(f"param {n} : {manifold} = 0.9\n" for n in names)
+        text += f"predictor w{depth} = {' * '.join(names)}\n"
+        gens = "  ".join(
+            f"{n} -> " + ("g[0] * " if i == 0 else f"g[{i}] / g[{i - 1}] * " if i < depth - 1 else f"1 / g[{i - 1}] * ") + n
+            for i, n in enumerate(names)
+        )
+        text += f"symmetry d{depth} : Scale[{depth - 1}] {{ {gens} }}\n"
+        losses.append(f"0.5 * (w{depth} - 0.5)^2")
+    return text + f"loss = {' + '.join(losses)}\nnoise projected(T = 0.1)\n"
+
+
 @pytest.mark.parametrize("manifold", ["R", "Positive"])
-def test_deep_scalar_product_matches_quadrature_in_s(depth, manifold):
+def test_deep_scalar_products_match_quadrature_in_s(manifold):
     # P6: on the balanced line θ_l = s the law is uniform in s times exp(−L(s^depth)/T). On R with
     # odd depth s covers all of R (w < 0 reachable); with even depth the particle keeps w's sign
     # and s ∈ R is symmetric, so E[s^depth] over s ∈ R equals the s > 0 branch; on Positive, s > 0.
-    geo, obj = setup(depth_model(depth, manifold))
-    lo = -3.0 if manifold == "R" and depth % 2 else 1e-9
-    s = np.linspace(lo, 3.0, 400_001)
-    weight = np.exp(-0.5 * (s**depth - 0.5) ** 2 / 0.1)
-    expected = np.trapezoid(s**depth * weight, s) / np.trapezoid(weight, s)
-    starts = np.full((64, depth), 0.9)
+    geo, obj = setup(depth_models(manifold))
+    starts = np.full((64, geo.dimension), 0.9)
     sample = sample_slice_law(geo, obj.loss, 0.1, starts, chains=64, seed=2)
-    w = predictor_draws(geo, sample)
-    assert_mean_agrees(w, expected)
     if manifold == "Positive":
         assert np.all(sample.theta > 0)
-    if manifold == "R" and depth % 2:
-        assert 0.01 < np.mean(w < 0) < 0.5  # P6: odd depth reaches w < 0
+    for depth in DEPTHS:
+        lo = -3.0 if manifold == "R" and depth % 2 else 1e-9
+        s = np.linspace(lo, 3.0, 400_001)
+        weight = np.exp(-0.5 * (s**depth - 0.5) ** 2 / 0.1)
+        expected = np.trapezoid(s**depth * weight, s) / np.trapezoid(weight, s)
+        w = predictor_draws(geo, sample, f"w{depth}")
+        assert_mean_agrees(w, expected)
+        if manifold == "R" and depth % 2:
+            assert 0.01 < np.mean(w < 0) < 0.5  # P6: odd depth reaches w < 0
 
 
 def test_gibbs_potential_samples_exp_minus_loss_dw():
