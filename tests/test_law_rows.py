@@ -55,11 +55,14 @@ def rows_by_name(comparison):
     return {r.quantity: r for r in comparison.rows}
 
 
+def law_row_names(label):
+    return [f"max_i |z| of E[{label}_i] (second half vs law)", f"max_i KS({label}_i, law) (end)",
+            f"energy distance({label}, law) (end)"]  # fmt: skip
+
+
 def law_verdicts(comparison, label="w"):
-    names = [f"max_i |z| of E[{label}_i] (second half vs law)", f"max_i KS({label}_i, law) (end)",
-             f"energy distance({label}, law) (end)"]  # fmt: skip
     rows = rows_by_name(comparison)
-    return {n: (rows[n].verdict, rows[n].why) for n in names}
+    return {n: (rows[n].verdict, rows[n].why) for n in law_row_names(label)}
 
 
 def test_bonferroni_threshold():
@@ -135,7 +138,7 @@ def test_quick_start_rows_agree_and_the_figure_is_written(tmp_path, capsys):
 
     summary = json.loads((tmp_path / "summary.json").read_text())
     rows = {r["quantity"]: r for r in summary["comparison"]}
-    for name in ("max_i |z| of E[w_i] (second half vs law)", "max_i KS(w_i, law) (end)", "energy distance(w, law) (end)"):
+    for name in law_row_names("w"):
         assert rows[name]["verdict"] == verdict.AGREES, rows[name]
     assert (tmp_path / "law_w.png").stat().st_size > 10_000
 

@@ -80,10 +80,8 @@ def depth_models(manifold: str) -> str:
         names = [f"a{depth}_{i}" for i in range(depth)]
         text += "".join(f"param {n} : {manifold} = 0.9\n" for n in names)
         text += f"predictor w{depth} = {' * '.join(names)}\n"
-        gens = "  ".join(
-            f"{n} -> " + ("g[0] * " if i == 0 else f"g[{i}] / g[{i - 1}] * " if i < depth - 1 else f"1 / g[{i - 1}] * ") + n
-            for i, n in enumerate(names)
-        )
+        factors = ["g[0] * "] + [f"g[{i}] / g[{i - 1}] * " for i in range(1, depth - 1)] + [f"1 / g[{depth - 2}] * "]
+        gens = "  ".join(f"{n} -> {f}{n}" for f, n in zip(factors, names))
         text += f"symmetry d{depth} : Scale[{depth - 1}] {{ {gens} }}\n"
         losses.append(f"0.5 * (w{depth} - 0.5)^2")
     return text + f"loss = {' + '.join(losses)}\nnoise projected(T = 0.1)\n"

@@ -193,8 +193,8 @@ def not_normalisable(sample: SliceSample, chart: SliceChart) -> str | None:
         return "chains reached non-finite points"
     scale = max(float(np.median(np.linalg.norm(sample.start[:, _radial(chart)], axis=-1))), 1.0)
     if np.median(norm) > 1e4 * scale:
-        return (f"the chains ran off to |s| ~ {np.median(norm):.2g}, from |s| ~ {scale:.2g} at the start: exp(−L/T) on "
-                "the slice does not decay along the zero-loss set")  # fmt: skip
+        return (f"the chains ran off to |s| ~ {np.median(norm):.2g}, from |s| ~ {scale:.2g} at the start: "
+                "exp(−L/T) on the slice does not decay along the zero-loss set")  # fmt: skip
     frac = float(np.mean(second > first))
     growth = float(np.median(second / np.maximum(first, 1e-300)))
     limit = 0.5 + 4 * 0.5 / np.sqrt(norm.shape[0])

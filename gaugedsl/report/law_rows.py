@@ -53,7 +53,8 @@ def by_max_z(z: np.ndarray, what: str) -> tuple[str, str]:
     limit = bonferroni_z(z.size)
     ok = z.max() <= limit
     sign = "≤" if ok else ">"
-    return (verdict.AGREES if ok else verdict.DISAGREES), f"{what}max |z| = {z.max():.2g} {sign} {limit:.2f} (Bonferroni, {z.size} coordinates)"
+    why = f"{what}max |z| = {z.max():.2g} {sign} {limit:.2f} (Bonferroni, {z.size} coordinates)"
+    return (verdict.AGREES if ok else verdict.DISAGREES), why
 
 
 @dataclasses.dataclass
@@ -87,7 +88,8 @@ def applies(sim, item, noise: str | None) -> bool:
     return True
 
 
-def law_rows(sim, result, label: str, values: np.ndarray, out, predictor: str | None = None, seed: int = 0) -> list[Row]:
+def law_rows(sim, result, label: str, values: np.ndarray, out, predictor: str | None = None,
+             seed: int = 0) -> list[Row]:  # fmt: skip
     """The rows comparing the recorded predictor `label` (records `values`, (R, N, ...) of healthy
     particles; `predictor` its name in the model, default `label`) with its predicted law; caches
     the draws on `out` (`out.law_draws`, for the plots)."""
@@ -143,16 +145,17 @@ def law_rows(sim, result, label: str, values: np.ndarray, out, predictor: str | 
     scale = np.maximum(pred.reshape(-1, m).std(0), 1e-300)
     en, en_floor = _energy_permuted(final / scale, sub / scale, np.random.default_rng(seed + 1))
     v, why = verdict.by_floor(en, en_floor.mean(), en_floor.std())
+    note = f"standardised coordinates; floor as for KS, {c} particles vs {sub.shape[0] * sub.shape[1]} draws"
     rows.append(Row(f"energy distance({label}, law) (end)", en, None, float(en_floor.mean()), float(en_floor.std()),
-                    source, f"standardised coordinates; floor as for KS, {c} particles vs {sub.shape[0] * sub.shape[1]} draws",
-                    v, why))  # fmt: skip
+                    source, note, v, why))  # fmt: skip
     rows.append(_stationarity(label, flat))
     if not getattr(out, "_branch_row_given", False):  # once per run
         rows.append(branches)
         out._branch_row_given = True
     out.law_draws = getattr(out, "law_draws", {})
+    name = predictor or label
     out.law_draws[label] = LawDraws(label, shape, flat[-1], pred.reshape(-1, m),
-                                    lambda: _gibbs_draws(gibbs, push, predictor or label, m), _sparse_target(sim, shape))
+                                    lambda: _gibbs_draws(gibbs, push, name, m), _sparse_target(sim, shape))
     return rows
 
 
@@ -226,8 +229,9 @@ def _sample(sim, result, seed):
         if len(sim.model.predictors) != 1:
             return None
         try:
+            # for the figure only: 64 chains
             return sample_slice_law(sim.geo, sim.objective.loss, T, theta0, chart=chart, seed=seed, dtype=sim.dtype,
-                                    potential="gibbs", predictor=predictors, chains=64)  # for the figure only  # fmt: skip
+                                    potential="gibbs", predictor=predictors, chains=64)  # fmt: skip
         except LawUnavailable:
             return None
 
@@ -264,7 +268,8 @@ def _branches(sim, chart, result, sample) -> Row:
     frac = float(changed.mean())
     if on_slice:
         v, why = verdict.exact(frac == 0.0, "started on the slice: the exact dynamics keeps every particle's line")
-        return Row(name, frac, None, 0.0, source="§9.2", note="a change is a discretization failure", verdict=v, why=why)
+        note = "a change is a discretization failure"
+        return Row(name, frac, None, 0.0, source="§9.2", note=note, verdict=v, why=why)
     return Row(name, frac, note="started off the slice: patterns may change while the charges relax (§9.2); the "
                "chains follow the patterns at the end", why="no prediction: the start is off the slice")  # fmt: skip
 

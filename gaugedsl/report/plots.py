@@ -115,10 +115,12 @@ def _law_figure(folder: Path, model: ir.Model, draws, plt) -> Path:
         pooled = np.concatenate([sim[:, i], pred[:, i]])
         lo, hi = np.quantile(pooled, [0.005, 0.995])
         bins = np.linspace(lo, hi, 41)
-        ax.hist(sim[:, i], bins, density=True, alpha=0.45, color=SIM, label=f"simulated ({sim.shape[0]} particles, end)")
+        ax.hist(sim[:, i], bins, density=True, alpha=0.45, color=SIM,
+                label=f"simulated ({sim.shape[0]} particles, end)")
         ax.hist(pred[:, i], bins, density=True, histtype="step", lw=1.5, color=PRED, label="predicted (sampler)")
         if gibbs is not None:
-            ax.hist(gibbs[:, i], bins, density=True, histtype="step", lw=1.2, ls="--", color=GIBBS, label="exp(−L/T) dw (no correction)")
+            ax.hist(gibbs[:, i], bins, density=True, histtype="step", lw=1.2, ls="--", color=GIBBS,
+                    label="exp(−L/T) dw (no correction)")
         name = f"{draws.label}[{','.join(map(str, np.unravel_index(i, draws.shape)))}]" if draws.shape else draws.label
         where = "" if on is None else f" ({'on' if on[i] else 'off'} the support of {target})"
         ax.set_title(name + where, fontsize=9)
@@ -161,11 +163,11 @@ def _law_figure(folder: Path, model: ir.Model, draws, plt) -> Path:
                         lw=1.5, label=f"{name}: mean {a.mean():.3g}")
             ax.set_xlabel(f"|{draws.label}_i|")
             ax.set_ylabel("density")
-            title = {"on": f"on the support of {target}", "off": f"off the support of {target}", "all": "all coordinates"}[where]
+            title = f"{where} the support of {target}" if where != "all" else "all coordinates"
             ax.set_title(f"|{draws.label}_i| {title} ({int(mask.sum())} coordinates)", fontsize=9)
             ax.legend(fontsize=7, loc="upper right")
         for ax in bottom[len(groups):]:
             ax.axis("off")
-    fig.suptitle(f"{model.name}: stationary law of {draws.label} — simulated, predicted exp(−L/T)·det G^(−1/2) on the "
-                 "slice, and exp(−L/T) dw without the gauge correction", fontsize=10)
+    fig.suptitle(f"{model.name}: stationary law of {draws.label} — simulated, predicted exp(−L/T)·det G^(−1/2) "
+                 "on the slice, and exp(−L/T) dw without the gauge correction", fontsize=10)
     return _save(fig, folder / f"law_{draws.label}.png", plt)
