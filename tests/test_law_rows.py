@@ -126,11 +126,11 @@ def test_charges_that_drift_have_no_law_and_say_why():
 
 
 def test_quick_start_rows_agree_and_the_figure_is_written(tmp_path, capsys):
-    # examples/diagonal_net.gauge reduced to 64 particles (its own dt and t = 60): the law rows agree
+    # examples/diagonal_net.gauge reduced to 32 particles (its own dt and t = 60): the law rows agree
     # and --plot writes law_w.png. (The full 256 particles are test_quick_start_full, slow.)
     from gaugedsl.cli import main
 
-    assert main(["run", str(ROOT / "examples" / "diagonal_net.gauge"), "--particles", "64", "-o", str(tmp_path),
+    assert main(["run", str(ROOT / "examples" / "diagonal_net.gauge"), "--particles", "32", "-o", str(tmp_path),
                  "--no-progress", "--plot"]) == 0  # fmt: skip
     out = capsys.readouterr().out
     assert "max_i |z| of E[w_i]" in out and "energy distance(w, law)" in out
@@ -151,11 +151,11 @@ def test_quick_start_full():
 
 
 def test_attention_pair_chart_rows_are_produced():
-    # The cone chart (columns of W_Q against W_K): 16 particles, T = 1e-4 over t = 20 is far from stationary
+    # The cone chart (columns of W_Q against W_K): 8 particles, T = 1e-4 over t = 10 is far from stationary
     # (docs/dynamics.md), so only that the sampler runs and every row has a verdict with its reason is asserted.
     text = (ROOT / "examples" / "attention_diagonal.gauge").read_text()
     text = text.replace("record every 100: charge(columns)", "record every 100: out, charge(columns)")
-    sim = Simulation(check_text(text, "<attention>"), particles=16, steps=2000)
+    sim = Simulation(check_text(text, "<attention>"), particles=8, steps=1000)
     comparison = compare(sim, sim.run())
     rows = rows_by_name(comparison)
     law = [r for n, r in rows.items() if "out" in n and "law" in n or n.startswith("stationarity of out")]
