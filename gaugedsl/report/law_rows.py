@@ -93,10 +93,10 @@ def law_rows(sim, result, label: str, values: np.ndarray, out, predictor: str | 
     """The rows comparing the recorded predictor `label` (records `values`, (R, N, ...) of healthy
     particles; `predictor` its name in the model, default `label`) with its predicted law; caches
     the draws on `out` (`out.law_draws`, for the plots)."""
+    from .compare import _plain  # the ensemble's end mean, as for any record without a law
+
     noise = result.plan.noise
     if noise != "projected" or sim.model.noise is None:
-        from .compare import _plain
-
         why = {"isotropic": "isotropic noise does not balance: the charges are martingales and exp(−L/T) is not "
                             "normalisable along the orbits (P3); no stationary law on the slice"}.get(  # fmt: skip
             noise, f"the stationary law on the slice is predicted for projected noise (here: {noise or 'none'})")
@@ -104,12 +104,12 @@ def law_rows(sim, result, label: str, values: np.ndarray, out, predictor: str | 
     if values.shape[0] < MIN_RECORDS:
         why = (f"only {values.shape[0]} records of {label}: the time averages and the stationarity check need at least "
                f"{MIN_RECORDS} (record more often, or run longer)")  # fmt: skip
-        return [Row(f"law of {label}", None, verdict=verdict.NO_PREDICTION, why=why, note=why)]
+        return [_plain(label, values), Row(f"law of {label}", None, verdict=verdict.NO_PREDICTION, why=why, note=why)]
     try:
         draws = _predicted(sim, result, out, seed)
     except (LawUnavailable, ImportError) as exc:
         out.notes.append(f"no predicted law for {label}: {exc}")
-        return [Row(f"law of {label}", None, verdict=verdict.NO_PREDICTION, why=str(exc))]
+        return [_plain(label, values), Row(f"law of {label}", None, verdict=verdict.NO_PREDICTION, why=str(exc))]
     sample, push, gibbs, branches = draws
     pred = push(sample.theta, predictor or label)  # (C, K, m)
     c, k, m = pred.shape
