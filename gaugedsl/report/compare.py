@@ -70,6 +70,8 @@ class Comparison:
 
 
 def compare(sim: Simulation, result: Result, geometry_dtype_lowered: Lowered | None = None) -> Comparison:
+    from . import law_rows  # the law of any predictor (it imports Row from here)
+
     model, plan = sim.model, result.plan
     ok = result.healthy
     rows: list[Row] = []
@@ -93,6 +95,8 @@ def compare(sim: Simulation, result: Result, geometry_dtype_lowered: Lowered | N
                 context = context or _charge_context(sim, result, noise if kick else None)
                 facts = action_facts(sim.geo, dict(item.value.static)["s"])
                 rows.extend(charge_rows(label, values, steps, facts, context))
+            elif law_rows.applies(sim, item, noise):  # the sampled law of any predictor (or why there is none)
+                rows.extend(law_rows.law_rows(sim, result, label, values, out, item.value.name))
             elif _is_scalar_predictor(model, item) and noise == "projected" and model.noise is not None:
                 rows.extend(_law(sim, result, label, values, geometry_dtype_lowered, out, when))
             else:

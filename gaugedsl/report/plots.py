@@ -1,5 +1,7 @@
 """PNG figures of a run (matplotlib, Agg backend): the histogram of a scalar predictor
-against its predicted stationary density, charge trajectories, and every recorded quantity
+against its predicted stationary density; for any predictor sampled on the slice, marginals of a
+few coordinates and the statistic its bias is about (simulated, predicted, and the Gibbs law
+exp(−L/T) dw without the gauge correction); charge trajectories, and every recorded quantity
 over time."""
 
 from __future__ import annotations
@@ -44,6 +46,8 @@ def plot(folder: Path, model: ir.Model, result: Result, comparison: Comparison) 
         ax.set_title(f"{model.name}: stationary law of {label}")
         ax.legend(fontsize=7)
         written.append(_save(fig, folder / f"law_{label}.png", plt))
+    for draws in getattr(comparison, "law_draws", {}).values():
+        written.append(_law_figure(folder, model, draws, plt))
     charges = [i for r in result.plan.records for i in r.items if isinstance(i.value, ir.Call) and i.value.func == "charge"]
     if charges:
         fig, axes = plt.subplots(len(charges), 1, figsize=(7, 3 * len(charges)), squeeze=False)
@@ -89,3 +93,81 @@ def _save(fig, path: Path, plt) -> Path:
     plt.close(fig)
     tmp.replace(path)
     return path
+
+
+SIM, PRED, GIBBS = ("tab:blue", "black", "tab:red")
+
+
+def _law_figure(folder: Path, model: ir.Model, draws, plt) -> Path:
+    """Marginals of up to four coordinates and the bias statistic: |w_i| on and off the support for a
+    vector, the singular values for a matrix."""
+    sim, pred = draws.simulated, draws.predicted
+    gibbs = draws.gibbs()
+    if draws.support is not None:
+        target, on = draws.support
+        shown = list(np.flatnonzero(on)[:2]) + list(np.flatnonzero(~on)[:2])
+    else:
+        target, on = None, None
+        shown = list(range(min(4, sim.shape[1])))
+    matrix = len(draws.shape) == 2 and min(draws.shape) > 1
+    fig, axes = plt.subplots(2, max(len(shown), 2), figsize=(3.2 * max(len(shown), 2), 6.4), squeeze=False)
+    for ax, i in zip(axes[0], shown):
+        pooled = np.concatenate([sim[:, i], pred[:, i]])
+        lo, hi = np.quantile(pooled, [0.005, 0.995])
+        bins = np.linspace(lo, hi, 41)
+        ax.hist(sim[:, i], bins, density=True, alpha=0.45, color=SIM,
+                label=f"simulated ({sim.shape[0]} particles, end)")
+        ax.hist(pred[:, i], bins, density=True, histtype="step", lw=1.5, color=PRED, label="predicted (sampler)")
+        if gibbs is not None:
+            ax.hist(gibbs[:, i], bins, density=True, histtype="step", lw=1.2, ls="--", color=GIBBS,
+                    label="exp(−L/T) dw (no correction)")
+        name = f"{draws.label}[{','.join(map(str, np.unravel_index(i, draws.shape)))}]" if draws.shape else draws.label
+        where = "" if on is None else f" ({'on' if on[i] else 'off'} the support of {target})"
+        ax.set_title(name + where, fontsize=9)
+        ax.set_xlabel(name)
+        ax.set_ylabel("density")
+    axes[0][0].legend(fontsize=7, loc="upper right")
+    for ax in axes[0][len(shown):]:
+        ax.axis("off")
+    bottom = axes[1]
+    if matrix:
+        def svals(x):
+            return np.linalg.svd(x.reshape(-1, *draws.shape), compute_uv=False)
+
+        sets = [("simulated", svals(sim), SIM), ("predicted", svals(pred), PRED)]
+        if gibbs is not None:
+            sets.append(("exp(−L/T) dw", svals(gibbs), GIBBS))
+        ax = bottom[0]
+        for name, sv, color in sets:
+            ax.boxplot(sv, positions=np.arange(sv.shape[1]) + {"simulated": -0.25, "predicted": 0.0}.get(name, 0.25),
+                       widths=0.2, patch_artist=True, boxprops={"facecolor": color, "alpha": 0.4}, showfliers=False)
+            ax.plot([], [], color=color, lw=6, alpha=0.4, label=name)
+        ax.set_xticks(range(sets[0][1].shape[1]))
+        ax.set_xlabel("singular value index")
+        ax.set_ylabel("σ_k")
+        ax.set_title(f"singular values of {draws.label}", fontsize=9)
+        ax.legend(fontsize=7)
+        for ax in bottom[1:]:
+            ax.axis("off")
+    else:
+        groups = [("on", on), ("off", ~on)] if on is not None else [("all", np.ones(sim.shape[1], bool))]
+        for ax, (where, mask) in zip(bottom, groups):
+            parts = [("simulated", sim, SIM, "stepfilled"), ("predicted", pred, PRED, "step")]
+            if gibbs is not None:
+                parts.append(("exp(−L/T) dw, no correction", gibbs, GIBBS, "step"))
+            top = np.quantile(np.abs(np.concatenate([sim[:, mask].ravel(), pred[:, mask].ravel()])), 0.99)
+            bins = np.linspace(0, top, 41)
+            for name, x, color, kind in parts:
+                a = np.abs(x[:, mask]).ravel()
+                ax.hist(a, bins, density=True, histtype=kind, alpha=0.45 if kind == "stepfilled" else 1.0, color=color,
+                        lw=1.5, label=f"{name}: mean {a.mean():.3g}")
+            ax.set_xlabel(f"|{draws.label}_i|")
+            ax.set_ylabel("density")
+            title = f"{where} the support of {target}" if where != "all" else "all coordinates"
+            ax.set_title(f"|{draws.label}_i| {title} ({int(mask.sum())} coordinates)", fontsize=9)
+            ax.legend(fontsize=7, loc="upper right")
+        for ax in bottom[len(groups):]:
+            ax.axis("off")
+    fig.suptitle(f"{model.name}: stationary law of {draws.label} — simulated, predicted exp(−L/T)·det G^(−1/2) "
+                 "on the slice, and exp(−L/T) dw without the gauge correction", fontsize=10)
+    return _save(fig, folder / f"law_{draws.label}.png", plt)
