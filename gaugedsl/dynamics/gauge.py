@@ -42,7 +42,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from . import torus
 from .plan import Numbers
+from .torus import TorusAction
 
 
 class DiagonalAction(eqx.Module):
@@ -174,9 +176,10 @@ class DiagonalAction(eqx.Module):
 
 class ChargeKeeper(eqx.Module):
     """Moves θ along its orbit after a step so that the charges follow their ODE (module
-    docstring). Call as `keeper(θ_before, θ_after, numbers)`."""
+    docstring). Call as `keeper(θ_before, θ_after, numbers)`. For a `torus.TorusAction` (a
+    coordinate moved by several generators) the ODE step and the orbit move are `torus.keep`'s."""
 
-    action: DiagonalAction
+    action: DiagonalAction | TorusAction
 
     def _block_sums(self, theta):
         """(P, N): Σ θ_j² over the coordinates with exponent +1, resp. −1, per generator."""
@@ -233,6 +236,8 @@ class ChargeKeeper(eqx.Module):
 
     def __call__(self, before, after, args: Numbers):
         act = self.action
+        if isinstance(act, TorusAction):
+            return torus.keep(act, before, after, (args.T * args.dt).astype(before.dtype))
         if act.signs is not None:
             return self._blocks_call(before, after, args)
         target = self.target(before, args)

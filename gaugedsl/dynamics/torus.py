@@ -1,0 +1,208 @@
+"""Torus actions, where a coordinate may be moved by several generators, and their charge keeper.
+
+**The action.** `θ_j ↦ θ_j exp(Σ_a M_aj a_a)` with a constant exponent matrix M (k × D): a
+coordinate may be moved by several generators (std.deep's deep3 moves u2_i by g₁/g₀, the
+stacked `deep_rescaling` every inner layer). Then ξ_a = M_a ⊙ θ, the charges are
+χ_a = ½ Σ_j M_aj θ_j², the Gram matrix is G_ab = Σ_j M_aj M_bj θ_j², and a move along the
+orbit by `a` multiplies θ_j² by exp(2 (Mᵀa)_j).
+
+**Blocks.** Generators and coordinates linked by a non-zero M_aj fall into connected
+components (for deep3, one per coordinate i: three coordinates, two generators), and G is
+block diagonal over them. Components of the same size are stacked into a `Family` and
+handled together, so every solve is a small g × g one per component, never a dense k × k one.
+
+**The charge ODE.** Under projected noise (docs/theory.md P4, and the module docstring of
+`gauge.py`), `dχ_a/dt = T tr(A_a P_H) = T (Σ_j M_aj − r_a)` with A_a = diag(M_a) and
+`r_a = Σ_{b,c} (G⁻¹)_{bc} Σ_j M_aj M_bj M_cj θ_j²`; it has no martingale part. Along the
+orbit, dχ/da = G, so as a function of the charges alone (θ moving along its orbit) the right
+side has Jacobian `−T K`, `K = (∂r/∂a) G⁻¹`. Near a degenerate orbit r varies on the scale of
+the vanishing θ_j², K grows like 1/θ_j² and the ODE is stiff.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+@dataclasses.dataclass(frozen=True)
+class Family:
+    """B components with the same numbers of coordinates (c) and generators (g):
+    `coords` (B, c) and `gens` (B, g) indices, `m` (B, g, c) exponents."""
+
+    coords: tuple
+    gens: tuple
+    m: tuple
+
+    @staticmethod
+    def of(coords: np.ndarray, gens: np.ndarray, m: np.ndarray) -> "Family":
+        return Family(_nested(coords), _nested(gens), _nested(m))
+
+
+def _nested(a: np.ndarray):
+    """A hashable copy of an array (static fields must be hashable)."""
+    return tuple(_nested(x) for x in a) if a.ndim > 1 else tuple(a.tolist())
+
+
+class TorusAction(eqx.Module):
+    """`θ_j ↦ θ_j exp(Σ_a M_aj a_a)`, by connected components (module docstring)."""
+
+    k: int = eqx.field(static=True)
+    dimension: int = eqx.field(static=True)
+    families: tuple[Family, ...] = eqx.field(static=True)
+
+    def __init__(self, m: np.ndarray):
+        self.k, self.dimension = m.shape
+        self.families = _families(m)
+
+    @staticmethod
+    def detect(act: Callable, k: int, dimension: int) -> "TorusAction | None":
+        """The torus form of `act(θ, a)` (the joint action at exp(a)), if it has one."""
+        rng = np.random.default_rng(1)
+        dtype = jnp.zeros(()).dtype
+        tol = 1e-9 if dtype == jnp.float64 else 1e-4
+        theta = jnp.asarray(rng.uniform(0.5, 1.5, dimension), dtype)
+        xi = np.asarray(jax.jit(lambda t: jax.jacfwd(lambda a: act(t, a))(jnp.zeros(k, dtype)).T)(theta))  # (k, D)
+        m = xi / np.asarray(theta)
+        m = np.where(np.abs(m) > tol, m, 0.0)
+        if not np.any(m):
+            return None
+        candidate = TorusAction(m)
+        t = jnp.asarray(rng.normal(size=(2, dimension)), dtype)
+        a = jnp.asarray(rng.normal(scale=0.3, size=(2, k)), dtype)
+        both = jax.jit(lambda t, a: (jax.vmap(act)(t, a), jax.vmap(candidate.act)(t, a)))
+        ours, theirs = (np.asarray(x) for x in both(t, a))
+        if not np.allclose(ours, theirs, rtol=tol * 10, atol=tol * 10):
+            return None
+        return candidate
+
+    def exponents(self) -> np.ndarray:
+        """M as a dense (k, D) array."""
+        m = np.zeros((self.k, self.dimension))
+        for fam in self.families:
+            coords, gens, ms = (np.asarray(x) for x in (fam.coords, fam.gens, fam.m))
+            m[gens[:, :, None], coords[:, None, :]] = ms
+        return m
+
+    def act(self, theta, a):
+        a = a.astype(theta.dtype)
+        for fam in self.families:
+            coords, gens, m = _arrays(fam, theta.dtype)
+            theta = theta.at[coords].multiply(jnp.exp(jnp.einsum("bgc,bg->bc", m, a[gens])))
+        return theta
+
+    def charges(self, theta):
+        out = jnp.zeros(self.k, theta.dtype)
+        for fam in self.families:
+            coords, gens, m = _arrays(fam, theta.dtype)
+            out = out.at[gens].set(0.5 * jnp.einsum("bgc,bc->bg", m, theta[coords] ** 2))
+        return out
+
+
+def _arrays(fam: Family, dtype):
+    return jnp.asarray(fam.coords, jnp.int32), jnp.asarray(fam.gens, jnp.int32), jnp.asarray(fam.m, dtype)
+
+
+def _families(m: np.ndarray) -> tuple[Family, ...]:
+    """Connected components of the generator–coordinate graph (M_aj ≠ 0), stacked by size."""
+    k, dim = m.shape
+    parent = list(range(k + dim))  # generators 0…k−1, coordinates k…k+D−1
+
+    def root(i):
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for a, j in zip(*np.nonzero(m)):
+        parent[root(int(a))] = root(k + int(j))
+    members: dict[int, tuple[list, list]] = {}
+    for a in range(k):
+        members.setdefault(root(a), ([], []))[0].append(a)
+    for j in range(dim):
+        if np.any(m[:, j]):
+            members.setdefault(root(k + j), ([], []))[1].append(j)
+    by_size: dict[tuple[int, int], list] = {}
+    for gens, coords in members.values():
+        if gens and coords:
+            by_size.setdefault((len(gens), len(coords)), []).append((gens, coords))
+    families = []
+    for comps in by_size.values():
+        gens = np.array([g for g, _ in comps])
+        coords = np.array([c for _, c in comps])
+        families.append(Family.of(coords, gens, m[gens[:, :, None], coords[:, None, :]]))
+    return tuple(families)
+
+
+# ---- the charge keeper's two steps, for one component (vmapped over a family) ----
+
+
+def _solve(a, b):
+    """a⁻¹b for a small matrix that may be singular at a degenerate orbit: a relative ridge of
+    ~10 g ε keeps it finite there, far below the accuracy of the step. Sizes 1 and 2 (a pair, or
+    a depth-3 chain) in closed form: a batched LAPACK solve of a 2 × 2 costs more than the rest."""
+    g = a.shape[0]
+    eps = jnp.finfo(a.dtype).eps * 10 * g
+    ridge = eps * jnp.abs(jnp.trace(a)) + jnp.finfo(a.dtype).tiny ** 0.5
+    a = a + ridge * jnp.eye(g, dtype=a.dtype)
+    if g == 1:
+        return b / a[0, 0]
+    if g == 2:
+        adjugate = jnp.array([[a[1, 1], -a[0, 1]], [-a[1, 0], a[0, 0]]])
+        return adjugate @ b / (a[0, 0] * a[1, 1] - a[0, 1] * a[1, 0])
+    return jnp.linalg.solve(a, b)
+
+
+def drive(m, x):
+    """(Σ_j M_aj − r_a, G) for one component with exponents m (g, c) at squares x (c,):
+    dχ/dt = T · drive (module docstring)."""
+    gram = (m * x) @ m.T
+    h = jnp.einsum("ac,bc,dc,c->abd", m, m, m, x)  # Σ_j M_aj M_bj M_dj θ_j²
+    r = jnp.einsum("abd,bd->a", h, _solve(gram, jnp.eye(m.shape[0], dtype=x.dtype)))
+    return m.sum(axis=1) - r, gram
+
+
+def charge_step(m, x, tdt):
+    """The charges after one step of dχ/dt = T · drive from squares x (c,), T dt = `tdt`.
+
+    Linearly implicit Euler: with b = drive(θ) and J = ∂drive/∂a (along the orbit),
+    `(I − tdt J G⁻¹) δχ = tdt b`, solved as δχ = G y with `(G − tdt J) y = tdt b` (no G⁻¹,
+    so it stays finite where G is singular). Why it is stable: on the linearization
+    dχ/dt = T(b − K δχ), K = −J G⁻¹, each mode of rate λ is multiplied by 1/(1 + T dt λ) per
+    step — in (0, 1) for every dt where the mode relaxes (λ > 0), so a stiff mode near a
+    degenerate orbit (λ ~ T/θ²) lands on its rest point instead of overshooting by the factor
+    |1 − T dt λ| ≫ 1 of an explicit step; for u ⊙ v it is the implicit Euler step of
+    `gauge.py`'s fast path (r = 2χ/G, J G⁻¹ = −2/G)."""
+    b, gram = drive(m, x)
+    jac = jax.jacfwd(lambda a: drive(m, x * jnp.exp(2.0 * (m.T @ a)))[0])(jnp.zeros(m.shape[0], x.dtype))
+    y = _solve(gram - tdt * jac, tdt * b)
+    return 0.5 * m @ x + gram @ y
+
+
+def orbit_move(m, x, target, iterations: int = 6):
+    """a with ½ Σ_j M_aj x_j exp(2(Mᵀa)_j) = target: Newton with Jacobian G (the Hessian of
+    the convex ¼ Σ_j x_j exp(2(Mᵀa)_j), so the iteration is well posed), each step clipped to
+    |δa_a| ≤ 1 and the solve ridged where G is near-singular (see `_solve`)."""
+    a = jnp.zeros(m.shape[0], x.dtype)
+    for _ in range(iterations):
+        moved = x * jnp.exp(2.0 * (m.T @ a))
+        residual = target - 0.5 * m @ moved
+        a = a + jnp.clip(_solve((m * moved) @ m.T, residual), -1.0, 1.0)
+    return a
+
+
+def keep(action: TorusAction, before, after, tdt):
+    """`after` moved along its orbit so that its charges are those the ODE gives over the step
+    from `before` (`gauge.ChargeKeeper` for torus actions)."""
+    theta = after
+    for fam in action.families:
+        coords, _, m = _arrays(fam, after.dtype)
+        target = jax.vmap(charge_step, in_axes=(0, 0, None))(m, before[coords] ** 2, tdt)
+        a = jax.vmap(orbit_move)(m, after[coords] ** 2, target)
+        theta = theta.at[coords].set(after[coords] * jnp.exp(jnp.einsum("bgc,bg->bc", m, a)))
+    return theta
