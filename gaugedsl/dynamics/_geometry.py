@@ -69,11 +69,12 @@ def charge_keeper(geo: Geometry):
 
 def horizontal_projection(geo: Geometry) -> Callable:
     """`(θ, v) ↦ v − Ξᵀ G⁺ Ξ v`, the noise direction orthogonal to the orbits: elementwise
-    for diagonal actions (`gauge.DiagonalAction`), else the geometry engine's general
-    projector (forward-mode generators and an eigendecomposition of G)."""
+    for diagonal actions (`gauge.DiagonalAction`), by components for other torus actions
+    (`torus.TorusAction`), else the geometry engine's general projector (forward-mode
+    generators and an eigendecomposition of G)."""
     if not geo.symmetries:
         return lambda theta, v: v
-    action = diagonal_action(geo)
+    action = torus_action(geo)
     return geo.project_horizontal if action is None else action.project
 
 
