@@ -29,6 +29,9 @@ is linear, dχ_a/dt = T tr(A_a) − 2T χ_a / G_aa, and stiff near degenerate or
 integrated over the step with G frozen — exactly on the general path, by implicit Euler
 on the fast path for uniform ±1 blocks (u ⊙ v); both are stable for any dt — and the orbit
 move that hits the target charge is found in closed form.
+
+Where a coordinate is moved by several generators (deep products, std.deep's deep3) the
+action is a `torus.TorusAction`, and the keeper's ODE step and orbit move are `torus.keep`'s.
 """
 
 from __future__ import annotations
