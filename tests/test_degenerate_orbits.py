@@ -281,7 +281,8 @@ def _law_samples(law, n, rng):
 def _stationarity(particles: int, steps: int, dt: float):
     """Particles drawn from the predicted law (balanced, w = s³), run for steps·dt: the end
     sample against the law."""
-    extra = f"run {{\n  particles = {particles}\n  steps = {steps}\n  dt = {dt}\n  dtype = float64\n  record every {steps}: w\n}}\n"
+    settings = f"particles = {particles}\n  steps = {steps}\n  dt = {dt}\n  dtype = float64\n  record every {steps}: w"
+    extra = f"run {{\n  {settings}\n}}\n"
     text = product(3, extra=extra)
     law = law_of(text, np.float64)
     sim = Simulation(check_text(text, "<product3>"))

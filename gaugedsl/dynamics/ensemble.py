@@ -316,10 +316,17 @@ class Simulation:
             return []
         n, N = int(left.sum()), int(healthy.sum())
         span = setting_span(self.model, "run", "dt") if self.model.run.get("dt") is not None else self.model.run.span
-        msg = f"{n} of {N} particles left their sign branch through a degenerate orbit (a discretization artefact) — reduce dt"
-        hint = f"reduce dt (now {float(numbers.dt):g}): the exact dynamics crosses a degenerate orbit along its line, keeping the relative signs that a balanced start ties together"
+        msg = f"{n} of {N} particles left their sign branch through a degenerate orbit (a discretization artefact)"
+        msg += " — reduce dt"
+        hint = (
+            f"reduce dt (now {float(numbers.dt):g}): the exact dynamics crosses a degenerate orbit along its line, "
+            "keeping the relative signs that a balanced start ties together"
+        )
         if self.dtype == jnp.float32:  # the charges are kept to rounding, a large imbalance near the origin
-            hint = "use dtype = float64: in float32 the charges are kept only to rounding, which near a degenerate orbit is a large relative imbalance; or " + hint
+            hint = (
+                "use dtype = float64: in float32 the charges are kept only to rounding, which near a degenerate "
+                "orbit is a large relative imbalance; or " + hint
+            )
         return [warning("W802", span, msg, hint)]
 
     def stability_limit(self, theta=None) -> float | None:

@@ -157,13 +157,16 @@ def _families(m: np.ndarray) -> tuple[Family, ...]:
 
 
 def _solve(a, b):
-    """a⁻¹b for a small matrix that may be singular at a degenerate orbit: a relative ridge of
-    ~10 g ε keeps it finite there, far below the accuracy of the step. Sizes 1 and 2 (a pair, or
-    a depth-3 chain) in closed form: a batched LAPACK solve of a 2 × 2 costs more than the rest."""
+    """a⁻¹b for a small matrix that may be singular at a degenerate orbit. Scaled by its trace
+    first (a Gram of θ ~ 1e-10 has a determinant below float32's range), then ridged by g ε²:
+    finite at a degenerate orbit (where the steps that use it are clipped or line-searched),
+    and below rounding elsewhere (a ridge of ε would shift the balanced rest point by ~ε).
+    Sizes 1 and 2 (a pair, a depth-3 chain) in closed form: a batched LAPACK solve of a 2 × 2
+    costs more than the rest."""
     g = a.shape[0]
-    eps = jnp.finfo(a.dtype).eps * 10 * g
-    ridge = eps * jnp.abs(jnp.trace(a)) + jnp.finfo(a.dtype).tiny ** 0.5
-    a = a + ridge * jnp.eye(g, dtype=a.dtype)
+    scale = jnp.abs(jnp.trace(a)) + jnp.finfo(a.dtype).tiny
+    a = a / scale + g * jnp.finfo(a.dtype).eps ** 2 * jnp.eye(g, dtype=a.dtype)
+    b = b / scale
     if g == 1:
         return b / a[0, 0]
     if g == 2:
@@ -219,6 +222,7 @@ def charge_step(m, x, tdt, iterations: int = 4):
         gh = jnp.einsum("ab,bcd->acd", inverse, h)  # (G⁻¹ H^d)_ac
         hess = 2.0 * jnp.einsum("abde,ab->de", m4 @ moved, inverse) - 2.0 * jnp.einsum("acd,cae->de", gh, gh)
         step = -_solve(tdt * hess + gram0, gradient)
+        step = jnp.where(jnp.all(jnp.isfinite(step)), step, 0.0)  # an overflow: no step
         return step, gradient @ step
 
     a = jnp.zeros(m.shape[0], x.dtype)
@@ -243,7 +247,8 @@ def orbit_move(m, x, target, iterations: int = 6):
     for _ in range(iterations):
         moved = x * jnp.exp(2.0 * (m.T @ a))
         residual = target - 0.5 * m @ moved
-        a = a + jnp.clip(_solve((m * moved) @ m.T, residual), -1.0, 1.0)
+        step = jnp.clip(_solve((m * moved) @ m.T, residual), -1.0, 1.0)
+        a = a + jnp.where(jnp.isfinite(step), step, 0.0)
     return a
 
 
