@@ -157,15 +157,16 @@ def _families(m: np.ndarray) -> tuple[Family, ...]:
 
 
 def _solve(a, b):
-    """a⁻¹b for a small matrix that may be singular at a degenerate orbit. Scaled by its trace
-    first (a Gram of θ ~ 1e-10 has a determinant below float32's range), then ridged by g ε²:
-    finite at a degenerate orbit (where the steps that use it are clipped or line-searched),
-    and below rounding elsewhere (a ridge of ε would shift the balanced rest point by ~ε).
+    """a⁻¹b for a small positive semi-definite matrix that may be singular at a degenerate orbit.
+    Scaled to unit trace first (a Gram of θ ~ 1e-10 has a determinant below float32's range),
+    then ridged by g ε: that keeps the computed determinant above its rounding error, so the
+    solve is finite at a degenerate orbit (where the steps that use it are clipped or
+    line-searched), and it shifts a result by ~ε relative elsewhere, the precision's own level.
     Sizes 1 and 2 (a pair, a depth-3 chain) in closed form: a batched LAPACK solve of a 2 × 2
     costs more than the rest."""
     g = a.shape[0]
     scale = jnp.abs(jnp.trace(a)) + jnp.finfo(a.dtype).tiny
-    a = a / scale + g * jnp.finfo(a.dtype).eps ** 2 * jnp.eye(g, dtype=a.dtype)
+    a = a / scale + g * jnp.finfo(a.dtype).eps * jnp.eye(g, dtype=a.dtype)
     b = b / scale
     if g == 1:
         return b / a[0, 0]
