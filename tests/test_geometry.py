@@ -266,11 +266,11 @@ def test_p5_predicted_mean_of_the_scalar_model():
 
 def test_p6_depth_three_law_is_uniform_in_slice_arclength():
     # Depth-L product on the balanced line: p(w) ∝ e^{-L/T}|w|^{-(L-1)/L}, i.e. E[w] equals the
-    # mean of s³ under e^{-L(s³)/T} ds (s > 0 branch, started at w > 0).
+    # mean of s³ under e^{-L(s³)/T} ds; for odd L the line runs through the origin to w < 0.
     text = "param a : R = 1.0\nparam b : R = 1.0\nparam c : R = 1.0\npredictor w = a * b * c\nloss = 0.5 * (w - 0.5)^2\n" \
            "symmetry d : Scale[2] { a -> g[0] * a  b -> g[1] / g[0] * b  c -> c / g[1] }\nnoise projected(T = 0.1)\n"  # fmt: skip
     law = predicted_law(geometry(text), 0.1)
-    s = np.linspace(1e-6, 3, 200_001)
+    s = np.linspace(-3, 3, 400_001)
     weight = np.exp(-0.5 * (s**3 - 0.5) ** 2 / 0.1)
     expected = np.trapezoid(s**3 * weight, s) / np.trapezoid(weight, s)
     assert abs(law.mean - expected) < 2e-3

@@ -44,22 +44,37 @@ def diagonal_action(geo: Geometry):
     return DiagonalAction.detect(act, k, geo.dimension)
 
 
+@functools.lru_cache(maxsize=None)
+def torus_action(geo: Geometry):
+    """The symmetries' joint action as a torus action (`θ_j ↦ θ_j exp(Σ_a M_aj a_a)`): the
+    `gauge.DiagonalAction` where each coordinate has one generator, else a
+    `torus.TorusAction`; None for other actions."""
+    from .torus import TorusAction
+
+    diagonal = diagonal_action(geo)
+    if diagonal is not None or not geo.symmetries:
+        return diagonal
+    act, k = joint_action(geo)
+    return TorusAction.detect(act, k, geo.dimension)
+
+
 def charge_keeper(geo: Geometry):
-    """The `ChargeKeeper` for projected noise where the action is diagonal; `None` otherwise
-    (plain Euler steps)."""
+    """The `ChargeKeeper` for projected noise where the action is a torus action; `None`
+    otherwise (plain Euler steps)."""
     from .gauge import ChargeKeeper
 
-    action = diagonal_action(geo)
+    action = torus_action(geo)
     return None if action is None else ChargeKeeper(action)
 
 
 def horizontal_projection(geo: Geometry) -> Callable:
     """`(θ, v) ↦ v − Ξᵀ G⁺ Ξ v`, the noise direction orthogonal to the orbits: elementwise
-    for diagonal actions (`gauge.DiagonalAction`), else the geometry engine's general
-    projector (forward-mode generators and an eigendecomposition of G)."""
+    for diagonal actions (`gauge.DiagonalAction`), by components for other torus actions
+    (`torus.TorusAction`), else the geometry engine's general projector (forward-mode
+    generators and an eigendecomposition of G)."""
     if not geo.symmetries:
         return lambda theta, v: v
-    action = diagonal_action(geo)
+    action = torus_action(geo)
     return geo.project_horizontal if action is None else action.project
 
 

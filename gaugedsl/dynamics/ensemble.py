@@ -18,7 +18,7 @@ from .. import ir
 from .._threefry import straight_line_threefry
 from ..diagnostics import Diagnostic, GaugeError, error, warning
 from ..lowering import Lowered
-from . import _geometry
+from . import _geometry, branches
 from .devices import ParticleSharding
 from .discrete import DiscreteChunk, steps_ahead
 from .drift import Drift
@@ -101,11 +101,16 @@ class Simulation:
         groups = tuple((r.every, self.recorder.group(i)) for i, r in enumerate(plan.records))
         self.noise = self._noise()
         self._lowering = contextlib.nullcontext
+        self.chains = None
         if plan.dynamics == "sde":
             # The SDE's charges follow an ODE that Euler–Maruyama only matches on average; the
             # keeper integrates it (gauge.py). The discrete maps are run as written: their own
             # charge change (P2, c' = c(1 − lr²g²)) is the point of simulating them.
             keeper = _geometry.charge_keeper(self.geo) if plan.noise == "projected" else None
+            # What the exact projected SDE keeps and a step may still break near a degenerate
+            # orbit: the relative signs along balanced chains (branches.py, W802).
+            action = _geometry.torus_action(self.geo) if plan.noise == "projected" else None
+            self.chains = None if action is None else branches.chains(action)
             solver = solver_for(model, plan, self.noise, self.constraint, keeper)
             drift = Drift(self.objective.grad, self.constraint)
             self.particle_chunk = SDEChunk(drift, self.noise, solver, groups, plan.chunk)
@@ -274,6 +279,8 @@ class Simulation:
         diags = list(self.notes)
         if not healthy.all():
             diags.append(self._divergence(state, numbers, everyone=False))
+        if self.chains is not None and theta0 is not None:
+            diags.extend(self._branch_check(theta0, state.theta, healthy, numbers))
         plan = plan if seed is None else dataclasses.replace(plan, seed=seed)  # what this run used
         return Result(plan, numbers.as_dict(), records, steps, state.theta, theta0, healthy, state.diverged_at, wall, diags)
 
@@ -300,6 +307,27 @@ class Simulation:
         if everyone:
             return error("E811", span, msg, hint)
         return warning("W811", span, msg + "; their records are NaN from then on and the statistics use the other particles", hint)
+
+    def _branch_check(self, theta0, theta, healthy, numbers: Numbers) -> list[Diagnostic]:
+        """W802 where particles left their sign branch through a degenerate orbit."""
+        tol = 1e-4 if self.dtype == jnp.float32 else 1e-8  # balanced at the start, to rounding
+        left = branches.left_branch(self.chains, np.asarray(theta0), np.asarray(theta), tol) & healthy
+        if not left.any():
+            return []
+        n, N = int(left.sum()), int(healthy.sum())
+        span = setting_span(self.model, "run", "dt") if self.model.run.get("dt") is not None else self.model.run.span
+        msg = f"{n} of {N} particles left their sign branch through a degenerate orbit (a discretization artefact)"
+        msg += " — reduce dt"
+        hint = (
+            f"reduce dt (now {float(numbers.dt):g}): the exact dynamics crosses a degenerate orbit along its line, "
+            "keeping the relative signs that a balanced start ties together"
+        )
+        if self.dtype == jnp.float32:  # the charges are kept to rounding, a large imbalance near the origin
+            hint = (
+                "use dtype = float64: in float32 the charges are kept only to rounding, which near a degenerate "
+                "orbit is a large relative imbalance; or " + hint
+            )
+        return [warning("W802", span, msg, hint)]
 
     def stability_limit(self, theta=None) -> float | None:
         """2/λ_max of the loss Hessian at the first particle's start (power iteration):

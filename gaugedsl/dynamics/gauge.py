@@ -29,6 +29,9 @@ is linear, dχ_a/dt = T tr(A_a) − 2T χ_a / G_aa, and stiff near degenerate or
 integrated over the step with G frozen — exactly on the general path, by implicit Euler
 on the fast path for uniform ±1 blocks (u ⊙ v); both are stable for any dt — and the orbit
 move that hits the target charge is found in closed form.
+
+Where a coordinate is moved by several generators (deep products, std.deep's deep3) the
+action is a `torus.TorusAction`, and the keeper's ODE step and orbit move are `torus.keep`'s.
 """
 
 from __future__ import annotations
@@ -42,7 +45,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from . import torus
 from .plan import Numbers
+from .torus import TorusAction
 
 
 class DiagonalAction(eqx.Module):
@@ -174,9 +179,10 @@ class DiagonalAction(eqx.Module):
 
 class ChargeKeeper(eqx.Module):
     """Moves θ along its orbit after a step so that the charges follow their ODE (module
-    docstring). Call as `keeper(θ_before, θ_after, numbers)`."""
+    docstring). Call as `keeper(θ_before, θ_after, numbers)`. For a `torus.TorusAction` (a
+    coordinate moved by several generators) the ODE step and the orbit move are `torus.keep`'s."""
 
-    action: DiagonalAction
+    action: DiagonalAction | TorusAction
 
     def _block_sums(self, theta):
         """(P, N): Σ θ_j² over the coordinates with exponent +1, resp. −1, per generator."""
@@ -233,6 +239,8 @@ class ChargeKeeper(eqx.Module):
 
     def __call__(self, before, after, args: Numbers):
         act = self.action
+        if isinstance(act, TorusAction):
+            return torus.keep(act, before, after, (args.T * args.dt).astype(before.dtype))
         if act.signs is not None:
             return self._blocks_call(before, after, args)
         target = self.target(before, args)

@@ -1,4 +1,4 @@
-"""The predicted stationary law of a scalar predictor (THEORY.md §2.2, P5/P6).
+"""The predicted stationary law of a scalar predictor (docs/theory.md §2.2, P5/P6).
 
 Under gradient-aligned (projected) noise the dynamics settles on the gauge slice, where the
 predictor w has the density `p(w) ∝ exp(−L(w)/T) · det G(θ*(w))^{-1/2}`. When the slice is a
@@ -7,6 +7,19 @@ unit horizontal field from a balanced point in both directions (horizontal curve
 the orthogonality slice stay on it, since ∇χ_a = ξ_a), and do the quadrature in its arclength
 s — the good coordinate: the density in s is smooth even where p(w) has an integrable
 singularity (|w|^{-(L−1)/L} for depth L).
+
+**Degenerate orbits** (docs/theory.md §9, item 2). Where the orbit degenerates (G singular,
+e.g. the origin of a depth-L product) the horizontal field is undefined, but the slice goes
+on: for a torus action it is a union of lines through the origin, and the exact SDE passes
+through the origin along its line. The walk therefore crosses such a point on a straight
+continuation of its tangent, exactly where the slice is a line, and resumes on the other
+side. It ends instead where the far side adds nothing or is not reachable:
+- w turns back (dw/ds changes sign): for an even-depth product w(−s) = w(s), so the far side
+  repeats the near side's law of w;
+- a `Positive` coordinate would leave its orthant (the dynamics reflects it back);
+- the loss there is already `cutoff` temperatures above its minimum (negligible mass).
+An odd-depth product thus covers both signs of w (P6), whatever the precision: a crossing
+no longer depends on whether a step happens to land within rounding of the origin.
 """
 
 from __future__ import annotations
@@ -18,6 +31,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from .engine import Geometry
+
+_CHUNK = 2000  # RK4 steps per compiled walk
+_CROSS = 64  # straight steps tried across a degenerate point
+_MAX_CROSSINGS = 16
+_REFINE = _CROSS  # the edge of a branch is located to ds/_REFINE
+_ALIGNED = 0.999  # |cos| between the horizontal line and the straight continuation: on the slice
 
 
 class LawUnavailable(Exception):
@@ -35,6 +54,7 @@ class PredictedLaw:
     mean: float
     std: float
     gibbs_mean: float  # E[w] under exp(−L/T) alone on the same curve, for contrast
+    cdf_values: np.ndarray | None = None  # P(W ≤ w) on the grid `w`, integrated in s
 
     def moment(self, f) -> float:
         return float(np.trapezoid(f(self.w_of_s) * self.weights_s, self.s))
@@ -44,6 +64,8 @@ class PredictedLaw:
         return self._w_of_s
 
     def cdf(self, x: np.ndarray) -> np.ndarray:
+        if self.cdf_values is not None:
+            return np.interp(x, self.w, self.cdf_values)
         c = np.concatenate([[0.0], np.cumsum(0.5 * (self.density[1:] + self.density[:-1]) * np.diff(self.w))])
         return np.interp(x, self.w, c / c[-1])
 
@@ -60,6 +82,10 @@ def predicted_law(geo: Geometry, T: float, theta0=None, step: float | None = Non
     if theta0 is None:
         theta0 = layout.flatten(lowered.init_params(jax.random.PRNGKey(0)))
     theta0 = geo.project_to_slice(jnp.asarray(theta0))
+    positive = np.zeros(geo.dimension, bool)
+    for p in model.params:
+        if p.manifold.kind == "Positive":
+            positive[layout.slice_of(p.name)] = True
 
     def loss(t):
         return lowered.loss(layout.unflatten(t))
@@ -69,6 +95,12 @@ def predicted_law(geo: Geometry, T: float, theta0=None, step: float | None = Non
 
     def logdet(t):
         return sum(geo.logdet_gram(n, t) for n in geo.symmetries)
+
+    def probe(t, h):
+        """What the quadrature needs where the curve passes t with unit tangent h: the loss, w,
+        log det G and dw/ds (exact, where a finite difference would not resolve the
+        vanishing slope at a degenerate point)."""
+        return loss(t), pred(t), logdet(t), jax.jvp(pred, (t,), (h,))[1]
 
     def direction(t, previous):
         xi = geo.generators(t)
@@ -80,48 +112,132 @@ def predicted_law(geo: Geometry, T: float, theta0=None, step: float | None = Non
     ds = step or max(scale, 1e-3) * 2e-4
 
     @jax.jit
-    def walk(t, prev, sign):
+    def walk(t, k1, prev, sign):
         def rk4(carry, _):
-            t, prev = carry
-            k1 = direction(t, prev)
+            t, k1, prev = carry
             k2 = direction(t + 0.5 * ds * sign * k1, k1)
             k3 = direction(t + 0.5 * ds * sign * k2, k2)
             k4 = direction(t + ds * sign * k3, k3)
-            step_dir = (k1 + 2 * k2 + 2 * k3 + k4) / 6
-            t_new = t + ds * sign * step_dir
-            # Where the orbit degenerates the horizontal direction jumps: that is the edge.
+            t_new = t + ds * sign * (k1 + 2 * k2 + 2 * k3 + k4) / 6
+            k1_new = direction(t_new, k4)
+            # Where the orbit degenerates the horizontal direction jumps.
             turn = jnp.min(jnp.array([jnp.dot(k1, prev), jnp.dot(k4, k1)]))
-            return (t_new, k4), (t_new, loss(t_new), pred(t_new), logdet(t_new), turn)
+            return (t_new, k1_new, k4), (t_new, k1_new, turn) + probe(t_new, k1_new)
 
-        return jax.lax.scan(rk4, (t, prev), None, length=2000)
+        return jax.lax.scan(rk4, (t, k1, prev), None, length=_CHUNK)
+
+    @jax.jit
+    def straight(p, d, sign, h):
+        """The straight continuation p + j·h·d (j = 1…_CROSS) and how well the horizontal
+        line at each point agrees with it (1 on the slice's line, anything at a degenerate point)."""
+        pts = p + (jnp.arange(1, _CROSS + 1, dtype=p.dtype) * h * sign)[:, None] * d
+
+        def one(x):
+            return (jnp.abs(jnp.dot(direction(x, d), d)),) + probe(x, d)
+
+        return pts, jax.vmap(one)(pts)
 
     start_dir = direction(theta0, jnp.ones_like(theta0))
-    l0 = float(loss(theta0))
+    start = tuple(float(x) for x in probe(theta0, start_dir))
+    rising = np.sign(start[3])  # w is monotone along the curve: the sign of dw/ds stays
+
+    def ends(ll, ww, tt):
+        """Where the branch ends whatever comes next: no finite loss or w, or a `Positive`
+        coordinate out of its orthant."""
+        out = ~np.isfinite(ll) | ~np.isfinite(ww)
+        if positive.any():
+            out |= np.any(np.asarray(tt)[:, positive] <= 0, axis=1)
+        return out
+
+    def turns_back(sl):
+        """w turns back (the sign of dw/ds changes): beyond, w retraces its values."""
+        return np.sign(sl) * rising < 0
+
+    l_min = start[0]
+
+    def beyond(p, d, sign, past: int, l_min: float):
+        """What lies ahead of p past a degenerate point, on the straight continuation of the
+        tangent d: `("cross", part)` to resume the walk on the far side (from `past` steps on),
+        or `("end", part)` up to the edge (located to ds/_REFINE), where the branch ends."""
+        nothing = ("end", ())
+        if (float(loss(p)) - l_min) / T > cutoff:
+            return nothing  # the far side has weight below exp(−cutoff)
+        pts, (align, ll, ww, ld, sl) = jax.tree.map(np.asarray, straight(p, d, sign, ds))
+        good = (align > _ALIGNED) & np.isfinite(ld)
+        # dw/ds along d is exact on the line; off it, within rounding of the degenerate point,
+        # its sign means nothing: judge it where the horizontal line is the straight one.
+        event = ends(ll, ww, pts) | (turns_back(sl) & good)
+        e = int(np.argmax(event)) if event.any() else _CROSS
+        for j in range(past, e - 2):
+            if good[j : j + 3].all():  # back on a well-defined stretch of the line
+                k = j + 1
+                return "cross", (pts[j], (ll[:k], ww[:k], ld[:k], sl[:k], np.full(k, ds)))
+        if e == _CROSS:
+            return nothing
+        # The edge lies between point e − 1 and point e: locate it on a finer grid, so that the
+        # quadrature reaches it (a branch cut ds short of w = 0 would bias E[w] by ~1e-4).
+        base = jnp.asarray(pts[e - 1]) if e else p
+        fine, (f_align, f_ll, f_ww, f_ld, f_sl) = jax.tree.map(np.asarray, straight(base, d, sign, ds / _REFINE))
+        f_good = (f_align > _ALIGNED) & np.isfinite(f_ld)
+        f_event = ends(f_ll, f_ww, fine) | (turns_back(f_sl) & f_good)
+        f = int(np.argmax(f_event)) if f_event.any() else _CROSS
+        last = [f - 1] if f else []
+        inc = np.concatenate([np.full(e, ds), np.full(len(last), f * ds / _REFINE)])
+        coarse, finer = (ll, ww, ld, sl), (f_ll, f_ww, f_ld, f_sl)
+        return "end", tuple(np.concatenate([x[:e], fx[last]]) for x, fx in zip(coarse, finer)) + (inc,)
+
     branches = []
     for sign in (1.0, -1.0):
-        t, prev = theta0, start_dir
-        pts, ls, ws, lds = [], [], [], []
-        for _ in range(max_steps // 2000):
-            (t, prev), (tt, ll, ww, ld, turn) = walk(t, prev, sign)
-            ll, ww, ld = np.asarray(ll), np.asarray(ww), np.asarray(ld)
-            stop = ~np.isfinite(ld) | ~np.isfinite(ll) | (np.asarray(turn) < 0.9)
-            if stop.any():  # the orbit degenerates (the edge of the orthant): stop before it
-                n = max(int(np.argmax(stop)) - 2, 0)  # the last points sit on the degenerate edge
-                ls.append(ll[:n]); ws.append(ww[:n]); lds.append(ld[:n])
+        t, k1, prev = theta0, start_dir, start_dir
+        parts: list[tuple] = []
+        steps, crossings = 0, 0
+        while steps < max_steps:
+            here = (t, k1)
+            (t, k1, prev), (tt, kk, turn, ll, ww, ld, sl) = walk(t, k1, prev, sign)
+            tt, kk, turn, ll, ww, ld, sl = (np.asarray(x) for x in (tt, kk, turn, ll, ww, ld, sl))
+            steps += _CHUNK
+            done = ends(ll, ww, tt)
+            # A degenerate point, or w turning back (at a degenerate point, or for good):
+            # `beyond` tells which.
+            event = done | ~np.isfinite(ld) | (turn < 0.9) | turns_back(sl)
+            if not event.any():
+                parts.append((ll, ww, ld, sl, np.full(_CHUNK, ds)))
+                l_min = min(l_min, float(ll.min()))
+                if (ll.min() - l_min) / T > cutoff and ll[-1] >= ll[0]:
+                    break
+                continue
+            first = int(np.argmax(event))
+            n = max(first - 2, 0)  # the last points sit on the degenerate point
+            parts.append((ll[:n], ww[:n], ld[:n], sl[:n], np.full(n, ds)))
+            if crossings >= _MAX_CROSSINGS or not np.isfinite(ll[first] + ww[first]):
                 break
-            ls.append(ll); ws.append(ww); lds.append(ld)
-            l0 = min(l0, float(ll.min()))
-            if (ll.min() - l0) / T > cutoff and ll[-1] >= ll[0]:
+            p, d = (jnp.asarray(tt[n - 1]), jnp.asarray(kk[n - 1])) if n else here
+            kind, part = beyond(p, d, sign, first - n + 3, l_min)
+            if kind == "end":
+                if part:
+                    parts.append(part)
                 break
-        branches.append((np.concatenate(ls), np.concatenate(ws), np.concatenate(lds)))
-    (l_f, w_f, ld_f), (l_b, w_b, ld_b) = branches
-    l_all = np.concatenate([l_b[::-1], [float(loss(theta0))], l_f])
-    w_all = np.concatenate([w_b[::-1], [float(pred(theta0))], w_f])
-    ld_all = np.concatenate([ld_b[::-1], [float(logdet(theta0))], ld_f])
-    s = ds * np.arange(len(l_all), dtype=float)
+            resume, part = part
+            parts.append(part)
+            crossings += 1
+            t, prev = jnp.asarray(resume), d
+            k1 = direction(t, d)
+        branches.append(tuple(np.concatenate(x) for x in zip(*parts)) if parts else (np.zeros(0),) * 5)
+    forward, backward = branches
+    joined = (np.concatenate([b[::-1], [x], f]) for b, x, f in zip(backward[:4], start, forward[:4]))
+    l_all, w_all, ld_all, slope = joined
+    s = np.concatenate([-np.cumsum(backward[4])[::-1], [0.0], np.cumsum(forward[4])])
+    s -= s[0]
 
-    dw = np.abs(np.gradient(w_all, s))
-    log_q = -(l_all - l_all.min()) / T - 0.5 * ld_all + np.log(np.maximum(dw, 1e-300))
+    dw = np.abs(slope)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_q = -(l_all - l_all.min()) / T - 0.5 * ld_all + np.log(dw)
+    # At a degenerate point itself det G = 0 and dw/ds = 0 (0/0); the density in s is smooth
+    # through it (uniform times exp(−L/T) for a product), so take it from the neighbours.
+    bad = ~np.isfinite(log_q)
+    if bad.all():
+        raise LawUnavailable("the orbits are degenerate all along the slice")
+    log_q[bad] = np.interp(s[bad], s[~bad], log_q[~bad])
     q = np.exp(log_q - log_q.max())
     q /= np.trapezoid(q, s)
     gibbs = np.exp(-(l_all - l_all.min()) / T) * dw  # exp(−L/T) dw, without the correction
@@ -129,9 +245,15 @@ def predicted_law(geo: Geometry, T: float, theta0=None, step: float | None = Non
 
     mean = float(np.trapezoid(w_all * q, s))
     std = float(np.sqrt(max(np.trapezoid((w_all - mean) ** 2 * q, s), 0.0)))
-    order = np.argsort(w_all)
-    w_sorted = w_all[order]
+    # w is monotone along s (the walk ends where it turns back), so its CDF is the mass in s
+    # up to each point: exact through the integrable singularity of p(w) at a degenerate point.
+    mass = np.concatenate([[0.0], np.cumsum(0.5 * (q[1:] + q[:-1]) * np.diff(s))])
+    mass /= mass[-1]
+    increasing = w_all[-1] >= w_all[0]
+    order = np.arange(len(w_all)) if increasing else np.arange(len(w_all))[::-1]
+    cdf_values = mass if increasing else 1.0 - mass[::-1]
     density = (q / np.maximum(dw, 1e-300))[order]
-    law = PredictedLaw(name, T, w_sorted, density, s, q, mean, std, float(np.trapezoid(w_all * gibbs, s)))
+    gibbs_mean = float(np.trapezoid(w_all * gibbs, s))
+    law = PredictedLaw(name, T, w_all[order], density, s, q, mean, std, gibbs_mean, cdf_values)
     object.__setattr__(law, "_w_of_s", w_all)
     return law
