@@ -1,0 +1,248 @@
+"""`dynamics = quotient`: the projected-noise SDE integrated on the gauge slice's lines
+(gaugedsl/dynamics/quotient.py; docs/dynamics.md, "Dynamics on the quotient").
+
+- (a) its stationary E[w] is the slice law's, exp(−L/T) uniform in the line coordinate s
+  (docs/theory.md P5, P6), for scalar products of depth 2, 3, 4 on R and on Positive;
+- (b) started on the slice (charges at rest) its transient is the full `sde` simulation's;
+- (c) in float32 and float64;
+- (d) it refuses noise other than `projected` (E508) and slices without a line chart (E812).
+
+Tolerances. A stationary mean is the average over particles of each particle's time average
+over the second half of the run; its standard error is the spread of those averages over
+sqrt(N) (particles are independent). Euler–Maruyama at step dt biases the stationary mean by
+O(dt): measured in float64 with 64,000 particles (see `test_discretization_bias_is_small`), it
+is below 0.1 standard error of the reduced runs here, so the reduced tests allow 3 standard
+errors and nothing else.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from gaugedsl.check import check_file, check_text
+from gaugedsl.diagnostics import GaugeError
+from gaugedsl.dynamics import Simulation
+from gaugedsl.geometry import Geometry, predicted_law
+from gaugedsl.lowering import Lowered
+
+A, T = 0.5, 0.1  # loss ½(w − a)², temperature
+
+# w = u1 ⋯ u_L with the depth-L rescalings written out over scalars (std.deep's deep3, deep4).
+_ACTIONS = {
+    2: ["u1 -> g * u1", "u2 -> u2 / g"],
+    3: ["u1 -> g[0] * u1", "u2 -> g[1] / g[0] * u2", "u3 -> u3 / g[1]"],
+    4: ["u1 -> g[0] * u1", "u2 -> g[1] / g[0] * u2", "u3 -> g[2] / g[1] * u3", "u4 -> u4 / g[2]"],
+}
+_START = (1.2, 0.3, 0.9, 0.6)
+
+
+def product_model(depth: int, first: str = "R", dynamics: str = "quotient", dtype: str = "float64",
+                  dt: float = 1e-2, start: str = "slice", every: int = 20) -> str:  # fmt: skip
+    """A scalar product of `depth` factors (the first on `first`), loss ½(w − a)², projected noise."""
+    params = "\n".join(f"param u{i + 1} : {first if i == 0 else 'R'} = {_START[i]}" for i in range(depth))
+    group = "Scale" if depth == 2 else f"Scale[{depth - 1}]"
+    actions = "\n  ".join(_ACTIONS[depth])
+    return f"""model product_L{depth}
+{params}
+
+predictor w = {' * '.join(f'u{i + 1}' for i in range(depth))}
+loss = 0.5 * (w - {A})^2
+
+symmetry layers : {group} {{
+  {actions}
+}}
+
+noise projected(T = {T})
+
+run {{
+  dynamics = {dynamics}
+  dt = {dt}
+  dtype = {dtype}
+  start = {start}
+  record every {every}: w, charge(layers), loss
+}}
+"""
+
+
+def slice_law_mean(depth: int, positive: bool) -> float:
+    """E[w] under exp(−L(w(s))/T) ds on the balanced line w = s^depth (all factors positive at the
+    start, so σ = +1): uniform in arclength (docs/theory.md P6), by quadrature in s."""
+    s = np.linspace(0.0 if positive else -3.0, 3.0, 600_001)
+    w = s**depth
+    q = np.exp(-((w - A) ** 2) / (2 * T))
+    return float(np.trapezoid(w * q, s) / np.trapezoid(q, s))
+
+
+def stationary_mean(program: str, particles: int, steps: int, seed: int = 0) -> tuple[float, float]:
+    """Mean over particles of each particle's time average of w over the second half, and its
+    standard error."""
+    sim = Simulation(check_text(program, "<q>"), particles=particles, steps=steps, seed=seed)
+    res = sim.run()
+    w = res.records["w"]
+    per_particle = w[w.shape[0] // 2 :].mean(axis=0)
+    return float(per_particle.mean()), float(per_particle.std(ddof=1) / np.sqrt(per_particle.size))
+
+
+# (depth, first factor's manifold): the exact 1-D law of gaugedsl/geometry/law.py covers the
+# whole support where w keeps its sign (even depth, or a Positive factor); for odd depth on R the
+# line crosses the origin into w < 0, which that law (walking from the start to the degenerate
+# orbit at 0) does not reach, so the reference is the quadrature in s.
+CASES = [(2, "R"), (2, "Positive"), (3, "R"), (3, "Positive"), (4, "R")]
+
+
+def reference(depth: int, first: str) -> float:
+    mean = slice_law_mean(depth, first == "Positive")
+    if depth % 2 == 0 or first == "Positive":
+        law = predicted_law(Geometry(Lowered(check_text(product_model(depth, first), "<q>"))), T)
+        # the two quadratures agree (the law's in arclength, ours in s): 1e-3 is their grid error
+        assert abs(law.mean - mean) < 1e-3, (law.mean, mean)
+    return mean
+
+
+@pytest.mark.parametrize("depth, first", CASES)
+def test_stationary_mean_is_the_slice_law(depth, first):
+    # 1,000 particles to t = 20 (two relaxation times of s at T = 0.1): standard error ≈ 0.004.
+    dtype = "float32" if (depth, first) in ((2, "R"), (3, "R")) else "float64"
+    mean, se = stationary_mean(product_model(depth, first, dtype=dtype), 1000, 2000)
+    expected = reference(depth, first)
+    assert abs(mean - expected) < 3 * se, f"E[w] = {mean:.4f} ± {se:.4f}, the slice law {expected:.4f}"
+
+
+def test_stationary_mean_tells_the_slice_law_from_gibbs():
+    # The check can fail: plain Gibbs exp(−L/T) dw on the same support is 10 standard errors away.
+    mean, se = stationary_mean(product_model(2), 1000, 2000)
+    w = np.linspace(0.0, 4.0, 400_001)
+    q = np.exp(-((w - A) ** 2) / (2 * T))
+    gibbs = float(np.trapezoid(w * q, w) / np.trapezoid(q, w))
+    assert abs(mean - gibbs) > 10 * se
+
+
+def test_odd_depth_crosses_the_origin_and_keeps_its_line():
+    # Depth 3 on R: w = s³ takes both signs (P6: P(w < 0) > 0); the charges stay 0 (one line).
+    sim = Simulation(check_text(product_model(3), "<q>"), particles=500, steps=2000)
+    res = sim.run()
+    w = res.records["w"][res.records["w"].shape[0] // 2 :]
+    s = np.linspace(-3.0, 3.0, 600_001)
+    q = np.exp(-((s**3 - A) ** 2) / (2 * T))
+    p_negative = float(np.trapezoid(q * (s < 0), s) / np.trapezoid(q, s))
+    assert p_negative > 0.05
+    frac = float(np.mean(w < 0))  # correlated in time, so only a loose band: 0.05 absolute
+    assert abs(frac - p_negative) < 0.05, (frac, p_negative)
+    assert np.abs(res.records["charge_layers"]).max() < 1e-12
+    # Depth 2 keeps the sign of w (w = s² on the line u1 = u2).
+    res2 = Simulation(check_text(product_model(2), "<q>"), particles=200, steps=1000).run()
+    assert res2.records["w"].min() >= 0
+
+
+def test_positive_factor_reflects_at_zero():
+    res = Simulation(check_text(product_model(3, "Positive"), "<q>"), particles=200, steps=1000).run()
+    assert res.records["w"].min() >= 0
+    assert res.theta[:, 0].min() >= 0
+
+
+@pytest.mark.parametrize("depth", [2, 3])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_transient_is_the_full_simulations(depth, dtype):
+    # Both start on the slice at the same point (charges at rest) and take Euler steps of the same
+    # dt: the ensemble means of w agree at every record time within combined standard errors
+    # (z < 3.5 for each of the 6 record times). Their discretizations differ at O(dt); measured at
+    # t = 5 in float64 with 20,000 particles: |ΔE[w]| ≤ 0.002, below 0.2 combined standard error here.
+    runs = {}
+    for dynamics in ("quotient", "sde"):
+        sim = Simulation(check_text(product_model(depth, dynamics=dynamics, dtype=dtype, every=100), "<q>"),
+                         particles=1000, steps=500)  # fmt: skip
+        runs[dynamics] = sim.run().records["w"]
+    q, f = runs["quotient"], runs["sde"]
+    np.testing.assert_allclose(q[0], f[0], rtol=1e-5)  # the same projected start
+    for k in range(1, q.shape[0]):
+        se = np.sqrt(q[k].var(ddof=1) / q.shape[1] + f[k].var(ddof=1) / f.shape[1])
+        assert abs(q[k].mean() - f[k].mean()) < 3.5 * se, (k, q[k].mean(), f[k].mean(), se)
+    # The check can fail: the means move by many standard errors over the run.
+    se0 = np.sqrt(q[-1].var(ddof=1) / q.shape[1])
+    assert abs(q[-1].mean() - q[0].mean()) > 10 * se0
+
+
+def test_records_are_evaluated_on_the_slice_point():
+    sim = Simulation(check_text(product_model(3), "<q>"), particles=8, steps=40)
+    res = sim.run()
+    theta = res.theta
+    np.testing.assert_allclose(res.records["w"][-1], theta.prod(axis=1), rtol=1e-12)
+    np.testing.assert_allclose(res.records["loss"][-1], 0.5 * (theta.prod(axis=1) - A) ** 2, rtol=1e-12)
+    np.testing.assert_allclose(np.abs(theta), np.abs(theta[:, :1]) * np.ones((1, 3)), rtol=1e-12)
+
+
+def test_temperature_and_step_change_without_recompiling():
+    sim = Simulation(check_text(product_model(2), "<q>"), particles=4, steps=20, max_traces=1)
+    a = sim.run(sim.numbers(T=0.05, dt=1e-2))
+    b = sim.run(sim.numbers(T=0.2, dt=2e-2))
+    assert not np.allclose(a.theta, b.theta)
+
+
+# ---- refusals ----
+
+
+def _refused(program: str, tmp_path) -> list:
+    path = tmp_path / "refused.gauge"  # a file, for the span of the setting
+    path.write_text(program, encoding="utf-8")
+    with pytest.raises(GaugeError) as err:
+        Simulation(check_file(path), particles=2, steps=2)
+    return err.value.diagnostics
+
+
+def test_isotropic_noise_is_refused_by_the_checker():
+    program = product_model(2).replace("noise projected(T = 0.1)", "noise isotropic(T = 0.1)")
+    with pytest.raises(GaugeError) as err:
+        check_text(program, "<q>")
+    (d,) = err.value.diagnostics
+    assert d.code == "E508" and "quotient needs projected noise, not isotropic noise" in d.message
+    assert d.span.line == program.splitlines().index("  dynamics = quotient") + 1 and d.hint
+
+
+def test_gl_factorization_is_refused_with_the_charts_reason(tmp_path):
+    program = """model gl
+import std.factorization
+param U : R[3, 2] = normal(0, 1)
+param V : R[3, 2] = normal(0, 1)
+predictor W = U @ V.T
+loss = 0.5 * sum((W - 1)^2)
+symmetry gl = gl_factorization(U, V)
+noise projected(T = 0.01)
+run {
+  dynamics = quotient
+}
+"""
+    (d,) = _refused(program, tmp_path)
+    assert d.code == "E812" and "not a torus action" in d.message and d.span.line == 10 and d.hint
+
+
+def test_generators_with_a_trace_are_refused(tmp_path):
+    # w = u v² is kept by u → g² u, v → v/g: exponents (2, −1), trace 1.
+    program = product_model(2).replace("u1 -> g * u1", "u1 -> g * g * u1").replace(
+        "predictor w = u1 * u2", "predictor w = u1 * u2 * u2")  # fmt: skip
+    (d,) = _refused(program, tmp_path)
+    assert d.code == "E812" and "not traceless" in d.message and "no rest point" in d.message
+    assert d.span.line == program.splitlines().index("  dynamics = quotient") + 1
+
+
+def test_cli_reports_the_refusal_without_a_traceback(tmp_path, capsys):
+    from gaugedsl import cli
+
+    path = tmp_path / "gl.gauge"
+    path.write_text(product_model(2).replace("noise projected(T = 0.1)", "noise isotropic(T = 0.1)"))
+    code = cli.main(["run", str(path), "--particles", "2", "--steps", "2", "-o", str(tmp_path / "out")])
+    out, err = capsys.readouterr()
+    assert code != 0 and "error[E508]" in out + err and "Traceback" not in out + err
+
+
+# ---- full sizes ----
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("depth, first", CASES)
+def test_stationary_mean_is_the_slice_law_full(depth, first):
+    # 16,000 particles to t = 40: standard error ≈ 0.001.
+    mean, se = stationary_mean(product_model(depth, first), 16_000, 4000)
+    expected = reference(depth, first)
+    assert abs(mean - expected) < 3 * se, f"E[w] = {mean:.4f} ± {se:.4f}, the slice law {expected:.4f}"
+
