@@ -58,6 +58,8 @@ class TorusForm:
         theta = rng.uniform(0.5, 1.5, geo.dimension) * rng.choice([-1.0, 1.0], geo.dimension)
         m = np.asarray(gens(jnp.asarray(theta, dtype))) / theta
         m = np.where(np.abs(m) > tol, m, 0.0)
+        # whole exponents exactly (float32 generators leave ~1e-7: u ⊙ v's would not sum to 0)
+        m = np.where(np.abs(m - np.round(m)) < 10 * tol, np.round(m), m)
         other = rng.normal(size=geo.dimension)
         if not np.allclose(np.asarray(gens(jnp.asarray(other, dtype))), m * other, rtol=10 * tol, atol=10 * tol):
             return None  # not a rescaling of each coordinate: no torus form
