@@ -17,6 +17,8 @@ errors and nothing else.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -165,6 +167,57 @@ def test_transient_is_the_full_simulations(depth, dtype):
     # The check can fail: the means move by many standard errors over the run.
     se0 = np.sqrt(q[-1].var(ddof=1) / q.shape[1])
     assert abs(q[-1].mean() - q[0].mean()) > 10 * se0
+
+
+ROOT = Path(__file__).resolve().parents[1]
+# benchmarks/diagonal_net_law.gauge: w = u ⊙ v in 5 dimensions, 40 samples (its law exists).
+DIAGONAL = (ROOT / "benchmarks" / "diagonal_net_law.gauge").read_text(encoding="utf-8")
+# The same data, depth 3 over separate vectors (std.deep's deep3), one factor on Positive.
+DEEP3 = (
+    DIAGONAL.replace("import std.rescaling", "import std.deep")
+    .replace("param u : R[5] = normal(0, 0.5)\nparam v : R[5] = normal(0, 0.5)",
+             "param u1 : R[5] = normal(0, 0.7)\nparam u2 : R[5] = normal(0, 0.7)\nparam u3 : FIRST[5] = abs(normal(0, 0.7))")
+    .replace("predictor w = u * v", "predictor w = u1 * u2 * u3")
+    .replace("symmetry balance = rescaling(u, v)", "symmetry balance = deep3(u1, u2, u3)")
+)  # fmt: skip
+
+
+@pytest.mark.parametrize("program", [DIAGONAL, DEEP3.replace("FIRST", "R"), DEEP3.replace("FIRST", "Positive")],
+                         ids=["diagonal", "deep3", "deep3-positive"])  # fmt: skip
+def test_vector_transient_is_the_full_simulations(program):
+    # Vector predictors, every coordinate its own line (5 lines of 2 or 3 coordinates): E[w_i] at
+    # t = 1, 2 from 400 particles of each dynamics, started on the slice, agree within combined
+    # standard errors: z < 3.9 for each of the 10 comparisons (a 0.1% chance in all that one
+    # exceeds it by chance). Float32, as `gaugedsl run` defaults to.
+    runs = {}
+    for dynamics in ("quotient", "sde"):
+        text = program.replace("dynamics  = quotient", f"dynamics  = {dynamics}").replace("dtype", "#")
+        sim = Simulation(check_text(text, "<q>"), particles=400, steps=200, dtype="float32")
+        res = sim.run()
+        runs[dynamics] = res.records["w"][::2]  # t = 0, 1, 2
+        assert np.abs(sim.geo.all_charges(res.theta[0])).max() < 1e-5  # on the slice (float32)
+    q, f = runs["quotient"], runs["sde"]
+    np.testing.assert_allclose(q[0], f[0], rtol=1e-5, atol=1e-6)  # the same start
+    se = np.sqrt(q.var(axis=1, ddof=1) / q.shape[1] + f.var(axis=1, ddof=1) / f.shape[1])
+    z = np.abs(q.mean(axis=1) - f.mean(axis=1))[1:] / se[1:]
+    assert z.max() < 3.9, z
+    # The check can fail: the means move by many standard errors from the start.
+    assert (np.abs(q.mean(axis=1)[-1] - q.mean(axis=1)[0]) / se[-1]).max() > 10
+
+
+def test_stacked_deep_product_has_a_line_chart():
+    # examples/deep_diagonal_L4.gauge: U : R[4, 20] with the telescoping deep_rescaling — 20 lines of 4.
+    sim = Simulation(_as_quotient(ROOT / "examples" / "deep_diagonal_L4.gauge"), particles=4, steps=20)
+    assert sim.quotient.dimension == 20 and set(sim.quotient.metric) == {4.0}
+    res = sim.run()
+    assert np.all(np.isfinite(res.theta))
+    assert np.abs(res.records["charge_layers"]).max() < 1e-8
+
+
+def _as_quotient(path: Path):
+    text = path.read_text(encoding="utf-8")
+    assert "dynamics  = sde" in text
+    return check_text(text.replace("dynamics  = sde", "dynamics  = quotient"), str(path))
 
 
 def test_records_are_evaluated_on_the_slice_point():
