@@ -126,15 +126,18 @@ def test_stationary_mean_tells_the_slice_law_from_gibbs():
 
 def test_odd_depth_crosses_the_origin_and_keeps_its_line():
     # Depth 3 on R: w = s³ takes both signs (P6: P(w < 0) > 0); the charges stay 0 (one line).
-    sim = Simulation(check_text(product_model(3), "<q>"), particles=500, steps=2000)
+    # Crossing the flat origin is slow (t ≈ 40 to settle from w = 0.32): 500 particles to t = 50,
+    # the fraction of time each spends at w < 0 over t ∈ [25, 50], within 3 standard errors.
+    sim = Simulation(check_text(product_model(3, every=50), "<q>"), particles=500, steps=5000)
     res = sim.run()
     w = res.records["w"][res.records["w"].shape[0] // 2 :]
     s = np.linspace(-3.0, 3.0, 600_001)
     q = np.exp(-((s**3 - A) ** 2) / (2 * T))
     p_negative = float(np.trapezoid(q * (s < 0), s) / np.trapezoid(q, s))
-    assert p_negative > 0.05
-    frac = float(np.mean(w < 0))  # correlated in time, so only a loose band: 0.05 absolute
-    assert abs(frac - p_negative) < 0.05, (frac, p_negative)
+    assert p_negative > 0.1
+    per_particle = np.mean(w < 0, axis=0)
+    frac, se = per_particle.mean(), per_particle.std(ddof=1) / np.sqrt(per_particle.size)
+    assert abs(frac - p_negative) < 3 * se, (frac, se, p_negative)
     assert np.abs(res.records["charge_layers"]).max() < 1e-12
     # Depth 2 keeps the sign of w (w = s² on the line u1 = u2).
     res2 = Simulation(check_text(product_model(2), "<q>"), particles=200, steps=1000).run()
