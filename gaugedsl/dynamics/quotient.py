@@ -63,6 +63,10 @@ class LineChart:
             self.lead[start] = c.coords[np.argmax(positive[c.coords])] if c.positive else c.coords[0]
         self.metric = np.asarray(chart.metric)
         self.positive = np.asarray(chart.positive)
+        # The common layout — L blocks of the same m lines, one per factor (u then v; U[L, n]) —
+        # needs no gather or scatter: θ = σ ⊙ tile(s, L), Dφᵀv = Σ over the L blocks.
+        m = self.dimension
+        self.blocks = d // m if m and d % m == 0 and np.array_equal(self.index, np.tile(np.arange(m), d // m)) else None
 
     def split(self, theta):
         """(s, σ) of a point on the slice: s_c the signed root mean square of its line (exact
@@ -74,10 +78,14 @@ class LineChart:
 
     def embed(self, s, sigma):
         """θ = φ(s): θ_j = σ_j s_index[j]."""
+        if self.blocks is not None:
+            return sigma * jnp.tile(s, self.blocks)
         return sigma * s[self.index]
 
     def pull_back(self, v, sigma):
         """Dφᵀ v: a θ-gradient as the s-gradient, Σ_{j on line c} σ_j v_j."""
+        if self.blocks is not None:
+            return jnp.sum((sigma * v).reshape(self.blocks, self.dimension), axis=0)
         return jax.ops.segment_sum(sigma * v, self.index, num_segments=self.dimension)
 
 
