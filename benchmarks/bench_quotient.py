@@ -16,7 +16,8 @@ their spread). Equal length and particles give equal accuracy in expectation —
 are the same — and the benchmark prints the standard errors it got beside the wall times, and
 the ratio of the costs to reach a fixed standard error (wall · se², the cost of a run scaling as
 its particles). Timed side by side, interleaved, after a warm-up call (compilation excluded),
-medians of `--repeats`, wall-clock and CPU time (the steadier on a shared machine). Like `gaugedsl run`, it asks XLA for one CPU device per core first.
+medians of `--repeats`, wall-clock and CPU time (the steadier on a shared machine). Like
+`gaugedsl run`, it asks XLA for one CPU device per core first.
 
 This is not a test: run `python benchmarks/bench_quotient.py`.
 """
@@ -50,7 +51,8 @@ def simulations(particles: int, steps: int) -> dict[str, Simulation]:
     """The benchmark model under each dynamics; nothing else differs."""
     text = MODEL.read_text(encoding="utf-8")
     assert "dynamics  = quotient" in text
-    models = {"quotient": check_file(MODEL), "sde": check_text(text.replace("dynamics  = quotient", "dynamics  = sde"), str(MODEL))}
+    sde = check_text(text.replace("dynamics  = quotient", "dynamics  = sde"), str(MODEL))
+    models = {"quotient": check_file(MODEL), "sde": sde}
     return {name: Simulation(m, particles=particles, steps=steps) for name, m in models.items()}
 
 
@@ -107,12 +109,15 @@ def main() -> None:
     for name in SIDES:
         ts = m["wall"][name]
         means = ", ".join(f"{x:+.4f}" for x in m["mean"][name])
-        print(f"{name:>8}: median {m['median'][name]:.2f} s wall over {args.repeats} ({', '.join(f'{t:.2f}' for t in ts)}); "
-              f"CPU time median {m['cpu'][name]:.2f} s; E[w] = [{means}], standard error {m['se'][name].max():.4f} at most")  # fmt: skip
+        times = ", ".join(f"{t:.2f}" for t in ts)
+        print(f"{name:>8}: median {m['median'][name]:.2f} s wall over {args.repeats} ({times}); "
+              f"CPU time median {m['cpu'][name]:.2f} s; E[w] = [{means}], "
+              f"standard error {m['se'][name].max():.4f} at most")  # fmt: skip
     print(f"the two laws agree: |z| ≤ {np.abs(m['z']).max():.2f} over the {m['z'].size} coordinates")
     setting = f"[{args.particles} particles × {args.steps} steps, dt = 1e-2, float32, Euler–Maruyama]"
     print(f"wall-time ratio sde / quotient: {m['ratio']:.2f} at equal particles and steps; "
-          f"{m['cost_ratio']:.2f} at equal standard error of E[w]; {m['cpu_ratio']:.2f} by CPU time  {setting}")  # fmt: skip
+          f"{m['cost_ratio']:.2f} at equal standard error of E[w]; "
+          f"{m['cpu_ratio']:.2f} by CPU time  {setting}")  # fmt: skip
     print(f"(load average while measuring: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; "
           "CPU time is the steadier measure on a shared machine)")  # fmt: skip
 

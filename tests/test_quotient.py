@@ -182,7 +182,8 @@ DIAGONAL = (ROOT / "benchmarks" / "diagonal_net_law.gauge").read_text(encoding="
 DEEP3 = (
     DIAGONAL.replace("import std.rescaling", "import std.deep")
     .replace("param u : R[5] = normal(0, 0.5)\nparam v : R[5] = normal(0, 0.5)",
-             "param u1 : R[5] = normal(0, 0.7)\nparam u2 : R[5] = normal(0, 0.7)\nparam u3 : FIRST[5] = abs(normal(0, 0.7))")
+             "param u1 : R[5] = normal(0, 0.7)\nparam u2 : R[5] = normal(0, 0.7)\n"
+             "param u3 : FIRST[5] = abs(normal(0, 0.7))")
     .replace("predictor w = u * v", "predictor w = u1 * u2 * u3")
     .replace("symmetry balance = rescaling(u, v)", "symmetry balance = deep3(u1, u2, u3)")
 )  # fmt: skip

@@ -800,7 +800,10 @@ class FileChecker:
             return None
         if dynamics == "quotient" and (noise is None or noise.kind != "projected"):
             what = "a noise model" if noise is None else f"{noise.kind} noise"
-            self._error("E508", spans.get("dynamics", r.span), f"dynamics = quotient needs projected noise, not {what}", "it is the projected-noise SDE on the gauge slice: declare `noise projected(T = 1e-3)`, or use dynamics = sde")
+            msg = f"dynamics = quotient needs projected noise, not {what}"
+            hint = ("it is the projected-noise SDE on the gauge slice: declare `noise projected(T = 1e-3)`, "
+                    "or use dynamics = sde")
+            self._error("E508", spans.get("dynamics", r.span), msg, hint)
             return None
         if dynamics in ("sde", "quotient") and "dt" not in values:
             values["dt"] = 1e-2

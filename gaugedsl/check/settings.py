@@ -55,7 +55,9 @@ SOLVERS = ("euler", "heun", "milstein", "sea", "sra1", "shark", "spark", "revers
 RUN_SETTINGS: dict[str, Setting] = {
     s.name: s
     for s in (
-        _s("dynamics", "enum", "sde, quotient (the projected-noise SDE on the gauge slice), sgd (the discrete minibatch map) or gd", choices=DYNAMICS),
+        _s("dynamics", "enum",
+           "sde, quotient (the projected-noise SDE on the gauge slice), sgd (the discrete minibatch map) or gd",
+           choices=DYNAMICS),
         _s("particles", "int", "independent runs simulated together", default=1, positive=True),
         _s("steps", "int", "number of steps", default=1000, positive=True),
         _s("dt", "float", "SDE time step", positive=True),

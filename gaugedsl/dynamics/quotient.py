@@ -192,7 +192,8 @@ class QuotientChunk(eqx.Module):
     def __call__(self, theta, key, start, n, numbers: Numbers):
         s, sigma = self.chart.split(theta)
         shape = jax.ShapeDtypeStruct(self.noise.shape, theta.dtype)
-        levy = diffrax.SpaceTimeLevyArea if isinstance(_inner(self.solver), _LEVY_SOLVERS) else diffrax.BrownianIncrement
+        levy_solver = isinstance(_inner(self.solver), _LEVY_SOLVERS)
+        levy = diffrax.SpaceTimeLevyArea if levy_solver else diffrax.BrownianIncrement
         bm = StepBrownianPath(shape, key, jnp.asarray(start, jnp.int32), levy)
         terms = diffrax.MultiTerm(diffrax.ODETerm(self.drift), diffrax.ControlTerm(self.noise, bm))
         embed = self.chart.embed
