@@ -292,11 +292,17 @@ run {
 
 
 def test_generators_with_a_trace_are_refused(tmp_path):
-    # w = u v² is kept by u → g² u, v → v/g: exponents (2, −1), trace 1.
-    program = product_model(2).replace("u1 -> g * u1", "u1 -> g * g * u1").replace(
-        "predictor w = u1 * u2", "predictor w = u1 * u2 * u2")  # fmt: skip
+    # w = (u1 + u3) u2 is kept by u1 → g u1, u3 → g u3, u2 → u2/g: two coordinates up, one down
+    # (E1's ReLU units have this shape), so dχ/dt = T(1 − 2χ/G) and the charge rests at G/2, not 0.
+    program = (
+        product_model(2)
+        .replace("param u2 : R = 0.3", "param u2 : R = 0.3\nparam u3 : R = 0.5")
+        .replace("predictor w = u1 * u2", "predictor w = (u1 + u3) * u2")
+        .replace("u2 -> u2 / g", "u2 -> u2 / g\n  u3 -> g * u3")
+    )
     (d,) = _refused(program, tmp_path)
-    assert d.code == "E812" and "not traceless" in d.message and "no rest point" in d.message
+    assert d.code == "E812" and "2 coordinates up and 1 down (not traceless)" in d.message
+    assert "no rest point" in d.message
     assert d.span.line == program.splitlines().index("  dynamics = quotient") + 1
 
 

@@ -98,14 +98,18 @@ def line_chart(model: ir.Model, geo: Geometry) -> LineChart:
 
     sde = "use dynamics = sde, which integrates the projected-noise SDE in θ"
     form = TorusForm.detect(geo)
-    if form is not None and form.exponents.size:
+    if form is not None and form.exponents.size and set(np.unique(form.exponents)) <= {-1.0, 0.0, 1.0}:
+        # Exponents ±1: the charges follow dχ_a/dt = T(tr A_a − 2χ_a/G_aa) (docs/dynamics.md, the
+        # charge keeper), at rest on the slice only when tr A_a = 0. (Other exponents rest
+        # elsewhere or not at all; the chart below has no lines for them either.)
         traces = form.exponents.sum(axis=1)
-        if np.any(np.abs(traces) > 1e-6):
+        if np.any(traces != 0):
             a = int(np.argmax(np.abs(traces)))
             refuse(
-                f"generator {a} of the symmetries is not traceless (its exponents sum to {traces[a]:g}), so projected "
-                "noise moves the charges, dχ/dt = T·tr ≠ 0 at χ = 0: they have no rest point on the slice",
-                sde + " (its charges drift, as docs/dynamics.md explains)",
+                f"generator {a} of the symmetries scales {int((form.exponents[a] > 0).sum())} coordinates up and "
+                f"{int((form.exponents[a] < 0).sum())} down (not traceless), so projected noise moves its charge "
+                "even on the slice, dχ/dt = T·tr A ≠ 0 at χ = 0: there is no rest point on the slice",
+                sde + " (its charges drift to tr A·G/2, as docs/dynamics.md explains)",
             )
     try:
         chart = SliceChart(geo)
