@@ -64,9 +64,9 @@ def stationary_mean(result) -> tuple[np.ndarray, np.ndarray]:
     return per_particle.mean(axis=0), per_particle.std(axis=0, ddof=1) / np.sqrt(n)
 
 
-def measure(particles: int, steps: int, repeats: int) -> dict:
+def measure(particles: int, steps: int, repeats: int, sims: dict[str, Simulation] | None = None) -> dict:
     """Wall times (warm, medians over `repeats`, interleaved) and the stationary means of each side."""
-    sims = simulations(particles, steps)
+    sims = simulations(particles, steps) if sims is None else sims
     warm = {}
     for name, sim in sims.items():
         start = time.perf_counter()

@@ -63,6 +63,6 @@ def test_quotient_benchmark_runs_the_same_model_both_ways(bench_quotient):
     assert q.numbers().as_dict() == s.numbers().as_dict() and q.plan.noise == s.plan.noise == "projected"
     assert s.plan.start == "slice"
     np.testing.assert_allclose(q.initial_state().theta, s.initial_state().theta, rtol=1e-6)
-    m = bench_quotient.measure(8, 40, 1)
+    m = bench_quotient.measure(8, 40, 1, sims)
     assert set(m["mean"]) == {"quotient", "sde"} and m["mean"]["quotient"].shape == (5,)
     assert np.isfinite(m["ratio"]) and m["ratio"] > 0 and np.all(np.isfinite(m["z"]))
