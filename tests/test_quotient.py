@@ -329,3 +329,14 @@ def test_stationary_mean_is_the_slice_law_full(depth, first):
     expected = reference(depth, first)
     assert abs(mean - expected) < 3 * se, f"E[w] = {mean:.4f} ± {se:.4f}, the slice law {expected:.4f}"
 
+
+
+def test_additive_noise_admits_the_other_solvers():
+    # The slice coordinates' noise is additive, so the Stratonovich and SRK solvers integrate the
+    # same SDE (they are refused for `sde` with projected noise, E810).
+    program = product_model(3).replace("  start = slice\n", "  start = slice\n  solver = heun\n")
+    res = Simulation(check_text(program, "<q>"), particles=4, steps=20).run()
+    assert res.healthy.all() and np.all(np.isfinite(res.records["w"]))
+    with pytest.raises(GaugeError) as err:
+        Simulation(check_text(program.replace("dynamics = quotient", "dynamics = sde"), "<q>"), particles=4, steps=20)
+    assert err.value.diagnostics[0].code == "E810"
