@@ -44,8 +44,8 @@ SETTINGS = (
 )
 SETTING_VALUES = (
     "cosine", "difference", "euler", "float32", "float64", "fourier", "gd", "heun", "identity",
-    "init", "low_rank", "milstein", "reversible_heun", "sde", "sea", "sgd", "shark", "slice",
-    "spark", "sparsity", "spectral_sparsity", "sra1", "total_variation",
+    "init", "low_rank", "milstein", "quotient", "reversible_heun", "sde", "sea", "sgd", "shark",
+    "slice", "spark", "sparsity", "spectral_sparsity", "sra1", "total_variation",
 )
 FUNCTIONS = (
     "abs", "arange", "bernoulli", "charge", "concat", "cos", "cumsum", "det", "diag", "dot",

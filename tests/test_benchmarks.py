@@ -42,3 +42,27 @@ def test_hand_written_loops_train_the_programs_models(bench_sgd, name):
     ahead = bench_sgd.hand_written(build, data, float(sim.numbers().dt), 20, 10, ahead=True)(params, jax.random.PRNGKey(0))[0]
     for k in final:
         np.testing.assert_allclose(ahead[k], final[k], rtol=1e-5, atol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def bench_quotient():
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=1")
+        mp.setenv("PJRT_NPROC", "1")
+        spec = importlib.util.spec_from_file_location("bench_quotient", ROOT / "benchmarks" / "bench_quotient.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    return module
+
+
+def test_quotient_benchmark_runs_the_same_model_both_ways(bench_quotient):
+    sims = bench_quotient.simulations(8, 40)
+    q, s = sims["quotient"], sims["sde"]
+    assert (q.plan.dynamics, s.plan.dynamics) == ("quotient", "sde")
+    # Same noise, numbers, records and start on the slice: only the dynamics differ.
+    assert q.numbers().as_dict() == s.numbers().as_dict() and q.plan.noise == s.plan.noise == "projected"
+    assert s.plan.start == "slice"
+    np.testing.assert_allclose(q.initial_state().theta, s.initial_state().theta, rtol=1e-6)
+    m = bench_quotient.measure(8, 40, 1, sims)
+    assert set(m["mean"]) == {"quotient", "sde"} and m["mean"]["quotient"].shape == (5,)
+    assert np.isfinite(m["ratio"]) and m["ratio"] > 0 and np.all(np.isfinite(m["z"]))

@@ -798,7 +798,14 @@ class FileChecker:
         if dynamics == "sde" and noise is None:
             self._error("E508", r.span, "dynamics = sde needs a noise model", "add e.g. `noise projected(T = 1e-3)`, or use dynamics = gd")
             return None
-        if dynamics == "sde" and "dt" not in values:
+        if dynamics == "quotient" and (noise is None or noise.kind != "projected"):
+            what = "a noise model" if noise is None else f"{noise.kind} noise"
+            msg = f"dynamics = quotient needs projected noise, not {what}"
+            hint = ("it is the projected-noise SDE on the gauge slice: declare `noise projected(T = 1e-3)`, "
+                    "or use dynamics = sde")
+            self._error("E508", spans.get("dynamics", r.span), msg, hint)
+            return None
+        if dynamics in ("sde", "quotient") and "dt" not in values:
             values["dt"] = 1e-2
         if dynamics in ("sgd", "gd"):
             lr = values.get("lr") or (noise.get("lr") if noise else None)

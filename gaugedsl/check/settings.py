@@ -49,13 +49,15 @@ NOISE_KINDS: dict[str, tuple[str, tuple[Setting, ...]]] = {
 }
 NEEDS_PER_SAMPLE = ("sgd", "label")
 
-DYNAMICS = ("sde", "sgd", "gd")
+DYNAMICS = ("sde", "quotient", "sgd", "gd")
 SOLVERS = ("euler", "heun", "milstein", "sea", "sra1", "shark", "spark", "reversible_heun")
 
 RUN_SETTINGS: dict[str, Setting] = {
     s.name: s
     for s in (
-        _s("dynamics", "enum", "sde, sgd (the discrete minibatch map) or gd", choices=DYNAMICS),
+        _s("dynamics", "enum",
+           "sde, quotient (the projected-noise SDE on the gauge slice), sgd (the discrete minibatch map) or gd",
+           choices=DYNAMICS),
         _s("particles", "int", "independent runs simulated together", default=1, positive=True),
         _s("steps", "int", "number of steps", default=1000, positive=True),
         _s("dt", "float", "SDE time step", positive=True),

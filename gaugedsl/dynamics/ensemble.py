@@ -18,7 +18,7 @@ from .. import ir
 from .._threefry import straight_line_threefry
 from ..diagnostics import Diagnostic, GaugeError, error, warning
 from ..lowering import Lowered
-from . import _geometry, branches
+from . import _geometry, branches, quotient
 from .devices import ParticleSharding
 from .discrete import DiscreteChunk, steps_ahead
 from .drift import Drift
@@ -102,7 +102,16 @@ class Simulation:
         self.noise = self._noise()
         self._lowering = contextlib.nullcontext
         self.chains = None
-        if plan.dynamics == "sde":
+        self.quotient = None
+        if plan.dynamics == "quotient":
+            # The projected-noise SDE on the slice's lines (quotient.py): no charges to keep.
+            self.quotient = chart = quotient.line_chart(model, self.geo)
+            reflection = quotient.Reflection(tuple(bool(p) for p in chart.positive))
+            self.noise = quotient.QuotientNoise(reflection, tuple(float(m) for m in chart.metric))
+            solver = solver_for(model, plan, self.noise, reflection)
+            drift = quotient.QuotientDrift(self.objective.grad, chart)
+            self.particle_chunk = quotient.QuotientChunk(drift, self.noise, solver, chart, groups, plan.chunk)
+        elif plan.dynamics == "sde":
             # The SDE's charges follow an ODE that Euler–Maruyama only matches on average; the
             # keeper integrates it (gauge.py). The discrete maps are run as written: their own
             # charge change (P2, c' = c(1 − lr²g²)) is the point of simulating them.
@@ -164,7 +173,7 @@ class Simulation:
     def _initial_points(self, init_keys):
         def one(k):
             theta = self.layout.flatten(self.lowered.init_params(k)).astype(self.dtype)
-            if self.plan.start == "slice":
+            if self.plan.start == "slice" or self.quotient is not None:
                 theta = self.geo.project_to_slice(theta)
             return theta
 
@@ -214,7 +223,7 @@ class Simulation:
             for label, values in group.items():
                 out[label] = np.moveaxis(take(values)[:, first:count], 1, 0)
         bad = take(bad)
-        if self.plan.dynamics == "sde":
+        if self.plan.dynamics in ("sde", "quotient"):
             bad = self._first_bad(state.step, n, theta, out)
         return theta, out, bad
 
@@ -222,6 +231,8 @@ class Simulation:
         """A fresh state starting every particle at `theta` (D,) or `theta` (N, D)."""
         state = self.initial_state(seed)
         state.theta = np.broadcast_to(np.asarray(theta, state.theta.dtype), state.theta.shape).copy()
+        if self.quotient is not None:  # the quotient dynamics lives on the slice
+            state.theta = np.asarray(jax.vmap(self.geo.project_to_slice)(jnp.asarray(state.theta)))
         state.theta0 = state.theta.copy()
         self._check_initial(state.theta)
         return state
@@ -292,7 +303,7 @@ class Simulation:
         bad = state.diverged_at[state.diverged_at >= 0]
         n, N = bad.size, self.plan.particles
         first, median = int(bad.min()), int(np.median(bad))
-        setting = "dt" if self.plan.dynamics == "sde" else "lr"
+        setting = "dt" if self.plan.dynamics in ("sde", "quotient") else "lr"
         value = float(getattr(numbers, "dt"))
         limit = self.stability_limit()
         hint = f"reduce {setting} (now {value:g})"
@@ -331,14 +342,20 @@ class Simulation:
 
     def stability_limit(self, theta=None) -> float | None:
         """2/λ_max of the loss Hessian at the first particle's start (power iteration):
-        gradient steps longer than this blow up."""
+        gradient steps longer than this blow up. (For `quotient`, of the drift's Jacobian in
+        the slice coordinates, g⁻¹DφᵀHDφ.)"""
         try:
             if theta is None:
                 theta = np.asarray(self._init(self.keys(self.plan.seed)[0][:1]))[0]
             else:
                 theta = np.asarray(theta)[0]
             theta = jnp.asarray(theta)
-            hvp = jax.jit(lambda v: jax.jvp(self.objective.grad, (theta,), (v,))[1])
+            grad = self.objective.grad
+            if self.quotient is not None:  # the drift g⁻¹∇_s L(φ(s)) of the slice coordinates
+                theta = self.geo.project_to_slice(theta)
+                s, sigma = self.quotient.split(theta)
+                theta, grad = s, (lambda s: self.particle_chunk.drift.gradient(s, sigma))
+            hvp = jax.jit(lambda v: jax.jvp(grad, (theta,), (v,))[1])
             v = jax.random.normal(jax.random.PRNGKey(0), theta.shape, theta.dtype)
             lam = 0.0
             for _ in range(50):

@@ -30,7 +30,8 @@ _CHUNK_BUFFER_LIMIT = 32 * 2**20
 class Plan:
     """The structural settings of a run (each one is part of the compiled program).
 
-    - `dynamics`: `sde`, `sgd` (the discrete minibatch map) or `gd`.
+    - `dynamics`: `sde`, `quotient` (the projected-noise SDE on the gauge slice, quotient.py),
+      `sgd` (the discrete minibatch map) or `gd`.
     - `noise`: the noise kind (`isotropic`, `projected`, `sgd`, `label`) or `None`.
     - `batch`: minibatch size of the discrete `sgd` map (a shape, hence static).
     - `chunk`: steps per compiled call; a multiple of every record interval.
@@ -163,7 +164,7 @@ def numbers(model: ir.Model, plan: Plan, dtype, **overrides: float) -> Numbers:
     run = model.run
     get = noise.get if noise is not None else (lambda name, default=None: default)
     n = model.loss.per_sample.size if model.loss.per_sample is not None else None
-    if plan.dynamics == "sde":
+    if plan.dynamics in ("sde", "quotient"):
         dt = run.get("dt", 1e-2)
     else:
         dt = run.get("lr")

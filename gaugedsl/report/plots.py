@@ -29,7 +29,7 @@ def plot(folder: Path, model: ir.Model, result: Result, comparison: Comparison) 
     plt = _pyplot()
     written = []
     ok = result.healthy
-    unit = "t" if result.plan.dynamics == "sde" else "t = step·lr"
+    unit = "t" if result.plan.dynamics in ("sde", "quotient") else "t = step·lr"
     if comparison.law is not None:
         law, label, samples = comparison.law, comparison.law_label, comparison.law_samples
         fig, ax = plt.subplots(figsize=(6, 4))
