@@ -1,6 +1,6 @@
 """log det G for GL(r) on a factorization W = U Vᵀ: the generic route (Gram of r² generators
 by forward-mode differentiation, then Cholesky) against the structured one (the spectral form
-Σ_ij log(λ_i(UᵀU) + λ_j(VᵀV)), THEORY.md P8), side by side in one run.
+Σ_ij log(λ_i(UᵀU) + λ_j(VᵀV)), docs/theory.md, P8), side by side in one run.
 
     python benchmarks/bench_geometry.py [--max-r 64] [--repeats 7]
 

@@ -1,4 +1,4 @@
-"""The paper's inverse-design experiments (THEORY.md §5 E4, E5; docs/design.md), run by the
+"""The paper's inverse-design experiments (docs/theory.md §5 E4, E5; docs/design.md), run by the
 design ensemble: every model over 5 seeds (data and initialization) in one vmapped program.
 
 CI runs them with fewer steps and asserts the direction of every comparison; the tests marked

@@ -1,4 +1,4 @@
-"""The dynamics against the checkable predictions of THEORY.md §6 (P2–P5).
+"""The dynamics against the checkable predictions of docs/theory.md §6 (P2–P5).
 
 Each statistical test states its tolerance: Monte Carlo error (standard errors computed from
 the sample itself, with the multiplier given) plus the discretization bias of the scheme at
@@ -51,7 +51,7 @@ def isotropic_run():
 
 
 def test_charge_is_half_the_imbalance(isotropic_run):
-    # charge(balance) = ½⟨θ, ξ⟩ = ½(u² − v²) exactly (THEORY's c = u² − v² is twice it).
+    # charge(balance) = ½⟨θ, ξ⟩ = ½(u² − v²) exactly (docs/theory.md's c (§1.2) = u² − v² is twice it).
     _, r = isotropic_run
     assert np.max(np.abs(r.records["charge_balance"][..., 0] - 0.5 * r.records["c"])) < 1e-12
 
@@ -69,7 +69,7 @@ def test_isotropic_mean_charge_stays_while_its_variance_grows_as_predicted(isotr
     predicted = 1.35**2 + 8 * 0.1 * cumulative_trapezoid(rho2.mean(axis=1), t)
     se_sq = (c**2).std(axis=1) / np.sqrt(n)
     assert np.all(np.abs((c**2).mean(axis=1) - predicted) <= 4 * se_sq + 1e-12)
-    # ... and it did grow: Var c(t = 1) ≈ 1.3 (THEORY.md P3: 1.37 simulated, ≈1.3 predicted).
+    # ... and it did grow: Var c(t = 1) ≈ 1.3 (docs/theory.md, P3: 1.37 simulated, ≈1.3 predicted).
     assert 1.1 < c[-1].var() < 1.6
 
 
@@ -98,14 +98,14 @@ def test_projected_charge_follows_the_balancing_ode(projected):
 
     Tolerance: per particle 2e-3 absolute (trapezoid error of the ∫ on a 10-step grid plus
     the O(dt) scheme error, both ~1e-4 here); ensemble mean within 1e-3 of the ODE mean
-    (THEORY: 1.350 → 1.186 at t = 1, ODE ≈ 1.19); 2000 particles."""
+    (docs/theory.md, P4: 1.350 → 1.186 at t = 1, ODE ≈ 1.19); 2000 particles."""
     r = projected.run(state=projected.state_at([1.2, 0.3]))
     c, rho2, t = r.records["c"], r.records["rho2"], r.times("c")
     predicted = 1.35 * np.exp(-2 * 0.1 * cumulative_trapezoid(1 / rho2, t))
     assert np.max(np.abs(c - predicted)) < 2e-3
     assert abs(c[-1].mean() - predicted[-1].mean()) < 1e-3
     assert 1.17 < c[-1].mean() < 1.20
-    assert c[-1].var() < 6e-3  # THEORY: "Var c stayed ≤ 6e-3"
+    assert c[-1].var() < 6e-3  # docs/theory.md, P4: "Var c stayed ≤ 6e-3"
 
 
 # ---- P5: the stationary law on the slice ------------------------------------------------
@@ -148,7 +148,7 @@ def test_p5_projected_noise_samples_the_gauge_corrected_law(projected):
 
 @pytest.mark.slow
 def test_p5_full():
-    """P5 as in THEORY.md: 20,000 particles, t = 30, dt = 1e-3. Tolerance 0.005 (MC ≈ 7e-4,
+    """P5 as in docs/theory.md: 20,000 particles, t = 30, dt = 1e-3. Tolerance 0.005 (MC ≈ 7e-4,
     Euler bias at dt = 1e-3 ≲ 1e-3)."""
     sim = Simulation(scalar("projected", particles=20000, steps=30000, every=500, records="w"))
     samples, per_particle, law = p5(sim, 1e-3, 30.0, 10.0)

@@ -1,4 +1,4 @@
-"""The geometry engine against THEORY.md §3 (the Gram determinants), P1, P2, P5 and P8.
+"""The geometry engine against docs/theory.md §3 (the Gram determinants), P1, P2, P5 and P8.
 
 Everything runs in float64. Tolerances: 1e-10 on log det G is ~10⁴ ulps of the O(10–100)
 values involved, enough for a Cholesky of a well-conditioned Gram; charge conservation
@@ -49,7 +49,7 @@ def _orth_formula(u, v):
     return np.sum(np.log((m[i] + m[j]) / 2))
 
 
-# (model text, symmetry name, the log det G formula of THEORY.md §3 at any point)
+# (model text, symmetry name, the log det G formula of docs/theory.md §3 at any point)
 TABLE = {
     "diagonal net": (
         "import std.rescaling\nparam u : R[7]\nparam v : R[7]\npredictor w = u * v\nloss = sum(w^2)\nsymmetry s = rescaling(u, v)",
@@ -147,7 +147,7 @@ def test_closed_form_matches_generic_route_on_the_slice(case):
 
 
 def test_orthogonal_closed_form_on_the_balanced_slice():
-    # THEORY P8: on U = PΣ^½, V = QΣ^½ the O(r) Gram determinant is Π_{i<j}(σ_i + σ_j).
+    # docs/theory.md, P8: on U = PΣ^½, V = QΣ^½ the O(r) Gram determinant is Π_{i<j}(σ_i + σ_j).
     geo = geometry(TABLE["O(3) factorization 6x5"][0])
     logdet = jax.jit(lambda t: geo.logdet_gram("s", t, structured=False))
     rng = np.random.default_rng(3)

@@ -1,4 +1,4 @@
-"""The paper's SGD experiments E1–E3 (THEORY.md §5, acceptance bands §6 P9) reproduced with the
+"""The paper's SGD experiments E1–E3 (docs/theory.md §5, acceptance bands §6 P9) reproduced with the
 example programs through the public API (`gaugedsl.load(path).run(...)`, what `gaugedsl run`
 does); docs/reproduction.md reports the numbers and the commands.
 
@@ -155,7 +155,7 @@ def test_e1_full(run):
     # The paper's 40,000 logged steps and its 500,000-step extension, 5 seeds.
     res = run("e1_relu", steps=500000)
     r40, r500 = at(res, "ratio", 40000), at(res, "ratio", 500000)
-    # Band of THEORY.md §6 P9: medians in [0.97, 1.03] at both times, for every seed.
+    # Band of docs/theory.md, P9: medians in [0.97, 1.03] at both times, for every seed.
     assert np.all(np.abs(np.median(r40, axis=1) - 1) < 0.03)
     assert np.all(np.abs(np.median(r500, axis=1) - 1) < 0.03)
     # At 500k every unit of every seed is in [0.9, 1.1] (none is starved for good).
@@ -205,7 +205,7 @@ def test_e3_full(run):
     # (S₁ 14.7–16.8, S₂ 4.0–5.6).
     energy = at(res, "energy", 500000)
     assert np.all(np.abs(energy[:, :2] / np.array([15.0, 5.0]) - 1) < 0.25), energy[:, :2]
-    # The caveat of THEORY.md §5 E3 stays true: the unobserved entries are not recovered
+    # The caveat of docs/theory.md §5 E3 stays true: the unobserved entries are not recovered
     # (relative completion error 0.72–0.80).
     assert np.all(at(res, "completion_error", 500000) > 0.5)
     # Growth, not noise: the GL(20) charges ½(PᵀP − QQᵀ) move by 0.2–0.6% of the largest.

@@ -1,4 +1,4 @@
-"""Inverse design (THEORY.md §4): from a target bias stated in a `design` block to a new
+"""Inverse design (docs/theory.md §4): from a target bias stated in a `design` block to a new
 `.gauge` model whose redundant parameterization induces it, verified by the geometry engine.
 
 `design(path, out)` reads and checks the source, resolves the target (`family.realize`),

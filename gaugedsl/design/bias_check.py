@@ -7,7 +7,7 @@ factorization W = P Σ Qᵀ gets U = P Σ^½, V = Q Σ^½. The engine's Noether 
 that the points are on the slice (they vanish there). At each point the induced bias
 (T/2) log det G is computed from the engine's generators by the generic route (G = Ξ Ξᵀ,
 Cholesky; no structured shortcut) in float64, and the target from the predictor's value
-(THEORY.md §3–4). They must agree up to one additive constant: the printed deviation is the
+(docs/theory.md §3–4). They must agree up to one additive constant: the printed deviation is the
 largest difference of (induced − target) between two points.
 """
 

@@ -1,7 +1,7 @@
 """Seeds of a gradient-descent model in one vmapped program, each with its own data.
 
 `gaugedsl run` simulates particles that share one dataset. The inverse-design experiments
-(THEORY.md §5 E4, E5) ask how a model does over several draws of the *data* as well, so
+(docs/theory.md §5 E4, E5) ask how a model does over several draws of the *data* as well, so
 member s of an `Ensemble` gets:
 
 - its data: every seeded random draw of the data block with its seed hashed with s (member 0

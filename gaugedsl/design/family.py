@@ -1,6 +1,6 @@
 """Which redundant parameterization realizes a design target, or why none does.
 
-The family the designer can realize (THEORY.md §4):
+The family the designer can realize (docs/theory.md §4):
 
 - **Hadamard products** z = A w = u₁ ⊙ … ⊙ u_L, i.e. w = A⁻¹(u₁ ⊙ … ⊙ u_L), with A the identity
   (any shape), or, on vectors, the cosine or Fourier basis, finite differences (z₀ = w₀) or an

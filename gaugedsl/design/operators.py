@@ -1,4 +1,4 @@
-"""Analysis operators A of inverse design (THEORY.md §4.1 step 1): the bias is a sparsity
+"""Analysis operators A of inverse design (docs/theory.md §4.1 step 1): the bias is a sparsity
 penalty on z = A w, and the designed model writes w = A⁻¹ z with z a Hadamard product.
 
 Each operator has its matrix (numpy, float64: the verification's independent reference) and

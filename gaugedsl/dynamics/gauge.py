@@ -12,7 +12,7 @@ particle and step) and is what lets projected noise cost about what isotropic no
 
 **Charge keeper.** Under projected noise neither the drift (∇L ⟂ orbits) nor the noise
 (P_H dW) moves θ along its orbit to first order, so each charge has no martingale part:
-`dχ_a = T tr(A_a P_H) dt` with A_a = ∂ξ_a/∂θ (THEORY.md P4: dc = −2T c/ρ² dt). An
+`dχ_a = T tr(A_a P_H) dt` with A_a = ∂ξ_a/∂θ (docs/theory.md, P4: dc = −2T c/ρ² dt). An
 Euler–Maruyama step reproduces this only on average: its charge increment fluctuates by
 O(dt) per step (zero mean, vanishing in the limit), and near a degenerate orbit (ξ_a → 0,
 e.g. u = v = 0 for w = u v), where a step can be much longer than the distance to the

@@ -79,7 +79,7 @@ class Geometry:
             return _factorization_logdet(pattern, self.layout.unflatten(theta))
         if pattern is not None and pattern.kind == "telescope":
             # Per coordinate i the Gram is tridiagonal with det e_{L−1}(u_1², …, u_L²)
-            # = Π_l u_l² · Σ_l 1/u_l² (THEORY.md P8).
+            # = Π_l u_l² · Σ_l 1/u_l² (docs/theory.md, P8).
             sq = self.layout.unflatten(theta)[pattern.params[0]] ** 2
             return jnp.sum(jnp.sum(jnp.log(sq), axis=0) + jnp.log(jnp.sum(1.0 / sq, axis=0)))
         if pattern is not None:  # one generator per block, disjoint supports: diagonal Gram
@@ -140,7 +140,7 @@ class Geometry:
         sol = optx.minimise(norm2, solver, jnp.zeros(k, dtype=theta.dtype), max_steps=max_steps, throw=False)
         moved = self._joint_act(names, theta, sol.value)
 
-        # Polish with Newton on the charges: at the minimum ∂_a ½|g·θ|² = χ(g·θ) = 0.
+        # Polish with Newton on the charges: at the minimum ∂_a ½|g·θ|² = 2χ_a(g·θ) = 0.
         def residual(a, _):
             point = self._joint_act(names, moved, a)
             return jnp.concatenate([self.charges(n, point) for n in names])
