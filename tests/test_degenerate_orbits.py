@@ -76,6 +76,7 @@ def test_odd_depth_law_crosses_the_origin_in_either_precision():
         assert law.w[0] < -1.0  # it went on past the origin, well into w < 0
 
 
+@pytest.mark.slow  # CI: kept under --runslow (suite time)
 def test_odd_depth_law_does_not_depend_on_where_the_walk_starts():
     """From the negative branch, or off the slice: the same line, the same law (as above)."""
     mean, negative = quadrature(3, both_signs=True)
@@ -201,6 +202,7 @@ def test_the_keeper_charges_follow_their_ode_for_deep3():
     assert 1.5 < errors[0] / errors[1] < 2.5
 
 
+@pytest.mark.slow  # CI: kept under --runslow (suite time)
 def test_the_keeper_is_stable_at_a_near_degenerate_orbit():
     """θ² ~ 1e-6 with T dt = 1e-3: the flow's rate T/θ² ~ 10⁵ is 100× faster than a step, and
     the exact charges relax to ~1e-18 within it (Diffrax). A linearized (Rosenbrock) step

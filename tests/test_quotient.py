@@ -104,7 +104,8 @@ def reference(depth: int, first: str) -> float:
     return mean
 
 
-@pytest.mark.parametrize("depth, first", CASES)
+@pytest.mark.parametrize("depth, first", [c if c in ((3, "R"), (2, "Positive")) else pytest.param(*c, marks=pytest.mark.slow)
+                                          for c in CASES])  # CI: two cases; all under --runslow
 def test_stationary_mean_is_the_slice_law(depth, first):
     # 800 particles to t = 50, averaged over t ∈ [25, 50] (the slowest case, depth 3 on R, has to
     # cross the flat origin: its mean is still 0.0045 ± 0.0028 high over t ∈ [20, 40], not
@@ -115,6 +116,7 @@ def test_stationary_mean_is_the_slice_law(depth, first):
     assert abs(mean - expected) < 3 * se, f"E[w] = {mean:.4f} ± {se:.4f}, the slice law {expected:.4f}"
 
 
+@pytest.mark.slow  # CI: kept under --runslow (suite time)
 def test_stationary_mean_tells_the_slice_law_from_gibbs():
     # The check can fail: plain Gibbs exp(−L/T) dw on the same support is 10 standard errors away.
     mean, se = stationary_mean(product_model(2), 1000, 2000)
@@ -144,6 +146,7 @@ def test_odd_depth_crosses_the_origin_and_keeps_its_line():
     assert res2.records["w"].min() >= 0
 
 
+@pytest.mark.slow  # CI: kept under --runslow (suite time)
 def test_positive_factor_reflects_at_zero():
     res = Simulation(check_text(product_model(3, "Positive"), "<q>"), particles=200, steps=1000).run()
     assert res.records["w"].min() >= 0
@@ -189,6 +192,7 @@ DEEP3 = (
 )  # fmt: skip
 
 
+@pytest.mark.slow  # CI: kept under --runslow (suite time)
 def test_vector_transient_is_the_full_simulations():
     # A vector predictor, every coordinate its own line (5 lines of 2 coordinates): E[w_i] at
     # t = 1, 2 from 400 particles of each dynamics, started on the slice, agree within combined
@@ -223,6 +227,7 @@ def test_deep3_vector_net_runs_on_its_lines(first):
         assert res.theta[:, 10:].min() >= 0
 
 
+@pytest.mark.slow  # CI: kept under --runslow (suite time)
 def test_stacked_deep_product_has_a_line_chart():
     # examples/deep_diagonal_L4.gauge: U : R[4, 20] with the telescoping deep_rescaling — 20 lines of 4.
     sim = Simulation(_as_quotient(ROOT / "examples" / "deep_diagonal_L4.gauge"), particles=4, steps=20)
@@ -247,6 +252,7 @@ def test_records_are_evaluated_on_the_slice_point():
     np.testing.assert_allclose(np.abs(theta), np.abs(theta[:, :1]) * np.ones((1, 3)), rtol=1e-12)
 
 
+@pytest.mark.slow  # CI: kept under --runslow (suite time)
 def test_temperature_and_step_change_without_recompiling():
     sim = Simulation(check_text(product_model(2), "<q>"), particles=4, steps=20, max_traces=1)
     a = sim.run(sim.numbers(T=0.05, dt=1e-2))
@@ -331,6 +337,7 @@ def test_stationary_mean_is_the_slice_law_full(depth, first):
 
 
 
+@pytest.mark.slow  # CI: kept under --runslow (suite time)
 def test_additive_noise_admits_the_other_solvers():
     # The slice coordinates' noise is additive, so the Stratonovich and SRK solvers integrate the
     # same SDE (they are refused for `sde` with projected noise, E810).

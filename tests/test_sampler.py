@@ -49,7 +49,7 @@ def assert_mean_agrees(draws, expected):
     return chain_means.mean(0), se
 
 
-@pytest.mark.parametrize("dtype", [jnp.float64, jnp.float32])
+@pytest.mark.parametrize("dtype", [jnp.float64, pytest.param(jnp.float32, marks=pytest.mark.slow)])
 def test_scalar_model_matches_the_exact_one_dimensional_law(dtype):
     # examples/scalar_projected.gauge: E[w] = 0.41549 by quadrature (P5); exp(−L/T) alone gives 0.538,
     # 20 standard errors away at this size, so a sampler without the correction fails.
@@ -62,6 +62,7 @@ def test_scalar_model_matches_the_exact_one_dimensional_law(dtype):
     assert abs(exact.gibbs_mean - mean) > 5 * se
 
 
+@pytest.mark.slow  # CI: kept under --runslow (suite time)
 def test_sampler_is_deterministic_for_a_seed():
     geo, obj = setup(SCALAR)
     starts = np.tile([1.2, 0.3], (8, 1))
@@ -108,6 +109,7 @@ def test_deep_scalar_products_match_quadrature_in_s(manifold):
             assert 0.01 < np.mean(w < 0) < 0.5  # P6: odd depth reaches w < 0
 
 
+@pytest.mark.slow  # CI: kept under --runslow (suite time)
 def test_gibbs_potential_samples_exp_minus_loss_dw():
     # potential="gibbs" is exp(−L(w)/T) dw on the particle's line: E[w] = 0.538 (test_geometry: P5).
     geo, obj = setup(SCALAR)
