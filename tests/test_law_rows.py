@@ -83,9 +83,14 @@ def deep3_run():
     return sim, sim.run()
 
 
-def test_deep3_simulation_agrees_with_the_sampler(deep3_run):
-    # 128 particles, t = 20 (ten relaxation times 1/T), records every 0.4; the law rows must agree.
-    sim, result = deep3_run
+@pytest.mark.slow
+def test_deep3_simulation_agrees_with_the_sampler():
+    # 128 particles to t = 80, records every 0.4; the law rows must agree. At t = 20 (the CI fixture
+    # above) the mean rows disagreed for 3 of 4 seeds, keeper on or off: an odd-depth product crosses
+    # the flat origin slowly (docs/theory.md §9.2), so t = 20 is not yet stationary. At t = 80:
+    # max |z| = 0.49, stationarity |z| = 0.86 (seed 0).
+    sim = Simulation(check_text(DEEP3.replace("steps     = 10000", "steps     = 40000"), "<deep3>"))
+    result = sim.run()
     comparison = compare(sim, result)
     got = law_verdicts(comparison)
     assert all(v == verdict.AGREES for v, _ in got.values()), got
