@@ -86,7 +86,7 @@ def test_odd_depth_law_does_not_depend_on_where_the_walk_starts():
         assert abs(float(law.cdf(np.array([0.0]))[0]) - negative) < 1e-5
 
 
-@pytest.mark.parametrize("depth, manifold", [(2, "R"), (4, "R"), (3, "Positive")])
+@pytest.mark.parametrize("depth, manifold", [(2, "R"), pytest.param(4, "R", marks=pytest.mark.slow), (3, "Positive")])
 def test_the_law_stays_on_its_side_where_crossing_adds_nothing(depth, manifold):
     """Even depth: w(−s) = w(s), the far side repeats the law (the float32 walk used to cross
     and double the grid, a non-monotone w). Positive parameters: the orthant ends at the
@@ -183,6 +183,7 @@ def _reference_charges(action, theta, t_end):
     return 0.5 * m_dense @ (x0 * jnp.exp(2 * (m_dense.T @ a)))
 
 
+@pytest.mark.slow  # CI: kept under --runslow (suite time)
 def test_the_keeper_charges_follow_their_ode_for_deep3():
     """From an unbalanced point, the keeper's charges after t = 2 against a fine Diffrax solve
     of the same ODE. The scheme is first order: the error at dt = 4e-3 is below 2e-3 of the

@@ -109,6 +109,7 @@ def test_a_wrong_law_disagrees(deep3_run):
     assert got["energy distance(w, law) (end)"][0] == verdict.DISAGREES, got
 
 
+@pytest.mark.slow  # CI: kept under --runslow (suite time)
 def test_too_few_records_say_so():
     sim = Simulation(check_text(DEEP3, "<deep3>"), particles=8, steps=400)
     rows = rows_by_name(compare(sim, sim.run()))

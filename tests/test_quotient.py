@@ -214,7 +214,7 @@ def test_vector_transient_is_the_full_simulations():
     assert (np.abs(q.mean(axis=1)[-1] - q.mean(axis=1)[0]) / se[-1]).max() > 10
 
 
-@pytest.mark.parametrize("first", [pytest.param("R", marks=pytest.mark.slow), "Positive"])
+@pytest.mark.parametrize("first", [pytest.param("R", marks=pytest.mark.slow), pytest.param("Positive", marks=pytest.mark.slow)])
 def test_deep3_vector_net_runs_on_its_lines(first):
     # 5 lines of 3 coordinates (u3 on Positive: s ≥ 0 by reflection). (The full `sde` of this model
     # is left out: with two host devices its chunk did not finish in minutes here.)

@@ -88,7 +88,7 @@ def depth_models(manifold: str) -> str:
     return text + f"loss = {' + '.join(losses)}\nnoise projected(T = 0.1)\n"
 
 
-@pytest.mark.parametrize("manifold", ["R", "Positive"])
+@pytest.mark.parametrize("manifold", ["R", pytest.param("Positive", marks=pytest.mark.slow)])
 def test_deep_scalar_products_match_quadrature_in_s(manifold):
     # P6: on the balanced line θ_l = s the law is uniform in s times exp(−L(s^depth)/T). On R with
     # odd depth s covers all of R (w < 0 reachable); with even depth the particle keeps w's sign
