@@ -70,10 +70,12 @@ run {{
 
 
 def slice_law_mean(depth: int, positive: bool) -> float:
-    """E[w] under exp(−L(w(s))/T) ds on the balanced line w = s^depth (all factors positive at the
-    start, so σ = +1): uniform in arclength (docs/theory.md P6), by quadrature in s."""
-    s = np.linspace(0.0 if positive else -3.0, 3.0, 600_001)
-    w = s**depth
+    """E[w] under exp(−L(w(s))/T) ds on the balanced line (all factors positive at the start, so
+    σ = +1): uniform in arclength (docs/theory.md P6), by quadrature in s ∈ R. On the line
+    w = s^depth; with the first factor on `Positive` that factor is |s| (it reflects at 0 while the
+    others go on, docs/theory.md §9.2), so w = |s| s^(depth−1)."""
+    s = np.linspace(-3.0, 3.0, 600_001)
+    w = np.abs(s) * s ** (depth - 1) if positive else s**depth
     q = np.exp(-((w - A) ** 2) / (2 * T))
     return float(np.trapezoid(w * q, s) / np.trapezoid(q, s))
 
@@ -144,6 +146,19 @@ def test_odd_depth_crosses_the_origin_and_keeps_its_line():
     # Depth 2 keeps the sign of w (w = s² on the line u1 = u2).
     res2 = Simulation(check_text(product_model(2), "<q>"), particles=200, steps=1000).run()
     assert res2.records["w"].min() >= 0
+
+
+@pytest.mark.parametrize("dynamics", ["sde", "quotient"])
+def test_positive_factor_reflects_while_the_line_goes_on(dynamics):
+    # w = u1·u2 with u1 on `Positive`: at the origin u1 reflects and u2 goes on, so w = s|s| takes
+    # both signs (E[w] = 0.3471), not w = s² on the half-line s > 0 (E[w] = 0.4154, what the chart
+    # and the 1-D law used to predict). Both dynamics, 800 particles to t = 50, averaged over
+    # t ∈ [25, 50]: standard error ≈ 0.005, so the old law is ~14 standard errors away and 3
+    # standard errors (plus the Euler bias at dt = 1e-2, ≈ 0.001, docstring) separate them.
+    mean, se = stationary_mean(product_model(2, "Positive", dynamics=dynamics, dtype="float32"), 800, 5000)
+    expected, half_line = slice_law_mean(2, True), 0.41545
+    assert abs(mean - expected) < 3 * se, f"E[w] = {mean:.4f} ± {se:.4f}, the slice law {expected:.4f}"
+    assert abs(mean - half_line) > 6 * se
 
 
 @pytest.mark.slow  # CI: kept under --runslow (suite time)

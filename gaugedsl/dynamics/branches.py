@@ -12,7 +12,9 @@ line near the degenerate point — a discretization artefact.
 
 Only chains whose coordinates no other generator moves are judged, and only for particles
 that start balanced on them (all charges of the chain at rest): started off balance, a
-coordinate can pass 0 legitimately while its charge has not yet decayed.
+coordinate can pass 0 legitimately while its charge has not yet decayed. A pair with a
+coordinate on `Positive` is not judged either: that coordinate reflects at 0 while the rest of
+its chain goes through, so its sign relative to them changes legitimately (docs/theory.md §9.2).
 """
 
 from __future__ import annotations
@@ -32,8 +34,9 @@ class Chains:
     chain: np.ndarray
 
 
-def chains(action) -> Chains | None:
-    """The chains of a `gauge.DiagonalAction` or `torus.TorusAction` (None if it has none)."""
+def chains(action, positive: np.ndarray | None = None) -> Chains | None:
+    """The chains of a `gauge.DiagonalAction` or `torus.TorusAction` (None if it has none);
+    `positive` (D,) marks the coordinates on `Positive`, whose pairs are not judged."""
     supports, moved_by = _supports(action)
     locked = [(c[0], c[1]) for c, m in supports if len(c) == 2 and m[0] != 0 and abs(m[0] + m[1]) <= 1e-6 * abs(m[0])]
     in_locked = np.zeros_like(moved_by)
@@ -41,6 +44,8 @@ def chains(action) -> Chains | None:
         in_locked[[j, k]] += 1
     # A coordinate also moved by a generator outside the chains has no fixed partner.
     pairs = [(j, k) for j, k in locked if moved_by[j] == in_locked[j] and moved_by[k] == in_locked[k]]
+    if positive is not None:
+        pairs = [(j, k) for j, k in pairs if not (positive[j] or positive[k])]
     if not pairs:
         return None
     parent: dict[int, int] = {}

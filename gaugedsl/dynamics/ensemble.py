@@ -119,7 +119,11 @@ class Simulation:
             # What the exact projected SDE keeps and a step may still break near a degenerate
             # orbit: the relative signs along balanced chains (branches.py, W802).
             action = _geometry.torus_action(self.geo) if plan.noise == "projected" else None
-            self.chains = None if action is None else branches.chains(action)
+            positive = np.zeros(self.geo.dimension, bool)
+            for p in model.params:
+                if p.manifold.kind == "Positive":
+                    positive[self.geo.layout.slice_of(p.name)] = True
+            self.chains = None if action is None else branches.chains(action, positive)
             solver = solver_for(model, plan, self.noise, self.constraint, keeper)
             drift = Drift(self.objective.grad, self.constraint)
             self.particle_chunk = SDEChunk(drift, self.noise, solver, groups, plan.chunk)

@@ -14,8 +14,9 @@ additive:
     ds_c = −(1/L_c) ∂L/∂s_c dt + sqrt(2T/L_c) dB_c.
 
 A depth-L product passes through the origin along its line (nothing happens at s = 0 in these
-coordinates), so each particle keeps the sign pattern σ of its start (docs/theory.md §9.2);
-`Positive` coordinates reflect at 0, as `manifolds.py` does for θ.
+coordinates), so each particle keeps the sign pattern σ of its start (docs/theory.md §9.2). A
+`Positive` coordinate is |s|: reflected at 0, as `manifolds.py` does for θ, while the rest of its
+line goes on through the origin.
 
 The runner's state stays θ = φ(s) (N, D) — checkpoints, records, results and sharding are
 those of the other dynamics; each chunk reads (s, σ) off θ and hands back φ(s).
@@ -45,7 +46,8 @@ class LineChart:
     - `index[j]`: the entry of s that coordinate j follows;
     - `lead[c]`: the coordinate whose sign s_c carries (a `Positive` one if any, as
       `SliceChart.signs` chooses), so σ_lead = +1;
-    - `metric[c]` = L_c (g = DφᵀDφ, constant), `positive[c]`: s_c > 0.
+    - `metric[c]` = L_c (g = DφᵀDφ, constant), `positive[c]`: s_c > 0 (never, for lines: a
+      `Positive` coordinate j is |s_index[j]|, `absolute[j]`, and s itself is free).
     """
 
     def __init__(self, chart: SliceChart):
@@ -63,10 +65,14 @@ class LineChart:
             self.lead[start] = c.coords[np.argmax(positive[c.coords])] if c.positive else c.coords[0]
         self.metric = np.asarray(chart.metric)
         self.positive = np.asarray(chart.positive)
+        self.absolute = positive
+        if not positive.any():
+            self.absolute = None
         # The common layout — L blocks of the same m lines, one per factor (u then v; U[L, n]) —
         # needs no gather or scatter: θ = σ ⊙ tile(s, L), Dφᵀv = Σ over the L blocks.
         m = self.dimension
-        self.blocks = d // m if m and d % m == 0 and np.array_equal(self.index, np.tile(np.arange(m), d // m)) else None
+        tiled = m and d % m == 0 and np.array_equal(self.index, np.tile(np.arange(m), d // m))
+        self.blocks = d // m if tiled and self.absolute is None else None
 
     def split(self, theta):
         """(s, σ) of a point on the slice: s_c the signed root mean square of its line (exact
@@ -77,15 +83,20 @@ class LineChart:
         return lead_sign * jnp.sqrt(square / self.metric.astype(theta.dtype)), sigma
 
     def embed(self, s, sigma):
-        """θ = φ(s): θ_j = σ_j s_index[j]."""
+        """θ = φ(s): θ_j = σ_j s_index[j], or |s_index[j]| for a `Positive` coordinate."""
         if self.blocks is not None:
             return sigma * jnp.tile(s, self.blocks)
+        if self.absolute is not None:
+            return jnp.where(self.absolute, jnp.abs(s[self.index]), sigma * s[self.index])
         return sigma * s[self.index]
 
-    def pull_back(self, v, sigma):
-        """Dφᵀ v: a θ-gradient as the s-gradient, Σ_{j on line c} σ_j v_j."""
+    def pull_back(self, v, sigma, s=None):
+        """Dφᵀ v: a θ-gradient as the s-gradient, Σ_{j on line c} σ_j v_j (sign(s_c) v_j for a
+        `Positive` coordinate, which is |s_c|)."""
         if self.blocks is not None:
             return jnp.sum((sigma * v).reshape(self.blocks, self.dimension), axis=0)
+        if self.absolute is not None:
+            sigma = jnp.where(self.absolute, jnp.where(s[self.index] < 0, -1.0, 1.0).astype(v.dtype), sigma)
         return jax.ops.segment_sum(sigma * v, self.index, num_segments=self.dimension)
 
 
@@ -153,7 +164,7 @@ class QuotientDrift(eqx.Module):
 
     def gradient(self, s, sigma):
         """g⁻¹ ∇_s L(φ(s))."""
-        g = self.chart.pull_back(self.grad(self.chart.embed(s, sigma)), sigma)
+        g = self.chart.pull_back(self.grad(self.chart.embed(s, sigma)), sigma, s)
         return g / jnp.asarray(self.chart.metric, s.dtype)
 
     def __call__(self, t, s, args):

@@ -22,8 +22,11 @@ charges `χ_a = ½ Σ_j M_aj θ_j²` vanish on a component when
   cone's surface measure is `√2 |a|^(|N|−1) da dΩ`, so the log-density gains `(|N|−1) log|a|`.
   (With |P| = |N| = 1 this is the line with L = 2; lines take precedence.)
 
-Coordinates no generator moves are components of their own (s = θ_j). Parameters on `Positive`
-restrict their component to s > 0; `Sphere` and `Stiefel` parameters have no chart here.
+Coordinates no generator moves are components of their own (s = θ_j). A `Positive` coordinate of
+a line or free component is `|s|`, with s itself free: the dynamics reflects that coordinate at 0
+while the others of its line go on, so a line through the origin continues with the `Positive`
+coordinates mirrored (docs/theory.md §9.2: for w = u·v with u on `Positive`, w = s|s| takes both
+signs). `Sphere` and `Stiefel` parameters have no chart here.
 """
 
 from __future__ import annotations
@@ -94,7 +97,7 @@ class Component:
     coords: np.ndarray  # indices into θ
     up: np.ndarray | None = None  # pair: the block with exponent +1 (indices into θ)
     down: np.ndarray | None = None  # pair: the block with exponent −1
-    positive: bool = False  # some coordinate lives on `Positive`: s > 0
+    positive: bool = False  # some coordinate lives on `Positive` (it is |s| there; s is free)
 
 
 class SliceChart:
@@ -167,12 +170,13 @@ class SliceChart:
         self._line_coord = np.concatenate([c.coords for _, c in simple]) if simple else np.zeros(0, int)
         self._line_index = (np.concatenate([np.full(c.coords.size, self.starts[i]) for i, c in simple])
                             if simple else np.zeros(0, int))  # fmt: skip
+        self._line_abs = self._positive_coords()[self._line_coord]  # these coordinates are |s|
         self.metric = np.ones(self.dimension)
+        # s > 0 constraints of the chart's own coordinates: none, since a `Positive` coordinate is |s|
         self.positive = np.zeros(self.dimension, bool)
         for i, c in enumerate(self.components):
             if c.kind != "pair":
                 self.metric[self.starts[i]] = c.coords.size  # DφᵀDφ = L on a line of L coordinates
-                self.positive[self.starts[i]] = c.positive
 
     # ---- sign patterns ----
 
@@ -189,20 +193,25 @@ class SliceChart:
             out[..., c.coords] = np.where(theta[..., c.coords] < 0, -1.0, 1.0) * ref[..., None]
         return out
 
-    def _positive_mask(self, c: Component) -> np.ndarray:
+    def _positive_coords(self) -> np.ndarray:
         positive = np.zeros(self.geo.dimension, bool)
         for p in self.geo.model.params:
             if p.manifold.kind == "Positive":
                 positive[self.geo.layout.slice_of(p.name)] = True
-        return positive[c.coords]
+        return positive
+
+    def _positive_mask(self, c: Component) -> np.ndarray:
+        return self._positive_coords()[c.coords]
 
     # ---- the chart ----
 
     def embed(self, s, sigma):
-        """θ = φ(s) on the line pattern σ (jit- and vmap-able)."""
+        """θ = φ(s) on the line pattern σ (jit- and vmap-able); `Positive` coordinates of lines are |s|."""
         theta = jnp.zeros(self.geo.dimension, s.dtype)
         if self._line_coord.size:
-            theta = theta.at[self._line_coord].set(jnp.asarray(sigma, s.dtype)[self._line_coord] * s[self._line_index])
+            on_line = s[self._line_index]
+            value = jnp.where(self._line_abs, jnp.abs(on_line), jnp.asarray(sigma, s.dtype)[self._line_coord] * on_line)
+            theta = theta.at[self._line_coord].set(value)
         for i, c in enumerate(self.components):
             if c.kind == "pair":
                 a = s[self.starts[i] : self.starts[i] + c.up.size]

@@ -16,7 +16,11 @@ continuation of its tangent, exactly where the slice is a line, and resumes on t
 side. It ends instead where the far side adds nothing or is not reachable:
 - w turns back (dw/ds changes sign): for an even-depth product w(−s) = w(s), so the far side
   repeats the near side's law of w;
-- a `Positive` coordinate would leave its orthant (the dynamics reflects it back);
+- a `Positive` coordinate would leave its orthant, for an action that does not simply rescale
+  coordinates. For a torus action the walk goes on instead, in the unfolded coordinates where a
+  `Positive` coordinate t_j is read as |t_j| — the dynamics reflects that coordinate while the
+  others of its line go on (docs/theory.md §9.2) — so w = u·v with u on `Positive` covers both
+  signs, and a chain whose other factors are even in number turns back (w retraces its values);
 - the loss there is already `cutoff` temperatures above its minimum (negligible mass).
 An odd-depth product thus covers both signs of w (P6), whatever the precision: a crossing
 no longer depends on whether a step happens to land within rounding of the origin.
@@ -30,6 +34,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .chart import TorusForm
 from .engine import Geometry
 
 _CHUNK = 2000  # RK4 steps per compiled walk
@@ -87,14 +92,22 @@ def predicted_law(geo: Geometry, T: float, theta0=None, step: float | None = Non
         if p.manifold.kind == "Positive":
             positive[layout.slice_of(p.name)] = True
 
+    # A rescaling commutes with the reflection t_j → |t_j| (generators at the unfolded point are those at the
+    # folded one, mirrored), so the walk may run unfolded through a `Positive` coordinate's 0.
+    unfold = bool(positive.any()) and TorusForm.detect(geo) is not None
+    folded = jnp.asarray(positive) if unfold else None
+
+    def fold(t):
+        return jnp.where(folded, jnp.abs(t), t) if unfold else t
+
     def loss(t):
-        return lowered.loss(layout.unflatten(t))
+        return lowered.loss(layout.unflatten(fold(t)))
 
     def pred(t):
-        return lowered.predictors(layout.unflatten(t))[name]
+        return lowered.predictors(layout.unflatten(fold(t)))[name]
 
     def logdet(t):
-        return sum(geo.logdet_gram(n, t) for n in geo.symmetries)
+        return sum(geo.logdet_gram(n, fold(t)) for n in geo.symmetries)
 
     def probe(t, h):
         """What the quadrature needs where the curve passes t with unit tangent h: the loss, w,
@@ -145,7 +158,7 @@ def predicted_law(geo: Geometry, T: float, theta0=None, step: float | None = Non
         """Where the branch ends whatever comes next: no finite loss or w, or a `Positive`
         coordinate out of its orthant."""
         out = ~np.isfinite(ll) | ~np.isfinite(ww)
-        if positive.any():
+        if positive.any() and not unfold:
             out |= np.any(np.asarray(tt)[:, positive] <= 0, axis=1)
         return out
 

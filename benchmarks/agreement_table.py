@@ -1,0 +1,173 @@
+"""The agreement table of docs/theory.md (§12) and docs/dynamics.md: for each example, the full
+projected-noise simulation (`dynamics = sde`), the dynamics on the quotient (`dynamics = quotient`)
+and the independent sampler of the predicted law (BlackJAX NUTS on the slice chart), side by side.
+
+Not a speed benchmark: it measures agreement. Each example is run at its own sizes (the shapes of
+its data and parameters) with the run settings changed only where its own would not reach the
+stationary law in minutes (a higher T, a start on the gauge slice, a longer t); every change is
+printed in the table's "settings" column. For each of the two dynamics the run's own law rows give
+max_i |z| of the paired per-coordinate means against the sampler (Bonferroni threshold), KS and
+energy distance against their permutation floors, and the stationarity check; the two dynamics are
+also compared with each other directly (independent ensembles: per-coordinate z of the difference of
+the means of per-particle time averages over the second half, Bonferroni over the coordinates).
+
+Run `python benchmarks/agreement_table.py [--only NAME ...]` (about 10–20 minutes on 2 cores);
+it prints a Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+os.environ.setdefault("JAX_ENABLE_X64", "1")  # float64 examples need it; float32 ones keep their dtype
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from gaugedsl.dynamics.devices import request_host_devices  # noqa: E402
+
+request_host_devices()  # as `gaugedsl run` does, before JAX starts
+
+import numpy as np  # noqa: E402
+
+import gaugedsl  # noqa: E402
+from gaugedsl.diagnostics import GaugeError  # noqa: E402
+from gaugedsl.report.law_rows import bonferroni_z  # noqa: E402
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+# name, example file, predictor record, run-block settings, noise T (None: the example's), text edits
+CASES = [
+    ("scalar u·v", "scalar_projected.gauge", "w", dict(particles=4000, dt="1e-2", steps=8000, start="slice"), None, []),
+    ("scalar u·v, u on Positive", "scalar_projected.gauge", "w",
+     dict(particles=4000, dt="1e-2", steps=8000, start="slice"), None, [("param u : R", "param u : Positive")]),
+    ("diagonal net (quick start)", "diagonal_net.gauge", "w", {}, None, []),
+    ("deep diagonal L = 2", "deep_diagonal_L2.gauge", "w",
+     dict(particles=256, dt="2.5e-3", steps=24000, start="slice"), 0.05, []),
+    ("deep diagonal L = 3", "deep_diagonal_L3.gauge", "w",
+     dict(particles=256, dt="2.5e-3", steps=24000, start="slice"), 0.05, []),
+    ("deep diagonal L = 3, u1 on Positive", "deep_diagonal_L3.gauge", "w",
+     dict(particles=256, dt="2.5e-3", steps=24000, start="slice"), 0.05,
+     [("param u1 : R[20] = normal(0, 0.1)", "param u1 : Positive[20] = 0.1 + uniform(0, 0.1)")]),
+    ("deep diagonal L = 4", "deep_diagonal_L4.gauge", "w",
+     dict(particles=256, dt="2.5e-3", steps=24000, start="slice"), 0.05, []),
+    ("deep diagonal L = 4 (vectors)", "deep_diagonal_L4_vectors.gauge", "w",
+     dict(particles=256, dt="2.5e-3", steps=24000, start="slice"), 0.05, []),
+    ("matrix factorization GL(4)", "matrix_factorization_gl.gauge", "W",
+     dict(particles=256, dt="1e-3", steps=20000, start="slice"), 0.05, []),
+    ("attention diagonal", "attention_diagonal.gauge", "out",
+     dict(particles=256, dt="1e-2", steps=20000, start="slice"), 0.05, []),
+]
+
+
+def variant(text: str, settings: dict, T: float | None, edits: list) -> str:
+    """The example with run-block settings replaced (or added), T replaced, and literal edits."""
+    for old, new in edits:
+        if old not in text:
+            raise SystemExit(f"edit not applicable: {old!r}")
+        text = text.replace(old, new)
+    for key, value in settings.items():
+        pattern = re.compile(rf"^(\s*){key}\s*=.*$", re.M)
+        if pattern.search(text):
+            text = pattern.sub(lambda m: f"{m.group(1)}{key} = {value}", text, count=1)
+        else:
+            text = re.sub(r"(run\s*\{\n)", rf"\g<1>  {key} = {value}\n", text, count=1)
+    if T is not None:
+        text = re.sub(r"projected\(T\s*=\s*[^)]*\)", f"projected(T = {T})", text)
+    return text
+
+
+def law_summary(result) -> dict:
+    """The law rows of a run, by kind."""
+    out = {}
+    for row in result.table:
+        q = row.quantity
+        if q.startswith("max_i |z| of E["):
+            out["z"] = (row.simulated, row.predicted, row.verdict)
+        elif q.startswith("max_i KS("):
+            out["ks"] = (row.simulated, row.predicted + 3 * (row.floor_sd or 0), row.verdict)
+        elif q.startswith("energy distance("):
+            out["energy"] = (row.simulated, row.predicted + 3 * (row.floor_sd or 0), row.verdict)
+        elif q.startswith("stationarity of"):
+            out["stationary"] = (row.simulated, row.predicted, row.verdict)
+        elif q.endswith("(second half)") and row.source == "P5":  # a scalar predictor: the exact 1-D law
+            z = abs(row.simulated - row.predicted) / row.error
+            out["z"] = (z, 3.0, row.verdict)
+        elif row.source == "P5" and row.floor_sd is not None and "KS" in q:
+            out["ks"] = (row.simulated, row.predicted + 3 * row.floor_sd, row.verdict)
+        elif q.startswith("law of") and row.verdict == "no prediction":
+            out["none"] = row.why
+    return out
+
+
+def time_averages(result, label: str) -> np.ndarray:
+    values = result.records[label][:, result.result.healthy]
+    flat = values.reshape(values.shape[0], values.shape[1], -1)
+    return flat[flat.shape[0] // 2 :].mean(axis=0)  # (N, m)
+
+
+def cell(entry) -> str:
+    if entry is None:
+        return "—"
+    value, limit, v = entry
+    return f"{value:.3g} ({limit:.3g}) {v}"
+
+
+def run_case(name, file, label, settings, T, edits):
+    text = variant((EXAMPLES / file).read_text(encoding="utf-8"), settings, T, edits)
+    runs, notes = {}, []
+    for dynamics in ("sde", "quotient"):
+        program = re.sub(r"^(\s*)dynamics\s*=.*$", rf"\g<1>dynamics = {dynamics}", text, count=1, flags=re.M)
+        start = time.perf_counter()
+        try:
+            runs[dynamics] = (gaugedsl.load(program).run(), time.perf_counter() - start)
+        except GaugeError as exc:
+            first = exc.diagnostics[0]
+            notes.append(f"{dynamics}: {first.code} {first.message}")
+    rows = {}
+    for dynamics, (result, wall) in runs.items():
+        rows[dynamics] = law_summary(result)
+        rows[dynamics]["wall"] = wall
+        rows[dynamics]["mean"] = time_averages(result, label).mean(0)
+    direct = None
+    if len(runs) == 2:
+        a, b = (time_averages(runs[d][0], label) for d in ("sde", "quotient"))
+        se = np.sqrt(a.var(0, ddof=1) / a.shape[0] + b.var(0, ddof=1) / b.shape[0])
+        z = np.abs(a.mean(0) - b.mean(0)) / np.maximum(se, 1e-300)
+        limit = bonferroni_z(z.size)
+        direct = (float(z.max()), limit, "agrees" if z.max() <= limit else "disagrees")
+    changed = ", ".join(f"{k} = {v}" for k, v in settings.items()) + (f", T = {T}" if T is not None else "")
+    changed += "".join(f", {new.split('=')[0].strip()}" for _, new in edits)
+    return name, changed or "as in the example", rows, direct, notes
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", nargs="*", help="case names containing any of these strings")
+    args = parser.parse_args()
+    print("| example | settings changed | dynamics | E[w] (first 3) | max\\|z\\| vs sampler (limit) | KS (floor+3sd) "
+          "| energy (floor+3sd) | stationarity (limit) | sde vs quotient max\\|z\\| (limit) | wall s |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for case in CASES:
+        if args.only and not any(s in case[0] for s in args.only):
+            continue
+        name, changed, rows, direct, notes = run_case(*case)
+        for dynamics, r in rows.items():
+            if "none" in r:
+                law = f"no prediction: {r['none']}"
+                cells = [law, "—", "—", cell(r.get("stationary"))]
+            else:
+                cells = [cell(r.get("z")), cell(r.get("ks")), cell(r.get("energy")), cell(r.get("stationary"))]
+            mean = ", ".join(f"{x:.3g}" for x in r["mean"][:3])
+            print(f"| {name} | {changed} | {dynamics} | {mean} | " + " | ".join(cells)
+                  + f" | {cell(direct) if dynamics == 'quotient' else ''} | {r['wall']:.0f} |", flush=True)
+        for note in notes:
+            print(f"| {name} | {changed} | {note} | | | | | | | |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
