@@ -53,13 +53,17 @@ class Op:
 @node
 class Call:
     """A built-in function (`gaugedsl.check.functions` lists them). `static` holds the
-    arguments that must be known when checking (axis, seed, shape, ...)."""
+    arguments that must be known when checking (axis, seed, shape, ...). A random call's
+    `site` is its stable identity, `NAME#k`: the k-th random call (in source order) of the
+    declaration `NAME`. An unseeded draw's stream is keyed by it, so the numbers depend on
+    names, not on where the text sits (file, line, column)."""
 
     func: str
     args: tuple["Expr", ...]
     static: tuple[tuple[str, Any], ...]
     shape: Shape
     span: Span
+    site: str | None = None
 
     def option(self, name: str, default: Any = None) -> Any:
         return dict(self.static).get(name, default)

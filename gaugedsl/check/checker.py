@@ -370,6 +370,7 @@ class FileChecker:
             return Binding("data", d.name, dims, d.name_span)
         if not self._fits(value, dims, d.value.span, f"'{d.name}'"):
             return Binding("data", d.name, dims, d.name_span)
+        value = with_sites(d.name, value)
         if _uses(value, "stream"):
             self._stream_order.append(ir.StreamDef(d.name, dims, value, d.span))
             return Binding("stream", d.name, dims, d.name_span)
@@ -392,7 +393,7 @@ class FileChecker:
         ctx = Context("in a stream", frozenset({"data"}), random_streams=True, target=dims)
         value = self.exprs.check(s.dist, ctx)
         if value is not None and self._fits(value, dims, s.dist.span, f"stream '{s.name}'"):
-            self._stream_order.append(ir.StreamDef(s.name, dims, value, s.span))
+            self._stream_order.append(ir.StreamDef(s.name, dims, with_sites(s.name, value), s.span))
         self._resolved[s.name] = Binding("stream", s.name, dims, s.name_span)
 
     def _fits(self, value: ir.Expr, dims: Shape, span: Span, what: str) -> bool:
@@ -428,7 +429,7 @@ class FileChecker:
                 init = self.exprs.check(item.init, ctx)
                 if init is None or not self._fits(init, manifold.shape, item.init.span, f"parameter '{item.name}'"):
                     continue
-            params.append(ir.Param(item.name, manifold, init, item.doc, item.span))
+            params.append(ir.Param(item.name, manifold, with_sites(item.name, init), item.doc, item.span))
         return params
 
     # ---- lets and predictors ----
@@ -956,6 +957,31 @@ def _default_init(m: ir.Manifold, span: Span) -> ir.Expr:
     if m.kind == "Stiefel":
         return ir.Call("orthonormal", (), (), m.shape, span)
     return draw
+
+
+def with_sites(owner: str, e: ir.Expr) -> ir.Expr:
+    """`e` with its random calls named `owner#0`, `owner#1`, ... in source order (a call
+    before its arguments, arguments left to right). Declaration names are unique in a model,
+    so no two calls share a site; the names, not the layout, key the unseeded draws
+    (docs/language.md, "What the numbers depend on")."""
+    count = 0
+
+    def walk(e):
+        nonlocal count
+        if isinstance(e, ir.Call):
+            site = None
+            if e.func in F.RANDOM:
+                site, count = f"{owner}#{count}", count + 1
+            return dataclasses.replace(e, args=tuple(walk(a) for a in e.args), site=site)
+        if isinstance(e, ir.Op):
+            return dataclasses.replace(e, args=tuple(walk(a) for a in e.args))
+        if isinstance(e, ir.Stack):
+            return dataclasses.replace(e, items=tuple(walk(a) for a in e.items))
+        if isinstance(e, ir.Index):
+            return dataclasses.replace(e, value=walk(e.value))
+        return e
+
+    return walk(e)
 
 
 def _uses(e: ir.Expr, kind: str) -> bool:
