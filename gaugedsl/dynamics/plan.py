@@ -20,6 +20,7 @@ import numpy as np
 from jaxtyping import Array, Float
 
 from .. import ir
+from ..check.settings import NOISE_KINDS
 from ..diagnostics import GaugeError, Span, error
 
 # Record buffers of one chunk stay below this many numbers (all particles together).
@@ -175,12 +176,40 @@ def numbers(model: ir.Model, plan: Plan, dtype, **overrides: float) -> Numbers:
         "batch": get("batch", plan.batch or n or 1),
         "sigma": get("sigma", 0.0),
     }
+    used = used_numbers(model, plan)
     for k, v in overrides.items():
-        if k not in values:
-            raise KeyError(f"unknown numeric setting {k!r}; known: {', '.join(values)}")
-        if v is not None:
-            values[k] = v
+        if v is None:
+            continue
+        if k not in used:
+            raise GaugeError([_unused(model, plan, k, v, used)])
+        values[k] = v
+        if k == "lr" and plan.dynamics in ("gd", "sgd"):
+            values["dt"] = v  # the step of a discrete map is its learning rate
     return Numbers(**{k: jnp.asarray(float(v), dtype=dtype) for k, v in values.items()})
+
+
+def used_numbers(model: ir.Model, plan: Plan) -> tuple[str, ...]:
+    """The numeric settings this model's run reads, so the ones an override may change:
+    `lr` for `dynamics = gd`/`sgd` (its step), else `dt` and the noise model's settings."""
+    if plan.dynamics in ("gd", "sgd"):
+        return ("lr",)
+    kind = model.noise.kind if model.noise is not None else None
+    return ("dt", *(s.name for s in NOISE_KINDS[kind][1])) if kind in NOISE_KINDS else ("dt",)
+
+
+def _unused(model: ir.Model, plan: Plan, name: str, value, used: tuple[str, ...]):
+    noise = f", noise {model.noise.kind}" if model.noise is not None else ", no noise"
+    what = f"dynamics = {plan.dynamics}{noise if plan.dynamics in ('sde', 'quotient') else ''}"
+    if name == "batch" and plan.dynamics == "sgd":
+        why = "the minibatch size of dynamics = sgd is the shape of the compiled step, not a number it reads"
+        hint = "change `batch` in the run block (a new program is compiled for it)"
+    elif name in ("dt", "T", "lr", "batch", "sigma"):
+        why = f"this run does not use {name}"
+        hint = f"{what} uses: {', '.join(used)}"
+    else:
+        why = f"there is no numeric setting '{name}'"
+        hint = f"{what} uses: {', '.join(used)}"
+    return error("E813", model.run.span, f"the override {name} = {value:g} cannot change this run: {why}" if isinstance(value, (int, float)) else f"the override {name} cannot change this run: {why}", hint)
 
 
 def setting_span(model: ir.Model, where: str, name: str) -> Span | None:
