@@ -202,7 +202,7 @@ def _unused(model: ir.Model, plan: Plan, name: str, value, used: tuple[str, ...]
     what = f"dynamics = {plan.dynamics}{noise if plan.dynamics in ('sde', 'quotient') else ''}"
     if name == "batch" and plan.dynamics == "sgd":
         why = "the minibatch size of dynamics = sgd is the shape of the compiled step, not a number it reads"
-        hint = "change `batch` in the run block (a new program is compiled for it)"
+        hint = f"change `batch` in the run block (a new program is compiled for it); {what} uses: {', '.join(used)}"
     elif name in ("dt", "T", "lr", "batch", "sigma"):
         why = f"this run does not use {name}"
         hint = f"{what} uses: {', '.join(used)}"
