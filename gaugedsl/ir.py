@@ -209,14 +209,27 @@ class Symmetry:
     span: Span
 
 
+class _Settings:
+    """A block of `name = value` settings with the spans the checker saw: `span_of(name)` is
+    where the setting is written (for diagnostics), or the whole block when it is not."""
+
+    settings: tuple[tuple[str, Any], ...]
+    span: Span
+    spans: tuple[tuple[str, Span], ...]
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return dict(self.settings).get(name, default)
+
+    def span_of(self, name: str) -> Span:
+        return dict(self.spans).get(name, self.span)
+
+
 @node
-class Noise:
+class Noise(_Settings):
     kind: str
     settings: tuple[tuple[str, float], ...]
     span: Span
-
-    def get(self, name: str, default: float | None = None) -> float | None:
-        return dict(self.settings).get(name, default)
+    spans: tuple[tuple[str, Span], ...] = ()
 
 
 @node
@@ -234,22 +247,18 @@ class Record:
 
 
 @node
-class Run:
+class Run(_Settings):
     settings: tuple[tuple[str, Any], ...]
     records: tuple[Record, ...]
     span: Span
-
-    def get(self, name: str, default: Any = None) -> Any:
-        return dict(self.settings).get(name, default)
+    spans: tuple[tuple[str, Span], ...] = ()
 
 
 @node
-class Design:
+class Design(_Settings):
     settings: tuple[tuple[str, Any], ...]
     span: Span
-
-    def get(self, name: str, default: Any = None) -> Any:
-        return dict(self.settings).get(name, default)
+    spans: tuple[tuple[str, Span], ...] = ()
 
 
 @node
@@ -268,6 +277,7 @@ class Model:
     noise: Noise | None
     run: Run | None
     design: Design | None
+    name_span: Span | None = None  # the NAME of `model NAME`
 
     def param(self, name: str) -> Param:
         return next(p for p in self.params if p.name == name)

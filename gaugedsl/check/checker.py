@@ -296,6 +296,7 @@ class FileChecker:
             noise=noise,
             run=run,
             design=design,
+            name_span=Span(decl.span.path, decl.span.end_line, decl.span.end_column - len(decl.name), decl.span.end_line, decl.span.end_column),
         )
 
     def _single(self, items, cls, what, check):
@@ -779,7 +780,7 @@ class FileChecker:
             batch_span = next((k.value.span for k in d.kwargs if k.name == "batch"), d.span)
             self._error("E511", batch_span, f"batch = {batch} is larger than the dataset ({size} samples)", f"use a batch of at most {size}")
             return None
-        return ir.Noise(d.kind, tuple(values.items()), d.span)
+        return ir.Noise(d.kind, tuple(values.items()), d.span, tuple((k.name, k.span) for k in d.kwargs))
 
     def _check_run(self, r: ast.RunBlock, noise: ir.Noise | None) -> ir.Run | None:
         values = self._settings([(s.name, s.value, s.name_span) for s in r.settings], S.RUN_SETTINGS, "run")
@@ -830,7 +831,8 @@ class FileChecker:
         for name, spec in S.RUN_SETTINGS.items():
             if spec.default is not None:
                 values.setdefault(name, spec.default)
-        return ir.Run(tuple(values.items()), records, r.span)
+        written = tuple((s.name, _joined(s.name_span, s.value.span)) for s in r.settings)  # `name = value`
+        return ir.Run(tuple(values.items()), records, r.span, written)
 
     def _loss_is_per_sample(self) -> bool:
         return any(isinstance(i, ast.LossDecl) and i.binders is not None for i in self.program.items)
@@ -898,7 +900,7 @@ class FileChecker:
         if exponent is not None and not exponent < 1:
             self._error("E602", spans["exponent"], f"the bias exponent must be below 1, not {exponent}", "depth L gives the exponent 1 − 1/L: 1/2, 2/3, 3/4, ...")
             return None
-        return ir.Design(tuple(values.items()), d.span)
+        return ir.Design(tuple(values.items()), d.span, tuple(spans.items()))
 
     def _design_entries(self, d: ast.DesignBlock):
         """The block's settings, with the named arguments of `target = sparsity(depth = 3)`
@@ -957,6 +959,10 @@ def _default_init(m: ir.Manifold, span: Span) -> ir.Expr:
     if m.kind == "Stiefel":
         return ir.Call("orthonormal", (), (), m.shape, span)
     return draw
+
+
+def _joined(first: Span, last: Span) -> Span:
+    return Span(first.path, first.line, first.column, last.end_line, last.end_column)
 
 
 def with_sites(owner: str, e: ir.Expr) -> ir.Expr:

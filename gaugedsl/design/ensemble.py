@@ -29,7 +29,6 @@ import numpy as np
 from .. import ir
 from ..diagnostics import GaugeError, error
 from ..dynamics.objective import Objective
-from ..dynamics.plan import setting_span
 from ..dynamics.records import Recorder
 from ..geometry import Geometry
 from ..lowering import Lowered, stable_id
@@ -136,7 +135,7 @@ class Ensemble:
         self.steps = steps or run.get("steps", 1000)
         self.dtype = jnp.float64 if run.get("dtype", "float32") == "float64" else jnp.float32
         if self.dtype == jnp.float64 and not jax.config.jax_enable_x64:
-            raise GaugeError([error("E610", setting_span(model, "run", "dtype"), "dtype = float64 needs JAX's 64-bit mode", "in Python: jax.config.update(\"jax_enable_x64\", True) first; or set JAX_ENABLE_X64=1 (`gaugedsl design --compare` switches it on by itself)")])
+            raise GaugeError([error("E610", model.run.span_of("dtype"), "dtype = float64 needs JAX's 64-bit mode", "in Python: jax.config.update(\"jax_enable_x64\", True) first; or set JAX_ENABLE_X64=1 (`gaugedsl design --compare` switches it on by itself)")])
         self.records = run.records
         everys = [r.every for r in self.records] or [self.steps]
         self.unit = math.gcd(*everys)
