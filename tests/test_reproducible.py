@@ -60,7 +60,7 @@ def without_spans(node):
         return (type(node).__name__,) + tuple(
             (f.name, without_spans(getattr(node, f.name)))
             for f in dataclasses.fields(node)
-            if f.name not in ("span", "path", "source_hash")
+            if f.name not in ("span", "spans", "name_span", "path", "source_hash")
         )
     if isinstance(node, (list, tuple)):
         return tuple(without_spans(x) for x in node)
