@@ -53,13 +53,17 @@ class Op:
 @node
 class Call:
     """A built-in function (`gaugedsl.check.functions` lists them). `static` holds the
-    arguments that must be known when checking (axis, seed, shape, ...)."""
+    arguments that must be known when checking (axis, seed, shape, ...). A random call's
+    `site` is its stable identity, `NAME#k`: the k-th random call (in source order) of the
+    declaration `NAME`. An unseeded draw's stream is keyed by it, so the numbers depend on
+    names, not on where the text sits (file, line, column)."""
 
     func: str
     args: tuple["Expr", ...]
     static: tuple[tuple[str, Any], ...]
     shape: Shape
     span: Span
+    site: str | None = None
 
     def option(self, name: str, default: Any = None) -> Any:
         return dict(self.static).get(name, default)
@@ -205,14 +209,27 @@ class Symmetry:
     span: Span
 
 
+class _Settings:
+    """A block of `name = value` settings with the spans the checker saw: `span_of(name)` is
+    where the setting is written (for diagnostics), or the whole block when it is not."""
+
+    settings: tuple[tuple[str, Any], ...]
+    span: Span
+    spans: tuple[tuple[str, Span], ...]
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return dict(self.settings).get(name, default)
+
+    def span_of(self, name: str) -> Span:
+        return dict(self.spans).get(name, self.span)
+
+
 @node
-class Noise:
+class Noise(_Settings):
     kind: str
     settings: tuple[tuple[str, float], ...]
     span: Span
-
-    def get(self, name: str, default: float | None = None) -> float | None:
-        return dict(self.settings).get(name, default)
+    spans: tuple[tuple[str, Span], ...] = ()
 
 
 @node
@@ -230,22 +247,18 @@ class Record:
 
 
 @node
-class Run:
+class Run(_Settings):
     settings: tuple[tuple[str, Any], ...]
     records: tuple[Record, ...]
     span: Span
-
-    def get(self, name: str, default: Any = None) -> Any:
-        return dict(self.settings).get(name, default)
+    spans: tuple[tuple[str, Span], ...] = ()
 
 
 @node
-class Design:
+class Design(_Settings):
     settings: tuple[tuple[str, Any], ...]
     span: Span
-
-    def get(self, name: str, default: Any = None) -> Any:
-        return dict(self.settings).get(name, default)
+    spans: tuple[tuple[str, Span], ...] = ()
 
 
 @node
@@ -264,6 +277,7 @@ class Model:
     noise: Noise | None
     run: Run | None
     design: Design | None
+    name_span: Span | None = None  # the NAME of `model NAME`
 
     def param(self, name: str) -> Param:
         return next(p for p in self.params if p.name == name)

@@ -151,8 +151,9 @@ class Evaluator:
 
     **Arguments:**
 
-    - `key`: the PRNG key for random calls without `seed = ...`; each call site draws from
-      `fold_in(key, id of its source position)`, so two calls never share a stream.
+    - `key`: the PRNG key for random calls without `seed = ...`; each call draws from
+      `fold_in(key, id of its site)`, the site being its declaration's name and its index
+      there (`ir.Call.site`): two calls never share a stream, and layout does not matter.
     - `hooks`: implementations of `charge(s)` and `logdet_gram(s)` (from the geometry engine).
     - `folder`: where `load("file")` looks.
     """
@@ -203,9 +204,9 @@ class Evaluator:
         seed = static.get("seed")
         if seed is not None:
             return jax.random.PRNGKey(seed)
-        if self.key is None:
+        if self.key is None or e.site is None:
             raise GaugeError([error("E703", e.span, f"{e.func}(...) needs randomness here", "give it a seed: seed = 0")])
-        return jax.random.fold_in(self.key, stable_id(f"{e.span.path}:{e.span.line}:{e.span.column}"))
+        return jax.random.fold_in(self.key, stable_id(e.site))
 
     def _load(self, e: ir.Call, static: dict) -> np.ndarray:
         folder = (self.folder or Path(e.span.path).resolve().parent).resolve()

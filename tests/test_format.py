@@ -53,7 +53,7 @@ def strip_spans(node):
         return (type(node).__name__,) + tuple(
             (f.name, strip_spans(getattr(node, f.name)))
             for f in dataclasses.fields(node)
-            if f.name not in ("span", "comments", "source_hash") and not f.name.endswith("_span")
+            if f.name not in ("span", "spans", "comments", "source_hash") and not f.name.endswith("_span")
         )
     if isinstance(node, (tuple, list)):
         return tuple(strip_spans(x) for x in node)

@@ -8,9 +8,8 @@ they do, so the contraction is the units' growth and not a noise effect. The ful
 the paper's step counts, 5 seeds as one vmapped ensemble, the bands of docs/reproduction.md —
 are marked slow (`pytest --runslow`).
 
-Every run is made from the repository root with the path `examples/NAME.gauge` and in 32-bit
-mode, exactly as the documented commands: unseeded random draws are keyed by the program's
-path and by the dtype, so this is what makes the numbers here those of the report.
+Every run is made in 32-bit mode, exactly as the documented commands (the dtype changes the
+draws; the path and the folder do not, docs/language.md §12.3).
 """
 
 from __future__ import annotations

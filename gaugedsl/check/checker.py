@@ -296,6 +296,7 @@ class FileChecker:
             noise=noise,
             run=run,
             design=design,
+            name_span=Span(decl.span.path, decl.span.end_line, decl.span.end_column - len(decl.name), decl.span.end_line, decl.span.end_column),
         )
 
     def _single(self, items, cls, what, check):
@@ -370,6 +371,7 @@ class FileChecker:
             return Binding("data", d.name, dims, d.name_span)
         if not self._fits(value, dims, d.value.span, f"'{d.name}'"):
             return Binding("data", d.name, dims, d.name_span)
+        value = with_sites(d.name, value)
         if _uses(value, "stream"):
             self._stream_order.append(ir.StreamDef(d.name, dims, value, d.span))
             return Binding("stream", d.name, dims, d.name_span)
@@ -392,7 +394,7 @@ class FileChecker:
         ctx = Context("in a stream", frozenset({"data"}), random_streams=True, target=dims)
         value = self.exprs.check(s.dist, ctx)
         if value is not None and self._fits(value, dims, s.dist.span, f"stream '{s.name}'"):
-            self._stream_order.append(ir.StreamDef(s.name, dims, value, s.span))
+            self._stream_order.append(ir.StreamDef(s.name, dims, with_sites(s.name, value), s.span))
         self._resolved[s.name] = Binding("stream", s.name, dims, s.name_span)
 
     def _fits(self, value: ir.Expr, dims: Shape, span: Span, what: str) -> bool:
@@ -428,7 +430,7 @@ class FileChecker:
                 init = self.exprs.check(item.init, ctx)
                 if init is None or not self._fits(init, manifold.shape, item.init.span, f"parameter '{item.name}'"):
                     continue
-            params.append(ir.Param(item.name, manifold, init, item.doc, item.span))
+            params.append(ir.Param(item.name, manifold, with_sites(item.name, init), item.doc, item.span))
         return params
 
     # ---- lets and predictors ----
@@ -778,7 +780,7 @@ class FileChecker:
             batch_span = next((k.value.span for k in d.kwargs if k.name == "batch"), d.span)
             self._error("E511", batch_span, f"batch = {batch} is larger than the dataset ({size} samples)", f"use a batch of at most {size}")
             return None
-        return ir.Noise(d.kind, tuple(values.items()), d.span)
+        return ir.Noise(d.kind, tuple(values.items()), d.span, tuple((k.name, k.span) for k in d.kwargs))
 
     def _check_run(self, r: ast.RunBlock, noise: ir.Noise | None) -> ir.Run | None:
         values = self._settings([(s.name, s.value, s.name_span) for s in r.settings], S.RUN_SETTINGS, "run")
@@ -829,7 +831,8 @@ class FileChecker:
         for name, spec in S.RUN_SETTINGS.items():
             if spec.default is not None:
                 values.setdefault(name, spec.default)
-        return ir.Run(tuple(values.items()), records, r.span)
+        written = tuple((s.name, _joined(s.name_span, s.value.span)) for s in r.settings)  # `name = value`
+        return ir.Run(tuple(values.items()), records, r.span, written)
 
     def _loss_is_per_sample(self) -> bool:
         return any(isinstance(i, ast.LossDecl) and i.binders is not None for i in self.program.items)
@@ -897,7 +900,7 @@ class FileChecker:
         if exponent is not None and not exponent < 1:
             self._error("E602", spans["exponent"], f"the bias exponent must be below 1, not {exponent}", "depth L gives the exponent 1 − 1/L: 1/2, 2/3, 3/4, ...")
             return None
-        return ir.Design(tuple(values.items()), d.span)
+        return ir.Design(tuple(values.items()), d.span, tuple(spans.items()))
 
     def _design_entries(self, d: ast.DesignBlock):
         """The block's settings, with the named arguments of `target = sparsity(depth = 3)`
@@ -956,6 +959,35 @@ def _default_init(m: ir.Manifold, span: Span) -> ir.Expr:
     if m.kind == "Stiefel":
         return ir.Call("orthonormal", (), (), m.shape, span)
     return draw
+
+
+def _joined(first: Span, last: Span) -> Span:
+    return Span(first.path, first.line, first.column, last.end_line, last.end_column)
+
+
+def with_sites(owner: str, e: ir.Expr) -> ir.Expr:
+    """`e` with its random calls named `owner#0`, `owner#1`, ... in source order (a call
+    before its arguments, arguments left to right). Declaration names are unique in a model,
+    so no two calls share a site; the names, not the layout, key the unseeded draws
+    (docs/language.md, "What the numbers depend on")."""
+    count = 0
+
+    def walk(e):
+        nonlocal count
+        if isinstance(e, ir.Call):
+            site = None
+            if e.func in F.RANDOM:
+                site, count = f"{owner}#{count}", count + 1
+            return dataclasses.replace(e, args=tuple(walk(a) for a in e.args), site=site)
+        if isinstance(e, ir.Op):
+            return dataclasses.replace(e, args=tuple(walk(a) for a in e.args))
+        if isinstance(e, ir.Stack):
+            return dataclasses.replace(e, items=tuple(walk(a) for a in e.items))
+        if isinstance(e, ir.Index):
+            return dataclasses.replace(e, value=walk(e.value))
+        return e
+
+    return walk(e)
 
 
 def _uses(e: ir.Expr, kind: str) -> bool:

@@ -24,6 +24,16 @@ def _count(minimum: int):
     return parse
 
 
+def _number_setting(text: str) -> tuple[str, float]:
+    name, sep, value = text.partition("=")
+    try:
+        if not sep or not name.strip():
+            raise ValueError
+        return name.strip(), float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected NAME=NUMBER, as in --set T=0.01, not {text!r}") from None
+
+
 def register(sub) -> None:
     p = sub.add_parser("run", help="simulate a model's run block and compare it with the theory")
     p.add_argument("file", type=Path, metavar="FILE")
@@ -35,6 +45,11 @@ def register(sub) -> None:
     p.add_argument("--steps", type=_count(1), help="override the run block's steps")
     p.add_argument("--seed", type=_count(0), help="override the run block's seed")
     p.add_argument("--chunk", type=_count(1), help="steps per compiled call, checkpoint and progress update")
+    p.add_argument(
+        "--set", dest="numbers", action="append", type=_number_setting, default=[], metavar="NAME=VALUE",
+        help="override a numeric setting the run uses (dt, T, lr, batch, sigma: as Model.run(NAME=VALUE)); "
+        "one the model does not use is refused (E813)",
+    )  # fmt: skip
     p.add_argument("--plot", action="store_true", help="write PNG figures into DIR")
     p.add_argument(
         "--strict", action="store_true",
@@ -91,7 +106,7 @@ def _simulate(args, model, loader) -> int:
     sim = Simulation(model, **overrides)
     sim.notes.extend(warnings)
     plan = sim.plan
-    numbers = sim.numbers()
+    numbers = sim.numbers(**dict(args.numbers))
     out = args.output or Path("runs") / model.name
     meta = {"program_hash": model.source_hash, "plan": plan.as_dict(), "numbers": numbers.as_dict()}
     state = None

@@ -29,7 +29,6 @@ import numpy as np
 from .. import ir
 from ..diagnostics import GaugeError, error
 from ..dynamics.objective import Objective
-from ..dynamics.plan import setting_span
 from ..dynamics.records import Recorder
 from ..geometry import Geometry
 from ..lowering import Lowered, stable_id
@@ -82,31 +81,21 @@ def _walk_data(model: ir.Model, new_seed) -> ir.Model:
     return dataclasses.replace(model, data=tuple(dataclasses.replace(d, value=walk(d.value)) for d in model.data))
 
 
-# Data made for ensembles in this process, keyed by the data block (without source
-# positions, unless an unseeded draw folds its position into its key) and the member count.
+# Data made for ensembles in this process, keyed by the data block without source positions
+# (an unseeded draw's key comes from its site, which the key holds) and the member count.
 _DATA: dict = {}
 
 
 def _data_key(model: ir.Model):
-    unseeded = any(c.func in RANDOM and c.option("seed") is None for d in model.data for c in _calls(d.value))
-    return tuple((d.name, d.shape, _expr_key(d.value, keep_spans=unseeded)) for d in model.data)
+    return tuple((d.name, d.shape, _expr_key(d.value)) for d in model.data)
 
 
-def _expr_key(e, keep_spans: bool):
+def _expr_key(e):
     if isinstance(e, tuple):
-        return tuple(_expr_key(x, keep_spans) for x in e)
+        return tuple(_expr_key(x) for x in e)
     if not dataclasses.is_dataclass(e):
         return repr(e)
-    return (type(e).__name__, *(_expr_key(getattr(e, f.name), keep_spans) for f in dataclasses.fields(e) if keep_spans or f.name != "span"))
-
-
-def _calls(e):
-    if isinstance(e, ir.Call):
-        yield e
-    for a in getattr(e, "args", ()) + getattr(e, "items", ()):
-        yield from _calls(a)
-    if isinstance(e, ir.Index):
-        yield from _calls(e.value)
+    return (type(e).__name__, *(_expr_key(getattr(e, f.name)) for f in dataclasses.fields(e) if f.name != "span"))
 
 
 @dataclasses.dataclass
@@ -146,7 +135,7 @@ class Ensemble:
         self.steps = steps or run.get("steps", 1000)
         self.dtype = jnp.float64 if run.get("dtype", "float32") == "float64" else jnp.float32
         if self.dtype == jnp.float64 and not jax.config.jax_enable_x64:
-            raise GaugeError([error("E610", setting_span(model, "run", "dtype"), "dtype = float64 needs JAX's 64-bit mode", "in Python: jax.config.update(\"jax_enable_x64\", True) first; or set JAX_ENABLE_X64=1 (`gaugedsl design --compare` switches it on by itself)")])
+            raise GaugeError([error("E610", model.run.span_of("dtype"), "dtype = float64 needs JAX's 64-bit mode", "in Python: jax.config.update(\"jax_enable_x64\", True) first; or set JAX_ENABLE_X64=1 (`gaugedsl design --compare` switches it on by itself)")])
         self.records = run.records
         everys = [r.every for r in self.records] or [self.steps]
         self.unit = math.gcd(*everys)

@@ -121,7 +121,7 @@ def realize(src: Source) -> Realization:
     model = src.model
     d = model.design
     target = d.get("target")
-    span = src.setting_span
+    span = model.design.span_of
 
     pred = _predictor(src)
     is_param = any(p.name == pred for p in model.params)
@@ -247,7 +247,7 @@ def _replaced(src: Source, pred: str, is_param: bool) -> tuple[tuple[str, ...], 
                 raise _err("E606", r.span, f"the predictor '{pred}' uses the {r.kind} '{r.name}'; the designer replaces the parameters a predictor is made of", f"write '{pred}' directly in terms of parameters")
         replaced = {r.name for r in refs if r.kind == "param"}
         if not replaced:
-            raise _err("E606", src.setting_span("predictor"), f"the predictor '{pred}' depends on no parameter", "design a predictor made of parameters")
+            raise _err("E606", src.model.design.span_of("predictor"), f"the predictor '{pred}' depends on no parameter", "design a predictor made of parameters")
         # The replaced parameters must not be used by anything but the predictor.
         uses = [("the loss", model.loss.value)] if model.loss else []
         uses += [(f"the let '{x.name}'", x.value) for x in model.lets]
@@ -277,18 +277,18 @@ def _depth(src: Source, kind: str) -> int:
         if abs(L - round(L)) > 1e-9 or round(L) < 2:
             near = sorted({max(2, math.floor(L)), max(2, math.ceil(L))})
             options = " or ".join(f"{1 - 1 / k:.4g} (depth {k})" for k in near)
-            raise _err("E605", src.setting_span("exponent"), f"the bias exponent {exponent:g} is not realizable: a depth-L product gives 1 − 1/L = 1/2, 2/3, 3/4, ...", f"the nearest are {options}")
+            raise _err("E605", src.model.design.span_of("exponent"), f"the bias exponent {exponent:g} is not realizable: a depth-L product gives 1 − 1/L = 1/2, 2/3, 3/4, ...", f"the nearest are {options}")
         if depth is not None and depth != round(L):
-            raise _err("E605", src.setting_span("exponent"), f"exponent {exponent:g} means depth {round(L)}, but depth = {depth}", "set one of them")
+            raise _err("E605", src.model.design.span_of("exponent"), f"exponent {exponent:g} means depth {round(L)}, but depth = {depth}", "set one of them")
         depth = int(round(L))
     depth = 2 if depth is None else depth
     if kind == "factorization" and depth != 2:
-        raise _err("E605", src.setting_span("exponent" if exponent is not None else "depth"), "deep factorizations W = W₁ ⋯ W_L are outside the family: their GL(r)^{L−1} bias has no closed form here", "use depth = 2 (W = U Vᵀ); " + FAMILY)
+        raise _err("E605", src.model.design.span_of("exponent" if exponent is not None else "depth"), "deep factorizations W = W₁ ⋯ W_L are outside the family: their GL(r)^{L−1} bias has no closed form here", "use depth = 2 (W = U Vᵀ); " + FAMILY)
     return depth
 
 
 def _data_matrix(src: Source, name: str, n: int) -> np.ndarray:
-    span = src.setting_span("operator")
+    span = src.model.design.span_of("operator")
     shape = next(x.shape for x in src.model.data if x.name == name)
     if shape != (n, n):
         raise _err("E604", span, f"the operator '{name}' is {shape[0]}×{shape[1]}; it must be square, {n}×{n}, to be inverted (w = {name}⁻¹ z)", "give an invertible n×n analysis operator (n = the predictor's size)")
@@ -305,7 +305,7 @@ def _temperature(src: Source) -> tuple[float | None, str]:
     noise = model.noise
     if strength is not None:
         if noise is not None and noise.kind not in ("isotropic", "projected"):
-            raise _err("E608", src.setting_span("strength"), f"strength sets the temperature T of isotropic or projected noise; the model's {noise.kind} noise has no T of its own", "remove strength (the bias is then reported per unit T), or use projected noise")
+            raise _err("E608", src.model.design.span_of("strength"), f"strength sets the temperature T of isotropic or projected noise; the model's {noise.kind} noise has no T of its own", "remove strength (the bias is then reported per unit T), or use projected noise")
         return float(strength), "strength"
     if noise is not None and noise.kind in ("isotropic", "projected"):
         return float(noise.get("T")), "the noise model"
@@ -333,7 +333,7 @@ def _init(src: Source, pred: str, is_param: bool, kind: str, depth: int, rank: i
         w = np.asarray(lw.predictors(lw.init_params(jax.random.PRNGKey(seed_run)))[pred] if not is_param else lw.init_params(jax.random.PRNGKey(seed_run))[pred])
         rms = float(np.sqrt(np.mean(w**2))) if w.size else 0.0
         if not rms > 0 or not np.isfinite(rms):
-            where = model.param(pred).span if is_param else src.setting_span("predictor")
+            where = model.param(pred).span if is_param else src.model.design.span_of("predictor")
             raise _err("E607", where, f"'{pred}' starts at zero: its factors would start at a saddle where gradient descent never moves", "give the predictor a small random initializer, or set init = <std of each factor> in the design block")
         sigma = float(f"{rms:.2g}")  # the scale, not the draw: keep the generated text readable
     if kind == "factorization":

@@ -51,19 +51,6 @@ class Source:
     def design_block(self) -> ast.DesignBlock:
         return self.items(ast.DesignBlock)[0]
 
-    def setting_span(self, name: str) -> Span:
-        """Where design setting `name` is written (its value), or the block."""
-        for s in self.design_block.settings:
-            if s.name == name:
-                return s.value.span
-            if s.name == "target" and isinstance(s.value, ast.Call):
-                if name == "target":
-                    return s.value.func_span
-                for kw in s.value.kwargs:
-                    if kw.name == name:
-                        return kw.value.span
-        return self.design_block.span
-
     def names(self) -> set[str]:
         """Every name the file declares (fresh names must avoid them)."""
         found = set()

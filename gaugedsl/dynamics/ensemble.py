@@ -25,7 +25,7 @@ from .drift import Drift
 from .manifolds import Constraint
 from .noise import Isotropic, LabelNoise, Minibatch, Projected
 from .objective import Objective, cast_data
-from .plan import Numbers, Plan, numbers, resolve, setting_span
+from .plan import Numbers, Plan, numbers, resolve
 from .records import Recorder
 from .solve import SDEChunk, solver_for
 
@@ -88,7 +88,7 @@ class Simulation:
         self.model = model
         self.plan = plan = resolve(model, particles=particles, steps=steps, seed=seed, chunk=chunk, dtype=dtype)
         if plan.dtype == "float64" and not jax.config.jax_enable_x64:
-            raise GaugeError([error("E805", setting_span(model, "run", "dtype"), "dtype = float64 needs JAX's 64-bit mode", "in Python: jax.config.update(\"jax_enable_x64\", True) before loading; or set JAX_ENABLE_X64=1 (`gaugedsl run` switches it on by itself)")])
+            raise GaugeError([error("E805", model.run.span_of("dtype"), "dtype = float64 needs JAX's 64-bit mode", "in Python: jax.config.update(\"jax_enable_x64\", True) before loading; or set JAX_ENABLE_X64=1 (`gaugedsl run` switches it on by itself)")])
         self.dtype = jnp.float64 if plan.dtype == "float64" else jnp.float32
         with _one_off():
             self.lowered = Lowered(model, seed=0)
@@ -316,7 +316,7 @@ class Simulation:
                 hint += f"; the drift's stability limit at the start is about 2/λ_max = {limit:.3g}"
             else:
                 hint += f"; gradient steps are stable at the start for lr below 2/λ_max ≈ {limit:.3g}"
-        span = setting_span(self.model, "run", setting) if self.model.run.get(setting) is not None else (self.model.noise.span if self.model.noise is not None and setting == "lr" else self.model.run.span)
+        span = self.model.run.span_of(setting) if self.model.run.get(setting) is not None else (self.model.noise.span if self.model.noise is not None and setting == "lr" else self.model.run.span)
         what = f"all {N} particles diverged" if everyone else f"{n} of {N} particles diverged"
         msg = f"{what} (θ became infinite or NaN; the first at step {first}, half of them by step {median})"
         if everyone:
@@ -330,7 +330,7 @@ class Simulation:
         if not left.any():
             return []
         n, N = int(left.sum()), int(healthy.sum())
-        span = setting_span(self.model, "run", "dt") if self.model.run.get("dt") is not None else self.model.run.span
+        span = self.model.run.span_of("dt") if self.model.run.get("dt") is not None else self.model.run.span
         msg = f"{n} of {N} particles left their sign branch through a degenerate orbit (a discretization artefact)"
         msg += " — reduce dt"
         hint = (

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import re
-from pathlib import Path
 from typing import Any
 
 import equinox as eqx
@@ -20,7 +18,8 @@ import numpy as np
 from jaxtyping import Array, Float
 
 from .. import ir
-from ..diagnostics import GaugeError, Span, error
+from ..check.settings import NOISE_KINDS
+from ..diagnostics import GaugeError, error
 
 # Record buffers of one chunk stay below this many numbers (all particles together).
 _CHUNK_BUFFER_LIMIT = 32 * 2**20
@@ -84,23 +83,6 @@ class Numbers(eqx.Module):
         return {f.name: shortest(getattr(self, f.name)) for f in dataclasses.fields(self)}
 
 
-def _source_lines(path: str) -> list[str] | None:
-    """The program's lines, to place a diagnostic the IR has no span for (None if unreadable)."""
-    try:
-        return Path(path).read_text(encoding="utf-8").splitlines()
-    except (OSError, ValueError):
-        return None
-
-
-def _header_span(model: ir.Model) -> Span | None:
-    """The `model NAME` line of the program, for diagnostics about the model as a whole."""
-    for i, line in enumerate(_source_lines(model.path) or [], 1):
-        m = re.match(rf"\s*model\s+({re.escape(model.name)})\b", line)
-        if m:
-            return Span(model.path, i, m.start(1) + 1, i, m.end(1) + 1)
-    return None
-
-
 def resolve(
     model: ir.Model,
     *,
@@ -113,7 +95,7 @@ def resolve(
     """The plan of `model`'s run block, with overrides. Raises `GaugeError` with a span on
     the setting to change."""
     if model.run is None:
-        raise GaugeError([error("E801", _header_span(model), f"model '{model.name}' has no run block", "add `run { dynamics = sde ... }` to simulate it")])
+        raise GaugeError([error("E801", model.name_span, f"model '{model.name}' has no run block", "add `run { dynamics = sde ... }` to simulate it")])
     run = model.run
     dynamics = run.get("dynamics")
     noise = model.noise.kind if model.noise is not None else None
@@ -132,7 +114,7 @@ def resolve(
     if chunk is None and run.get("chunk") is not None:
         chunk = run.get("chunk")
         if chunk % lcm:
-            raise GaugeError([error("E804", setting_span(model, "run", "chunk"), f"chunk = {chunk} is not a multiple of the record intervals (every {', '.join(map(str, sorted(set(everys))))})", f"use chunk = {_round_up(chunk, lcm)}")])
+            raise GaugeError([error("E804", model.run.span_of("chunk"), f"chunk = {chunk} is not a multiple of the record intervals (every {', '.join(map(str, sorted(set(everys))))})", f"use chunk = {_round_up(chunk, lcm)}")])
     elif chunk is not None and chunk % lcm:
         chunk = _round_up(chunk, lcm)
     if chunk is None:
@@ -175,33 +157,40 @@ def numbers(model: ir.Model, plan: Plan, dtype, **overrides: float) -> Numbers:
         "batch": get("batch", plan.batch or n or 1),
         "sigma": get("sigma", 0.0),
     }
+    used = used_numbers(model, plan)
     for k, v in overrides.items():
-        if k not in values:
-            raise KeyError(f"unknown numeric setting {k!r}; known: {', '.join(values)}")
-        if v is not None:
-            values[k] = v
+        if v is None:
+            continue
+        if k not in used:
+            raise GaugeError([_unused(model, plan, k, v, used)])
+        values[k] = v
+        if k == "lr" and plan.dynamics in ("gd", "sgd"):
+            values["dt"] = v  # the step of a discrete map is its learning rate
     return Numbers(**{k: jnp.asarray(float(v), dtype=dtype) for k, v in values.items()})
 
 
-def setting_span(model: ir.Model, where: str, name: str) -> Span | None:
-    """The span of `name = ...` inside the model's `run` block (`where="run"`) or its
-    `noise` declaration (`where="noise"`); the whole block when it cannot be found (for
-    example a setting left at its default)."""
-    block = model.run if where == "run" else model.noise
-    if block is None:
-        return None
-    span = block.span
-    lines = _source_lines(span.path)
-    if lines is None:
-        return span
-    pattern = re.compile(rf"(?<![\w.]){re.escape(name)}\s*=\s*([^\s,)#]+)")
-    for number in range(span.line, min(span.end_line, len(lines)) + 1):
-        text = lines[number - 1]
-        lo = span.column - 1 if number == span.line else 0
-        m = pattern.search(text, lo)
-        if m:
-            return Span(span.path, number, m.start() + 1, number, m.end() + 1)
-    return span
+def used_numbers(model: ir.Model, plan: Plan) -> tuple[str, ...]:
+    """The numeric settings this model's run reads, so the ones an override may change:
+    `lr` for `dynamics = gd`/`sgd` (its step), else `dt` and the noise model's settings."""
+    if plan.dynamics in ("gd", "sgd"):
+        return ("lr",)
+    kind = model.noise.kind if model.noise is not None else None
+    return ("dt", *(s.name for s in NOISE_KINDS[kind][1])) if kind in NOISE_KINDS else ("dt",)
+
+
+def _unused(model: ir.Model, plan: Plan, name: str, value, used: tuple[str, ...]):
+    noise = f", noise {model.noise.kind}" if model.noise is not None else ", no noise"
+    what = f"dynamics = {plan.dynamics}{noise if plan.dynamics in ('sde', 'quotient') else ''}"
+    if name == "batch" and plan.dynamics == "sgd":
+        why = "the minibatch size of dynamics = sgd is the shape of the compiled step, not a number it reads"
+        hint = f"change `batch` in the run block (a new program is compiled for it); {what} uses: {', '.join(used)}"
+    elif name in ("dt", "T", "lr", "batch", "sigma"):
+        why = f"this run does not use {name}"
+        hint = f"{what} uses: {', '.join(used)}"
+    else:
+        why = f"there is no numeric setting '{name}'"
+        hint = f"{what} uses: {', '.join(used)}"
+    return error("E813", model.run.span, f"the override {name} = {value:g} cannot change this run: {why}" if isinstance(value, (int, float)) else f"the override {name} cannot change this run: {why}", hint)
 
 
 def _size(shape) -> int:

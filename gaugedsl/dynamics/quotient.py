@@ -36,7 +36,7 @@ from ..diagnostics import GaugeError, error
 from ..geometry.chart import ChartUnavailable, SliceChart, TorusForm
 from ..geometry.engine import Geometry
 from .noise import AbstractNoise
-from .plan import Numbers, setting_span
+from .plan import Numbers
 from .solve import _LEVY_SOLVERS, StepBrownianPath, _inner
 
 
@@ -102,7 +102,7 @@ class LineChart:
 
 def line_chart(model: ir.Model, geo: Geometry) -> LineChart:
     """The slice chart `dynamics = quotient` integrates on, or E812 with the reason there is none."""
-    span = setting_span(model, "run", "dynamics")
+    span = model.run.span_of("dynamics")
 
     def refuse(why: str, hint: str):
         raise GaugeError([error("E812", span, f"dynamics = quotient needs the gauge slice as lines: {why}", hint)])

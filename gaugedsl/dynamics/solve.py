@@ -26,7 +26,7 @@ from .. import ir
 from ..diagnostics import GaugeError, error
 from .manifolds import Constraint
 from .noise import AbstractNoise
-from .plan import Plan, setting_span
+from .plan import Plan
 
 _ITO = {"euler": diffrax.Euler, "milstein": diffrax.ItoMilstein}
 _STRATONOVICH = {"heun": diffrax.Heun, "reversible_heun": diffrax.ReversibleHeun, "spark": diffrax.SPaRK}
@@ -44,7 +44,7 @@ def solver_for(model: ir.Model, plan: Plan, noise: AbstractNoise, constraint: Co
     (milstein needs commutative noise, which projections and minibatch factors are not).
     """
     name = plan.solver
-    span = setting_span(model, "run", "solver")
+    span = model.run.span_of("solver")
     kind = model.noise.kind
     if not noise.additive and name != "euler":
         why = {
