@@ -2,7 +2,8 @@
 P4–P6, §9.1–9.2), to set beside the simulation.
 
 Under projected noise with the charges at rest, the stationary law is `exp(−L/T)` times the
-slice's surface measure. In the coordinates s of a `SliceChart` its log-density is
+slice's surface measure for torus actions, and `exp(−L/T)` times the quotient volume for a GL(r)
+factorization (`gl_chart.GLChart`, docs/theory.md §9.1(d); its `log_volume` carries it). In the coordinates s of a `SliceChart` its log-density is
 
     log p(s) = −L(φ(s; σ))/T + log_volume(s)            (lines: log_volume is constant)
 
