@@ -151,7 +151,7 @@ def law_rows(sim, result, label: str, values: np.ndarray, out, predictor: str | 
                     source, note, v, why))  # fmt: skip
     rows.append(_stationarity(label, flat))
     chart = chart_of(sim)
-    if isinstance(chart, GLChart) and len(shape) == 2:
+    if isinstance(chart, GLChart) and tuple(shape) == (chart.m, chart.n):  # the product W = U Vᵀ's shape
         rows += _spectrum_rows(label, values, pred.reshape(c, k, *shape), sample, chart.r, seed)
     if not getattr(out, "_branch_row_given", False) and branches is not None:  # once per run
         rows.append(branches)
