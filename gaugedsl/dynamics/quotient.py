@@ -6,7 +6,9 @@ Langevin for the induced metric g = DφᵀDφ of a chart θ = φ(s):
 
     ds = (−g⁻¹ ∇_s L(φ(s)) + T ∇·g⁻¹) dt + sqrt(2T g⁻¹) dB        (Itô),
 
-whose stationary law is `exp(−L/T) sqrt(det g) ds`, Gibbs times the slice's own volume. On a
+whose stationary law is `exp(−L/T) sqrt(det g) ds`, Gibbs times the slice's own volume (true for
+the torus slices charted here, where H = TΣ; not for GL(r ≥ 2), whose O(r) fibres lie inside the
+slice: docs/theory.md §9.1(d)). On a
 slice made of lines (`geometry.chart.SliceChart`: θ_j = σ_j s_c on a product chain of L_c
 coordinates) g is constant and diagonal, g_cc = L_c, so the Itô term vanishes and the noise is
 additive:

@@ -3,7 +3,9 @@ dynamics on the quotient (docs/theory.md §9).
 
 Under projected noise, with the charges at rest, the stationary law lives on the gauge slice
 Σ = {χ = 0} and is `exp(−L/T)` times Σ's own surface measure ("Gibbs times the slice's own
-volume"; in predictor coordinates `exp(−L(w)/T) det G(θ*(w))^{−1/2}`). A chart `θ = φ(s)` of Σ
+volume"; in predictor coordinates `exp(−L(w)/T) det G(θ*(w))^{−1/2}`). That holds for the torus
+actions charted here, whose every generator moves the charges; a GL(r ≥ 2) factorization has O(r)
+fibres inside its slice and is charted by gl_chart.py instead (docs/theory.md §9.1(d)). A chart `θ = φ(s)` of Σ
 turns it into a density in s: `exp(−L(φ(s))/T) sqrt(det DφᵀDφ)`.
 
 Two shapes of slice have exact charts here, both found from the generators of a *torus* action

@@ -2,7 +2,8 @@
 P4–P6, §9.1–9.2), to set beside the simulation.
 
 Under projected noise with the charges at rest, the stationary law is `exp(−L/T)` times the
-slice's surface measure. In the coordinates s of a `SliceChart` its log-density is
+slice's surface measure for torus actions, and `exp(−L/T)` times the quotient volume for a GL(r)
+factorization (`gl_chart.GLChart`, docs/theory.md §9.1(d); its `log_volume` carries it). In the coordinates s of a `SliceChart` its log-density is
 
     log p(s) = −L(φ(s; σ))/T + log_volume(s)            (lines: log_volume is constant)
 
@@ -36,6 +37,7 @@ import numpy as np
 
 from .chart import ChartUnavailable, SliceChart, TorusForm
 from .engine import Geometry
+from .gl_chart import GLChart, gl_chart_applies
 from .law import LawUnavailable
 
 INSTALL_HINT = "the predicted law of a vector predictor needs BlackJAX: pip install 'gaugedsl[law]' (or blackjax)"
@@ -74,8 +76,14 @@ def charges_at_rest(geo: Geometry) -> str | None:
     return None
 
 
-def chart_for(geo: Geometry) -> SliceChart:
-    """The slice chart, or `LawUnavailable` saying why there is no law to sample."""
+def chart_for(geo: Geometry) -> SliceChart | GLChart:
+    """The slice chart (the quotient chart for a GL(r) factorization), or `LawUnavailable` saying
+    why there is no law to sample."""
+    if gl_chart_applies(geo):
+        try:
+            return GLChart(geo)
+        except ChartUnavailable as exc:
+            raise LawUnavailable(f"no chart of the quotient: {exc}") from None
     why = charges_at_rest(geo)
     if why is not None and TorusForm.detect(geo) is not None:  # the more basic reason: no rest point at all
         raise LawUnavailable(f"the charges drift: {why}")
@@ -127,7 +135,9 @@ def sample_slice_law(
     if np.any(s0[:, positive] <= 0):
         raise LawUnavailable("a particle's slice point has a non-positive coordinate on `Positive`")
     q0 = np.where(positive, np.log(np.where(positive, s0, 1.0)), s0)
-    if potential == "gibbs":
+    if potential == "gibbs" and isinstance(chart, GLChart):
+        pass  # exp(−L/T) times the volume the rank-r matrices inherit from R^{m×n}
+    elif potential == "gibbs":
         if predictor is None or not chart.all_lines:
             raise LawUnavailable("the uncorrected Gibbs law is sampled for line charts with a predictor given")
         size = int(np.size(jax.eval_shape(predictor, jnp.zeros(geo.dimension, dtype))))
@@ -143,6 +153,8 @@ def sample_slice_law(
         s = coordinates(q)
         theta = chart.embed(s, sig)
         lp = -loss(theta) / T + jnp.sum(jnp.where(pos, q, 0.0))
+        if potential == "gibbs" and isinstance(chart, GLChart):
+            return lp + chart.gibbs_log_volume(s)
         if potential == "gibbs":
             jac = jax.jacfwd(lambda x: jnp.ravel(predictor(chart.embed(x, sig))))(s)
             return lp + jnp.linalg.slogdet(jac)[1]

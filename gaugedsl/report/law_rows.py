@@ -30,6 +30,7 @@ import numpy as np
 
 from .. import ir
 from ..geometry.chart import ChartUnavailable, SliceChart
+from ..geometry.gl_chart import GLChart, gl_chart_applies
 from ..geometry.law import LawUnavailable
 from . import verdict
 from .compare import Row
@@ -69,10 +70,10 @@ class LawDraws:
     support: tuple[str, np.ndarray] | None = None  # a sparse target of the predictor's shape: (its name, nonzero mask)
 
 
-def chart_of(sim) -> SliceChart | None:
-    """The slice chart of the model, or None."""
+def chart_of(sim) -> SliceChart | GLChart | None:
+    """The slice chart of the model (the quotient chart of a GL(r) factorization), or None."""
     try:
-        return SliceChart(sim.geo)
+        return GLChart(sim.geo) if gl_chart_applies(sim.geo) else SliceChart(sim.geo)
     except ChartUnavailable:
         return None
 
@@ -149,13 +150,42 @@ def law_rows(sim, result, label: str, values: np.ndarray, out, predictor: str | 
     rows.append(Row(f"energy distance({label}, law) (end)", en, None, float(en_floor.mean()), float(en_floor.std()),
                     source, note, v, why))  # fmt: skip
     rows.append(_stationarity(label, flat))
-    if not getattr(out, "_branch_row_given", False):  # once per run
+    chart = chart_of(sim)
+    if isinstance(chart, GLChart) and tuple(shape) == (chart.m, chart.n):  # the product W = U Vᵀ's shape
+        rows += _spectrum_rows(label, values, pred.reshape(c, k, *shape), sample, chart.r, seed)
+    if not getattr(out, "_branch_row_given", False) and branches is not None:  # once per run
         rows.append(branches)
         out._branch_row_given = True
     out.law_draws = getattr(out, "law_draws", {})
     name = predictor or label
     out.law_draws[label] = LawDraws(label, shape, flat[-1], pred.reshape(-1, m),
                                     lambda: _gibbs_draws(gibbs, push, name, m), _sparse_target(sim, shape))
+    return rows
+
+
+def _spectrum_rows(label, values, pred, sample, r: int, seed: int) -> list[Row]:
+    """For a GL(r) factorization's matrix predictor: the same paired means and KS on its r largest
+    singular values (the statistic the low-rank bias is about, docs/theory.md §9.1(d))."""
+    sv_sim = np.linalg.svd(values, compute_uv=False)[..., :r]  # (R, N, r)
+    sv_law = np.linalg.svd(pred, compute_uv=False)[..., :r]  # (C, K, r)
+    name = f"svdvals({label})"
+    per_particle = sv_sim[sv_sim.shape[0] // 2 :].mean(axis=0)[sample.particles]
+    chain_means = sv_law.mean(axis=1)
+    diff = per_particle - chain_means
+    se = diff.std(0, ddof=1) / np.sqrt(diff.shape[0])
+    z = diff.mean(0) / np.maximum(se, 1e-300)
+    v, why = by_max_z(z, "")
+    rows = [Row(f"max_i |z| of E[{name}_i] (second half vs law)", float(np.abs(z).max()), None, bonferroni_z(r),
+                source="§9.1(d)", note="paired by particle", verdict=v, why=why)]  # fmt: skip
+    for i in range(min(r, 4)):
+        v, why = verdict.by_z(float(per_particle[:, i].mean()), float(se[i]), float(chain_means[:, i].mean()))
+        rows.append(Row(f"E[{name}[{i}]] (second half)", float(per_particle[:, i].mean()), float(se[i]),
+                        float(chain_means[:, i].mean()), None, "§9.1(d)",
+                        "± the standard error of the paired difference", v, why))  # fmt: skip
+    ks, floor = _permuted(sv_sim[-1][sample.particles], sv_law, _max_ks, np.random.default_rng(seed + 2))
+    v, why = verdict.by_floor(ks, floor.mean(), floor.std())
+    rows.append(Row(f"max_i KS({name}_i, law) (end)", ks, None, float(floor.mean()), float(floor.std()), "§9.1(d)",
+                    "predicted = floor: permutations within particles", v, why))  # fmt: skip
     return rows
 
 
@@ -252,8 +282,11 @@ def _sample(sim, result, seed):
     return sample, push, gibbs, _branches(sim, chart, result, sample)
 
 
-def _branches(sim, chart, result, sample) -> Row:
-    """How many of the chained particles left their initial sign pattern (docs/theory.md §9.2)."""
+def _branches(sim, chart, result, sample) -> Row | None:
+    """How many of the chained particles left their initial sign pattern (docs/theory.md §9.2);
+    None for a GL quotient chart (its label is a column order, not a branch)."""
+    if not getattr(chart, "branches", True):
+        return None
     import jax
     import jax.numpy as jnp
 
