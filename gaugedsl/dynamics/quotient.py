@@ -34,6 +34,7 @@ from .. import ir
 from ..diagnostics import GaugeError, error
 from ..geometry.chart import ChartUnavailable, SliceChart, TorusForm
 from ..geometry.engine import Geometry
+from .cone import ConeChart
 from .noise import AbstractNoise
 from .plan import Numbers, setting_span
 from .solve import _LEVY_SOLVERS, StepBrownianPath, _inner
@@ -89,12 +90,13 @@ class LineChart:
         return jax.ops.segment_sum(sigma * v, self.index, num_segments=self.dimension)
 
 
-def line_chart(model: ir.Model, geo: Geometry) -> LineChart:
-    """The slice chart `dynamics = quotient` integrates on, or E812 with the reason there is none."""
+def line_chart(model: ir.Model, geo: Geometry) -> "LineChart | ConeChart":
+    """The slice chart `dynamics = quotient` integrates on — lines (`LineChart`), or lines and
+    cones (`cone.ConeChart`) — or E812 with the reason there is none."""
     span = setting_span(model, "run", "dynamics")
 
     def refuse(why: str, hint: str):
-        raise GaugeError([error("E812", span, f"dynamics = quotient needs the gauge slice as lines: {why}", hint)])
+        raise GaugeError([error("E812", span, f"dynamics = quotient needs a chart of the gauge slice (lines or cones): {why}", hint)])
 
     sde = "use dynamics = sde, which integrates the projected-noise SDE in θ"
     form = TorusForm.detect(geo)
@@ -115,9 +117,8 @@ def line_chart(model: ir.Model, geo: Geometry) -> LineChart:
         chart = SliceChart(geo)
     except ChartUnavailable as exc:
         refuse(str(exc), sde)
-    if not chart.all_lines:
-        refuse("the slice is a cone here (a balanced pair of blocks), whose chart has a non-constant metric",
-               sde)  # fmt: skip
+    if not chart.all_lines:  # balanced pairs of blocks: cones (cone.py)
+        return ConeChart(chart)
     return LineChart(chart)
 
 
