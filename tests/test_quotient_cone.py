@@ -134,19 +134,43 @@ def three_way(model: str, dtype: str, particles: int, steps: int, chains: int, T
     assert_agree((mq, sq), sampler, "quotient vs sampler")
     assert_agree((mq, sq), (ms, ss), "quotient vs sde")
     assert_agree((ms, ss), sampler, "sde vs sampler")
+    return (mq, sq), sim, res
 
 
 @pytest.mark.parametrize("dtype", ["float64", pytest.param("float32", marks=pytest.mark.slow)])
 def test_rank_one_cone_agrees_with_the_sampler_and_the_full_sde(dtype):
     # 128 particles to t = 10 (relaxed by t ≈ 2), 64 chains; standard errors ≈ 0.005–0.015.
-    three_way("rank_one", dtype, 128, 1000, 64, 0.1)
+    (mq, sq), sim, res = three_way("rank_one", dtype, 128, 1000, 64, 0.1)
+    # The check can fail: the law without the cone's volume factor |a|^(|N|−1) = |a|² (the sampler
+    # on a chart whose log_volume keeps only the auxiliary z's density) puts E|a| many standard
+    # errors from the quotient dynamics' (measured: z ≈ 3.3 with |N| = 2, hence |N| = 3 here).
+    from gaugedsl.geometry.chart import SliceChart
+    from gaugedsl.geometry.sampler import sample_slice_law
+
+    class NoVolume(SliceChart):
+        def log_volume(self, s):
+            return -0.5 * jnp.sum(s[3:] ** 2)  # s = (a, z) of the one pair
+
+    sample = sample_slice_law(sim.geo, sim.objective.loss, 0.1, res.theta, chart=NoVolume(sim.geo), chains=64, seed=1)
+    radius = np.linalg.norm(sample.theta[..., :3], axis=-1).mean(1)  # u = θ[:3] = a
+    z = (mq[1] - radius.mean()) / np.sqrt(sq[1] ** 2 + radius.var(ddof=1) / radius.size)
+    assert abs(z) > 5, z
 
 
-@pytest.mark.parametrize("dtype", ["float32", pytest.param("float64", marks=pytest.mark.slow)])
+@pytest.mark.slow  # CI: the reduced variant below
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_attention_cone_agrees_with_the_sampler_and_the_full_sde(dtype):
     # Two pairs (columns of W_Q against W_K). 128 particles to t = 20 (the mean loss settles by
-    # t ≈ 5–10), 64 chains; standard errors ≈ 0.004–0.02.
+    # t ≈ 5–10), 64 chains; standard errors ≈ 0.004–0.02. (≈ 40 s on 2 loaded cores.)
     three_way("attention", dtype, 128, 1000, 64, 0.05)
+
+
+def test_attention_cone_agrees_with_the_sampler_reduced():
+    # CI variant: float32 quotient dynamics only (the full sde is the slow variant's), 64 particles
+    # to t = 20 against 32 chains; standard errors ≈ 0.006–0.03, Bonferroni over 27 coordinates.
+    pytest.importorskip("blackjax")
+    mq, sq, sim, res = simulate("attention", "quotient", "float32", 64, 1000)
+    assert_agree((mq, sq), sampled("attention", sim, res.theta, 32, 0.05), "quotient vs sampler")
 
 
 @pytest.mark.slow
@@ -155,25 +179,6 @@ def test_attention_cone_agrees_with_the_sampler_and_the_full_sde(dtype):
 def test_cone_agreement_full(model, T, steps, dtype):
     # 512 particles to t = 20 (rank one) or t = 40 (attention), 256 chains: standard errors ≈ ½ the CI runs'.
     three_way(model, dtype, 512, steps, 256, T)
-
-
-def test_the_check_can_fail():
-    # The rank-one law without the cone's volume factor |a|^(|N|−1) (the sampler on a chart whose
-    # log_volume keeps only the auxiliary z's density) puts |a| many standard errors away from
-    # the quotient dynamics' stationary |a|: the z-tests above see a missing metric factor.
-    pytest.importorskip("blackjax")
-    from gaugedsl.geometry.chart import SliceChart
-    from gaugedsl.geometry.sampler import sample_slice_law
-
-    class NoVolume(SliceChart):
-        def log_volume(self, s):
-            return -0.5 * jnp.sum(s[3:] ** 2)  # s = (a, z) of the one pair
-
-    mq, sq, sim, res = simulate("rank_one", "quotient", "float64", 128, 1000)
-    sample = sample_slice_law(sim.geo, sim.objective.loss, 0.1, res.theta, chart=NoVolume(sim.geo), chains=64, seed=1)
-    radius = np.linalg.norm(sample.theta[..., :3], axis=-1).mean(1)  # u = θ[:3] = a
-    z = (mq[1] - radius.mean()) / np.sqrt(sq[1] ** 2 + radius.var(ddof=1) / radius.size)
-    assert abs(z) > 5, z
 
 
 def test_cones_and_lines_in_one_model():
@@ -186,7 +191,7 @@ def test_cones_and_lines_in_one_model():
     ).replace("symmetry scale : Scale { u -> g * u  v -> v / g }",
               "symmetry scale : Scale { u -> g * u  v -> v / g }\nsymmetry chain : Scale { x1 -> g * x1  x2 -> x2 / g }"
     ).replace("charge(scale)", "charge(scale), charge(chain)")  # fmt: skip
-    sim = Simulation(check_text(text, "<mixed>"), particles=16, steps=200, seed=0)
+    sim = Simulation(check_text(text, "<mixed>"), particles=8, steps=100, seed=0)
     assert sim.quotient.dimension == 8
     res = sim.run()
     assert np.abs(res.records["charge_scale"]).max() < 1e-12 and np.abs(res.records["charge_chain"]).max() < 1e-12
