@@ -17,6 +17,10 @@ A depth-L product passes through the origin along its line (nothing happens at s
 coordinates), so each particle keeps the sign pattern σ of its start (docs/theory.md §9.2);
 `Positive` coordinates reflect at 0, as `manifolds.py` does for θ.
 
+Slices with cones (balanced pairs of blocks: attention columns, equal fan-in/fan-out units) have
+a non-constant metric; `line_chart` hands them to `cone.py`, which integrates them next to
+their lines.
+
 The runner's state stays θ = φ(s) (N, D) — checkpoints, records, results and sharding are
 those of the other dynamics; each chunk reads (s, σ) off θ and hands back φ(s).
 """
