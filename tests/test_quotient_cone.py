@@ -16,10 +16,11 @@ quarter), of the loss, of |a| per pair and of every predictor coordinate. The pa
 independent, so the standard error of a mean is the spread of the per-particle averages over
 √N; the sampler's is the spread of its chain means over √chains (sampler.py). Each comparison is
 a z-test on the combined standard error with a Bonferroni threshold over the k coordinates
-compared: |z| < Φ⁻¹(1 − 0.0027/(2k)) (3.0 for one coordinate, 3.6 for 6, 3.9 for 27), so a
+compared: |z| < Φ⁻¹(1 − 0.0027/(2k)) (3.0 for one coordinate, 3.7 for 11, 3.9 for 27), so a
 correct implementation fails a test with probability ≈ 0.3% per pair of methods. The Euler bias
 at these dt was not measurable (quotient vs sde vs sampler in float64 with 256 particles to
-t = 20: max |z| 0.9 (rank one, 6 coordinates), 2.6 (attention, 27)).
+t = 20: max |z| 0.9 (a 2 × 2 rank one, 6 coordinates), 2.6 (attention, 27); every variant here
+also passed under --runslow).
 """
 
 from __future__ import annotations
