@@ -18,7 +18,7 @@ from .. import ir
 from .._threefry import straight_line_threefry
 from ..diagnostics import Diagnostic, GaugeError, error, warning
 from ..lowering import Lowered
-from . import _geometry, branches, quotient
+from . import _geometry, branches, cone, quotient
 from .devices import ParticleSharding
 from .discrete import DiscreteChunk, steps_ahead
 from .drift import Drift
@@ -106,10 +106,17 @@ class Simulation:
         if plan.dynamics == "quotient":
             # The projected-noise SDE on the slice's lines (quotient.py): no charges to keep.
             self.quotient = chart = quotient.line_chart(model, self.geo)
-            reflection = quotient.Reflection(tuple(bool(p) for p in chart.positive))
-            self.noise = quotient.QuotientNoise(reflection, tuple(float(m) for m in chart.metric))
-            solver = solver_for(model, plan, self.noise, reflection)
-            drift = quotient.QuotientDrift(self.objective.grad, chart)
+            positive = tuple(bool(p) for p in chart.positive)
+            if isinstance(chart, cone.ConeChart):  # lines and cones (cone.py): ω on spheres
+                spheres = tuple((w, n) for _, _, _, w, _, n in chart.pairs)
+                self.noise = cone.ConeNoise(cone.ConeRetraction(positive, spheres), chart)
+                solver = solver_for(model, plan, self.noise, self.noise.constraint)
+                drift = cone.ConeDrift(self.objective.grad, chart)
+            else:
+                reflection = quotient.Reflection(positive)
+                self.noise = quotient.QuotientNoise(reflection, tuple(float(m) for m in chart.metric))
+                solver = solver_for(model, plan, self.noise, reflection)
+                drift = quotient.QuotientDrift(self.objective.grad, chart)
             self.particle_chunk = quotient.QuotientChunk(drift, self.noise, solver, chart, groups, plan.chunk)
         elif plan.dynamics == "sde":
             # The SDE's charges follow an ODE that Euler–Maruyama only matches on average; the

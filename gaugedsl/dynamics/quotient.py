@@ -20,6 +20,10 @@ coordinates), so each particle keeps the sign pattern σ of its start (docs/theo
 `Positive` coordinate is |s|: reflected at 0, as `manifolds.py` does for θ, while the rest of its
 line goes on through the origin.
 
+Slices with cones (balanced pairs of blocks: attention columns, equal fan-in/fan-out units) have
+a non-constant metric; `line_chart` hands them to `cone.py`, which integrates them next to
+their lines.
+
 The runner's state stays θ = φ(s) (N, D) — checkpoints, records, results and sharding are
 those of the other dynamics; each chunk reads (s, σ) off θ and hands back φ(s).
 """
@@ -37,6 +41,7 @@ from .. import ir
 from ..diagnostics import GaugeError, error
 from ..geometry.chart import ChartUnavailable, SliceChart, TorusForm
 from ..geometry.engine import Geometry
+from .cone import ConeChart
 from .noise import AbstractNoise
 from .plan import Numbers
 from .solve import _LEVY_SOLVERS, StepBrownianPath, _inner
@@ -102,12 +107,13 @@ class LineChart:
         return jax.ops.segment_sum(sigma * v, self.index, num_segments=self.dimension)
 
 
-def line_chart(model: ir.Model, geo: Geometry) -> LineChart:
-    """The slice chart `dynamics = quotient` integrates on, or E812 with the reason there is none."""
+def line_chart(model: ir.Model, geo: Geometry) -> "LineChart | ConeChart":
+    """The slice chart `dynamics = quotient` integrates on — lines (`LineChart`), or lines and
+    cones (`cone.ConeChart`) — or E812 with the reason there is none."""
     span = model.run.span_of("dynamics")
 
     def refuse(why: str, hint: str):
-        raise GaugeError([error("E812", span, f"dynamics = quotient needs the gauge slice as lines: {why}", hint)])
+        raise GaugeError([error("E812", span, f"dynamics = quotient needs a chart of the gauge slice (lines or cones): {why}", hint)])
 
     sde = "use dynamics = sde, which integrates the projected-noise SDE in θ"
     form = TorusForm.detect(geo)
@@ -128,9 +134,8 @@ def line_chart(model: ir.Model, geo: Geometry) -> LineChart:
         chart = SliceChart(geo)
     except ChartUnavailable as exc:
         refuse(str(exc), sde)
-    if not chart.all_lines:
-        refuse("the slice is a cone here (a balanced pair of blocks), whose chart has a non-constant metric",
-               sde)  # fmt: skip
+    if not chart.all_lines:  # balanced pairs of blocks: cones (cone.py)
+        return ConeChart(chart)
     return LineChart(chart)
 
 
