@@ -160,17 +160,19 @@ def test_quick_start_full():
 
 @pytest.mark.slow  # CI: kept under --runslow (suite time)
 def test_attention_pair_chart_rows_are_produced():
-    # The cone chart (columns of W_Q against W_K): 8 particles, T = 1e-4 over t = 10 is far from stationary
-    # (docs/dynamics.md), so only that the sampler runs and every row has a verdict with its reason is asserted.
+    # The cone chart (columns of W_Q against W_K). The example's law is not normalisable (the softmax
+    # saturates and the cone measure grows along |q_j| = |k_j|: docs/theory.md §10), and 8 particles over
+    # t = 10 are far from stationary anyway, so only that the sampler runs on the cone chart and every row
+    # has a verdict with its reason is asserted; agreement is tested with an invariant penalty that makes
+    # the law exist (tests/test_quotient_cone.py).
     text = (ROOT / "examples" / "attention_diagonal.gauge").read_text()
     text = text.replace("record every 100: charge(columns)", "record every 100: out, charge(columns)")
     sim = Simulation(check_text(text, "<attention>"), particles=8, steps=1000)
     comparison = compare(sim, sim.run())
     rows = rows_by_name(comparison)
     law = [r for n, r in rows.items() if "out" in n and "law" in n or n.startswith("stationarity of out")]
-    assert len(law) >= 4
-    assert all(r.verdict in (verdict.AGREES, verdict.DISAGREES) and r.why for r in law)
-    assert all(np.isfinite(r.simulated) for r in law)
+    assert law and all(r.why for r in law)
+    assert all(np.isfinite(r.simulated) for r in law if r.verdict != verdict.NO_PREDICTION)
 
 
 @pytest.mark.slow  # CI: kept under --runslow (suite time)

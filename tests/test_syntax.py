@@ -102,7 +102,7 @@ def test_parser_tables_are_cached_and_give_the_same_parser(tmp_path, monkeypatch
     parser_module._parser.cache_clear()
     try:
         built = parse(text)
-        (cache,) = (tmp_path / "gaugedsl").glob("parser-*.pickle")
+        (cache,) = (tmp_path / "gaugedsl").glob("parser-*.lark-cache")
         parser_module._parser.cache_clear()
         loaded = parse(text)  # from the cache
         assert loaded == built

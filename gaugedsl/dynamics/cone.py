@@ -180,6 +180,8 @@ class ConeNoise(AbstractNoise):
     constraint: ConeRetraction
     chart: ConeChart = eqx.field(static=True)
 
+    cone_chart = True  # for E810's wording
+
     @property
     def shape(self):
         return (self.chart.dimension,)

@@ -53,6 +53,8 @@ def solver_for(model: ir.Model, plan: Plan, noise: AbstractNoise, constraint: Co
             "label": "label noise depends on θ (through the per-sample gradients)",
             "isotropic": "on a Sphere or Stiefel manifold the noise is projected onto the tangent space, which depends on θ",
         }[kind]
+        if getattr(noise, "cone_chart", False):
+            why = "on a cone of the gauge slice the quotient's mobility depends on the state (through |a|)"
         if name in _STRATONOVICH:
             msg = f"solver = {name} converges to the Stratonovich SDE, but {why}: that would add the Itô–Stratonovich drift and change the stationary law"
         elif name in _ADDITIVE:

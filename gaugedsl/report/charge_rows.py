@@ -86,6 +86,11 @@ def charge_rows(label: str, values: np.ndarray, steps: np.ndarray, facts: Action
             "P2's general form c' = c + lr²(‖∂_W ℓ‖² − ‖∂_V ℓ‖²) has no sign here: a generator moves more than "
             "one coordinate up against one down"
         )
+    if ctx.dynamics == "quotient":
+        return none(
+            "dynamics = quotient integrates on the gauge slice itself: the charges stay at their slice values by "
+            "construction, so a row on them could not fail"
+        )
     if ctx.dynamics != "sde":
         return none(
             "a discrete map with a noise kick: each step moves χ_a by ½⟨Δθ, A_a Δθ⟩, of either sign "

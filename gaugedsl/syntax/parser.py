@@ -8,7 +8,6 @@ Lark's parse tree with positions and transforming it afterwards.
 from __future__ import annotations
 
 import functools
-import hashlib
 import os
 import sys
 import threading
@@ -58,26 +57,17 @@ def _collect_comment(tok: Token) -> Token:
 def _parser() -> lark.Lark:
     text = grammar_path().read_text(encoding="utf-8")
     runtime = {"lexer_callbacks": {"COMMENT": _collect_comment}, "transformer": _Builder()}
-    cache = _cache_file(text)
-    if cache is not None:
-        try:
-            with open(cache, "rb") as f:
-                parser = lark.Lark.__new__(lark.Lark)._load(f, **runtime)
-            parser.source_grammar = text
-            return parser
-        except Exception:  # noqa: BLE001 — a missing, stale or broken cache: build anew
-            pass
-    parser = lark.Lark(text, parser="lalr", lexer="contextual", maybe_placeholders=False, **runtime)
-    if cache is not None:
-        _save(parser, cache)
-    return parser
+    cache = _cache_file()
+    # Lark's own cache: it keys the file's content on the grammar, the options and Lark's version,
+    # and rebuilds (silently) on a stale or broken file.
+    options = {"cache": str(cache)} if cache is not None else {}
+    return lark.Lark(text, parser="lalr", lexer="contextual", maybe_placeholders=False, **options, **runtime)
 
 
-def _cache_file(text: str) -> Path | None:
+def _cache_file() -> Path | None:
     """Where the analysed grammar is cached (building the LALR tables takes most of a second;
-    loading them, a few milliseconds): a file in the user's cache folder named after the
-    grammar, Lark and Python, or None when caching is off (`GAUGEDSL_PARSER_CACHE=0`) or the
-    folder cannot be written."""
+    loading them, a few milliseconds): a file in the user's cache folder, or None when caching is
+    off (`GAUGEDSL_PARSER_CACHE=0`) or the folder cannot be written."""
     if os.environ.get("GAUGEDSL_PARSER_CACHE", "1") == "0":
         return None
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
@@ -88,21 +78,7 @@ def _cache_file(text: str) -> Path | None:
         return None
     if not os.access(folder, os.W_OK):
         return None
-    key = hashlib.sha256(f"{text}\0{lark.__version__}\0{sys.version_info[:2]}".encode()).hexdigest()[:24]
-    return folder / f"parser-{key}.pickle"
-
-
-def _save(parser: lark.Lark, cache: Path) -> None:
-    tmp = cache.with_name(f"{cache.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            parser.save(f, exclude_options={"transformer", "lexer_callbacks"})
-        os.replace(tmp, cache)  # atomic: a concurrent reader sees the old file or the new one
-    except Exception:  # noqa: BLE001 — caching is an optimization only
-        try:
-            tmp.unlink()
-        except OSError:
-            pass
+    return folder / f"parser-py{sys.version_info[0]}{sys.version_info[1]}.lark-cache"
 
 
 def grammar() -> lark.Lark:
