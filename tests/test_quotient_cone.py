@@ -200,3 +200,31 @@ def test_cones_and_lines_in_one_model():
     u, v = theta[:, 0:3], theta[:, 3:6]
     np.testing.assert_allclose(res.records["M"][-1], u[:, :, None] * v[:, None, :], rtol=1e-12)
     assert np.ptp(theta[:, 8]) > 0  # the free coordinate moves
+
+
+@pytest.mark.parametrize("x1", ["R", "Positive"])
+def test_lines_next_to_a_cone_pull_gradients_back_with_their_signs(x1):
+    # The chart's velocity on a line of L coordinates is (1/L) ∂/∂s L(φ(s)), whatever the line's
+    # sign pattern (x2 < 0: θ_j = σ_j s) and on a `Positive` coordinate (θ_j = |s|, at s < 0 too).
+    from gaugedsl.dynamics.cone import ConeChart
+
+    text = rank_one("quotient", "float64").replace(
+        "param v : R[3, 1] = normal(0, 0.7)",
+        f"param v : R[3, 1] = normal(0, 0.7)\nparam x1 : {x1} = 0.8\nparam x2 : R = -0.4",
+    ).replace("loss = 0.5 * sum((M - B)^2)", "loss = 0.5 * sum((M - B)^2) + 0.5 * (x1 * x2 - 0.3)^2 + 0.1 * x2^3"
+    ).replace("symmetry scale : Scale { u -> g * u  v -> v / g }",
+              "symmetry scale : Scale { u -> g * u  v -> v / g }\nsymmetry chain : Scale { x1 -> g * x1  x2 -> x2 / g }"
+    )  # fmt: skip
+    sim = Simulation(check_text(text, "<signs>"), particles=2, steps=20, seed=0)
+    chart = sim.quotient
+    assert isinstance(chart, ConeChart)
+    s, sigma = chart.split(jnp.asarray(sim.run().theta[0]))
+    entry = int(chart.line_entries[0])
+    for sign in (1.0, -1.0):  # both sides of the origin of the line
+        point = s.at[entry].set(sign * jnp.abs(s[entry]))
+        loss = sim.objective.loss
+        exact = jax.grad(lambda q: loss(chart.embed(q, sigma)))(point)[entry] / chart.metric[entry]
+        chart_velocity = chart.gradient(point, sim.objective.grad(chart.embed(point, sigma)), sigma)[entry]
+        np.testing.assert_allclose(chart_velocity, exact, rtol=1e-10)
+        if x1 == "Positive":
+            assert chart.embed(point, sigma)[6] >= 0  # x1 = |s|

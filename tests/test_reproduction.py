@@ -88,14 +88,18 @@ def test_e1_starts_as_unbalanced_as_the_paper(e1_short):
 
 def test_e1_ratios_contract_while_the_charges_stay_put(e1_short):
     # 6,000 of the paper's 40,000 steps: the units have started to grow (the loss falls from
-    # ~65 to its first plateau between steps 3,000 and 6,000). Every seed's median |log ratio|
-    # falls at least 4-fold (the full runs: 1.0–1.9 → 0.046–0.21 by step 6,000), while every
+    # ~65 to its first plateau between steps 3,000 and 6,000). Each seed's median |log ratio|
+    # falls; how far by step 6,000 depends on the draw (units that have not grown yet keep their
+    # ratio, docs/theory.md §9.4), so it is read over the 5 seeds: every seed at least 2-fold and
+    # their median at least 4-fold. (Draws keyed by site name, issue 17: 1.27–1.71 → 0.028–0.50,
+    # 3.4- to 53-fold, median 4.6; the earlier path-keyed draws: 1.0–1.9 → 0.046–0.21.) Every
     # charge c_j = ½(‖W_j‖² − V_j²) moves by less than 1% of the largest (measured: 0.15–0.6%):
     # SGD changes c_j by η²(‖∂_W ℓ‖² − ‖∂_V ℓ‖²) per step (P2), η² = 2.5e-9. So the ratios
     # reach 1 because ratio² = 1 − 2c_j/‖W_j‖² and ‖W_j‖ grows — not through noise.
     res = e1_short
     start, end = at(res, "ratio", 10), at(res, "ratio", 6000)
-    assert np.all(log_spread(end) < log_spread(start) / 4), (log_spread(start), log_spread(end))
+    factor = log_spread(start) / log_spread(end)
+    assert np.all(factor > 2) and np.median(factor) > 4, (log_spread(start), log_spread(end))
     c0, c1 = at(res, "charge_neurons", 0), at(res, "charge_neurons", 6000)
     assert np.max(np.abs(c1 - c0)) < 0.01 * np.max(np.abs(c0))
     # Growth: every seed's median unit size |V_j|·‖W_j‖ (invariant under the symmetry) grew,
