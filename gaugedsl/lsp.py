@@ -27,10 +27,12 @@ from pathlib import Path
 from lsprotocol import types as lsp
 from pygls.lsp.server import LanguageServer
 from pygls.uris import from_fs_path, to_fs_path
+from pygls.workspace import PositionCodec, TextDocument
 
 from . import __version__, ir
 from ._resources import stdlib_dir
 from .check import Loader
+from .check.loader import import_folders
 from .check.functions import CONSTANTS, FUNCTIONS, Function
 from .check.kinds import GROUPS, MANIFOLDS
 from .check.settings import DESIGN_OPERATORS, DESIGN_SETTINGS, NOISE_KINDS, RUN_SETTINGS, Setting
@@ -66,41 +68,31 @@ KEYWORD_DOCS = {
 
 
 # ---- positions --------------------------------------------------------------------------
+# Spans count code points from 1; LSP positions count code units of the negotiated encoding
+# from 0. pygls's `PositionCodec` converts; lines are split on "\n" as the parser counts them.
 
 
-def client_units(line_text: str, column: int, encoding: str = "utf-16") -> int:
+def client_units(line_text: str, column: int, encoding: str | None = "utf-16") -> int:
     """The LSP `character` of code-point offset `column` in a line, in the negotiated
     encoding (UTF-16 code units unless the client chose otherwise)."""
-    prefix = line_text[: max(column, 0)]
-    if encoding == "utf-8":
-        return len(prefix.encode("utf-8"))
-    if encoding == "utf-32":
-        return len(prefix)
-    return len(prefix) + sum(1 for c in prefix if ord(c) > 0xFFFF)
+    return PositionCodec(encoding).client_num_units(line_text[: max(column, 0)])
 
 
-def code_points(line_text: str, character: int, encoding: str = "utf-16") -> int:
+def code_points(line_text: str, character: int, encoding: str | None = "utf-16") -> int:
     """The inverse of `client_units`: a code-point offset into the line."""
-    units = 0
-    for i, c in enumerate(line_text):
-        if units >= character:
-            return i
-        if encoding == "utf-8":
-            units += len(c.encode("utf-8"))
-        elif encoding == "utf-32":
-            units += 1
-        else:
-            units += 2 if ord(c) > 0xFFFF else 1
-    return len(line_text)
+    position = lsp.Position(0, character)
+    return PositionCodec(encoding).position_from_client_units([line_text], position).character
 
 
-def span_range(span: Span, lines: list[str], encoding: str = "utf-16") -> lsp.Range:
+def span_range(span: Span, lines: list[str], encoding: str | None = "utf-16") -> lsp.Range:
     """A 1-based, end-exclusive `Span` as a 0-based LSP range."""
+    codec = PositionCodec(encoding)
 
     def position(line: int, column: int) -> lsp.Position:
         index = max(line - 1, 0)
-        text = lines[index] if index < len(lines) else ""
-        return lsp.Position(index, client_units(text, column - 1, encoding))
+        if index >= len(lines):
+            return lsp.Position(index, 0)
+        return codec.position_to_client_units(lines, lsp.Position(index, max(column - 1, 0)))
 
     start = position(span.line, span.column)
     end = position(span.end_line, span.end_column)
@@ -147,23 +139,43 @@ _SEVERITY = {
 }
 
 
-def _import_ranges(program: ast.Program | None, text: str) -> dict[str, Span]:
-    """The `import` statement of each imported module, keyed by the module's last name."""
-    found: dict[str, Span] = {}
-    if program is not None:
-        for item in program.items:
-            if isinstance(item, ast.Import):
-                found.setdefault(item.path[-1], item.span)
+def _imports(program: ast.Program | None, path: str) -> list[tuple[ast.Import, Path, str]]:
+    """The imports of a document that resolve, as the checker resolves them: (import, file,
+    the path diagnostics call the file by). One that does not resolve is the checker's to report."""
+    found: list[tuple[ast.Import, Path, str]] = []
+    if program is None:
+        return found
+    folder, shown_folder = import_folders(path)
+    loader = Loader()
+    for item in program.items:
+        if isinstance(item, ast.Import):
+            try:
+                file, shown = loader.resolve_import(item, folder, shown_folder)
+            except GaugeError:
+                continue
+            found.append((item, file, shown))
     return found
 
 
+def _import_ranges(program: ast.Program | None, path: str) -> tuple[dict[str, Span], dict[str, Span]]:
+    """The `import` statement of each imported file, keyed by the path diagnostics call it by,
+    and (when that does not resolve) by the module's last name."""
+    by_path = {shown: item.span for item, _, shown in _imports(program, path)}
+    by_name: dict[str, Span] = {}
+    if program is not None:
+        for item in program.items:
+            if isinstance(item, ast.Import):
+                by_name.setdefault(item.path[-1], item.span)
+    return by_path, by_name
+
+
 def to_lsp(
-    checked: Checked, path: str, text: str, encoding: str = "utf-16"
+    checked: Checked, path: str, text: str, encoding: str | None = "utf-16"
 ) -> list[lsp.Diagnostic]:
     """The checker's diagnostics of one document as LSP diagnostics (0-based ranges)."""
     lines = text.split("\n")
     first_line = Span(path, 1, 1, 1, len(lines[0]) + 1 if lines else 1)
-    imports = _import_ranges(checked.program, text)
+    by_path, imports = _import_ranges(checked.program, path)
     out = []
     for d in checked.diagnostics:
         message = d.message + (f"\nhint: {d.hint}" if d.hint else "")
@@ -172,7 +184,7 @@ def to_lsp(
         if span is None:
             span = first_line
         elif span.path != path:
-            where = imports.get(Path(span.path).stem)
+            where = by_path.get(span.path) or imports.get(Path(span.path).stem)
             message = f"in {span.path}:{span.line}:{span.column}: {message}"
             related = [
                 lsp.DiagnosticRelatedInformation(
@@ -273,16 +285,8 @@ def stdlib_modules() -> list[str]:
 def available_templates(program: ast.Program | None, path: str) -> list[TemplateInfo]:
     """The parametric symmetries this document imports, then those of the whole stdlib."""
     found: list[TemplateInfo] = []
-    folder = Path(path).resolve().parent if not path.startswith("<") else Path.cwd()
-    if program is not None:
-        for item in program.items:
-            if not isinstance(item, ast.Import):
-                continue
-            if item.path[0] == "std":
-                file = stdlib_dir().joinpath(*item.path[1:-1], item.path[-1] + ".gauge")
-            else:
-                file = folder.joinpath(*item.path[:-1], item.path[-1] + ".gauge")
-            found += templates_in(file, item.dotted)
+    for item, file, _ in _imports(program, path):
+        found += templates_in(file, item.dotted)
     for module in stdlib_modules():
         found += templates_in(stdlib_dir() / f"{module}.gauge", f"std.{module}")
     return found
@@ -290,19 +294,27 @@ def available_templates(program: ast.Program | None, path: str) -> list[Template
 
 # ---- hover ------------------------------------------------------------------------------
 
-_WORD = re.compile(r"[A-Za-z_][A-Za-z_0-9]*")
+# An identifier as the lexer reads it. pygls's default word patterns would also take a word
+# that begins with a digit, and `word_at_position` returns only the word, not where it starts.
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z_0-9]*")
+_WORD_START = re.compile(r"(?:[A-Za-z_][A-Za-z_0-9]*)?$")
+_WORD_END = re.compile(r"^[A-Za-z_0-9]*")
+_NOTHING = re.compile(r"^")
+_CODE_POINTS = PositionCodec(lsp.PositionEncodingKind.Utf32)
 
 
 def word_at(text: str, line: int, column: int) -> tuple[str, int, int] | None:
     """The identifier around 0-based (`line`, code-point `column`): (word, start, end)."""
     lines = text.split("\n")
-    if not 0 <= line < len(lines):
+    if not 0 <= line < len(lines) or not 0 <= column <= len(lines[line]):
         return None
-    around = [m for m in _WORD.finditer(lines[line]) if m.start() <= column <= m.end()]
-    if not around:
+    # One line as its own document: the parser's lines are split on "\n" only.
+    doc = TextDocument("untitled:line", lines[line], position_codec=_CODE_POINTS)
+    word = doc.word_at_position(lsp.Position(0, column), _WORD_START, _WORD_END)
+    if not _IDENT.fullmatch(word):
         return None
-    m = next((m for m in around if column < m.end()), around[0])  # inside a word, or just after
-    return m.group(), m.start(), m.end()
+    start = column - len(doc.word_at_position(lsp.Position(0, column), _WORD_START, _NOTHING))
+    return word, start, start + len(word)
 
 
 def in_comment_or_string(line_text: str, column: int) -> bool:
@@ -541,9 +553,9 @@ class GaugeLanguageServer(LanguageServer):
         self.last_model: dict[str, ir.Model | ir.Library] = {}
 
     @property
-    def encoding(self) -> str:
-        enc = getattr(self.workspace, "position_encoding", None) or "utf-16"
-        return str(getattr(enc, "value", enc))
+    def encoding(self) -> str | None:
+        """The position encoding negotiated at `initialize` (None: UTF-16)."""
+        return self.workspace.position_codec.encoding
 
     def path_of(self, uri: str) -> str:
         try:

@@ -276,3 +276,82 @@ def test_hover_on_the_group_element_shows_its_shape():
     line = text.split("\n").index("  u -> g * u")
     hover = server.hover_text(text, "<t>", line, 7, checked.model, checked.program)
     assert "g : [3]" in hover and "Scale" in hover
+
+
+# ---- positions with non-ASCII text, words, imports --------------------------------------
+
+# ∇ is one UTF-16 unit and three UTF-8 bytes; 😀 is two UTF-16 units and four UTF-8 bytes.
+NON_ASCII = 'model m\nparam u : R[3] = normal(0, 0.1)\nlet z = "∇😀" + sum(vv)  # ∇ 😀\nloss = sum(u^2)\n'
+NON_ASCII_LINE = NON_ASCII.split("\n")[2]
+
+
+@pytest.mark.parametrize("encoding, extra", [("utf-32", 0), ("utf-16", 1), ("utf-8", 5)])
+def test_diagnostic_columns_after_non_ascii_text(encoding, extra):
+    checked = server.check(NON_ASCII, "/tmp/m.gauge")
+    (unknown,) = [d for d in server.to_lsp(checked, "/tmp/m.gauge", NON_ASCII, encoding) if d.code == "E201"]
+    column = NON_ASCII_LINE.index("vv")
+    assert (unknown.range.start.line, unknown.range.start.character) == (2, column + extra)
+    assert unknown.range.end.character == column + 2 + extra
+    assert server.code_points(NON_ASCII_LINE, column + extra, encoding) == column
+
+
+def test_hover_after_non_ascii_text():
+    column = NON_ASCII_LINE.index("sum")
+    assert server.word_at(NON_ASCII, 2, column + 1) == ("sum", column, column + 3)
+    assert "sum of the entries" in server.hover_text(NON_ASCII, "/tmp/m.gauge", 2, column + 1)
+    assert server.hover_text(NON_ASCII, "/tmp/m.gauge", 2, len(NON_ASCII_LINE) - 1) is None  # in the comment
+
+
+def test_words_are_identifiers_as_the_lexer_reads_them():
+    text = "let a = 3x1 + ab_2*c"
+    assert server.word_at(text, 0, text.index("ab_2")) == ("ab_2", 8 + 6, 8 + 10)
+    assert server.word_at(text, 0, text.index("*")) == ("ab_2", 14, 18)  # just after a word
+    assert server.word_at(text, 0, text.index("3")) is None  # a number is no word
+    assert server.word_at(text, 0, text.index("x1")) == ("x1", 9, 11)
+    assert server.word_at(text, 0, text.index("=") + 1) is None
+    assert server.word_at(text, 5, 0) is None and server.word_at(text, 0, 99) is None
+
+
+def test_imports_resolve_as_the_checker_resolves_them(tmp_path):
+    for folder, name in (("a", "left"), ("b", "right")):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "lib.gauge").write_text(
+            f"## {name} doc\nsymmetry {name}(u : R[n], v : R[n]) : Scale[n] {{\n  u -> g * u\n  v -> v / g\n}}\n"
+        )
+    path = str(tmp_path / "m.gauge")
+    text = "model m\nimport a.lib\nimport b.lib\nparam u : R = 1\n"
+    program = server.parse(text, path)
+    modules = {t.name: t.module for t in server.available_templates(program, path)}
+    assert modules["left"] == "a.lib" and modules["right"] == "b.lib"
+    # Both imports end in `lib`: a diagnostic inside b/lib.gauge belongs on `import b.lib`.
+    inside = Diagnostic("error", "E201", Span(str(tmp_path / "b" / "lib.gauge"), 3, 3, 3, 4), "boom")
+    (d,) = server.to_lsp(server.Checked([inside], program=program), path, text)
+    assert d.range.start.line == 2
+
+
+def test_server_negotiates_utf8_positions(tmp_path):
+    c = Client()
+    try:
+        result = c.request(
+            "initialize",
+            {
+                "processId": os.getpid(),
+                "rootUri": tmp_path.as_uri(),
+                "capabilities": {"general": {"positionEncodings": ["utf-8"]}},
+            },
+        )
+        assert result["capabilities"]["positionEncoding"] == "utf-8"
+        c.notify("initialized")
+        uri = _open(c, tmp_path / "m.gauge", NON_ASCII)
+        (unknown,) = [d for d in c.diagnostics(uri) if d["code"] == "E201"]
+        column = NON_ASCII_LINE.index("vv") + 5
+        assert unknown["range"] == {"start": {"line": 2, "character": column}, "end": {"line": 2, "character": column + 2}}
+        start = NON_ASCII_LINE.index("sum") + 5
+        hover = c.request(
+            "textDocument/hover", {"textDocument": {"uri": uri}, "position": {"line": 2, "character": start + 1}}
+        )
+        assert "sum of the entries" in hover["contents"]["value"]
+        assert hover["range"] == {"start": {"line": 2, "character": start}, "end": {"line": 2, "character": start + 3}}
+    finally:
+        c.proc.kill()
+        c.proc.wait()

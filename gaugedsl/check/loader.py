@@ -63,8 +63,7 @@ class Loader:
         self.sources.add(path, text)
         program = parse(text, path)
         virtual = path.startswith("<")
-        folder = Path.cwd() if virtual else Path(path).resolve().parent
-        shown_folder = "" if virtual else os.path.dirname(path)
+        folder, shown_folder = import_folders(path)
         self._stack.append(Path(path) if virtual else Path(path).resolve())
         self._shown[self._stack[-1]] = path
         try:
@@ -160,6 +159,14 @@ class Loader:
             if isinstance(decl, ast.SymmetryDecl) and decl.params is not None:
                 exported[decl.name] = Template(decl, shown)
         return exported, [text, *texts]
+
+
+def import_folders(path: str) -> tuple[Path, str]:
+    """Where the imports of the file `path` are looked up (`<...>` names no file: the working
+    folder), and the folder as diagnostics write it."""
+    if path.startswith("<"):
+        return Path.cwd(), ""
+    return Path(path).resolve().parent, os.path.dirname(path)
 
 
 def _check(checker: FileChecker, import_errors: list[Diagnostic]) -> ir.Model | ir.Library:
