@@ -22,6 +22,8 @@ import re
 import sys
 from pathlib import Path
 
+from .atomic import write_text
+
 ROOT = Path(__file__).resolve().parent.parent
 TEXTMATE = Path("editors/vscode/syntaxes/gauge.tmLanguage.json")
 VIM = Path("editors/vim/syntax/gauge.vim")
@@ -382,7 +384,7 @@ def main(argv: list[str] | None = None) -> int:
         if path.is_file() and path.read_text(encoding="utf-8") == text:
             continue
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
+        write_text(path, text)
         print(f"wrote {rel}")
     return 0
 

@@ -1,19 +1,18 @@
 """`gaugedsl fmt FILE... [--check]`: rewrite `.gauge` files in the canonical layout.
 
 A folder stands for every `.gauge` file below it; `-` reads standard input and writes the
-result to standard output. Files are replaced atomically (a temporary file beside them, then
-`os.replace`), and only when they change. `--check` writes nothing: it lists the files that
+result to standard output. Files are replaced atomically (`gaugedsl.atomic`: a reader sees the
+old file or the new one, never a part), keeping their permissions, and only when they change. `--check` writes nothing: it lists the files that
 would change and exits 1 if there are any. A file that does not parse is reported and left
 alone (exit 1).
 """
 
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
 from pathlib import Path
 
+from ..atomic import write_text as write_atomic
 from ..diagnostics import GaugeError
 from ._common import EXIT_OK, EXIT_PROGRAM, UsageError, report
 
@@ -49,28 +48,6 @@ def _expand(names: list[str]) -> list[str]:
         else:
             raise UsageError(f"no such file or folder: {name}")
     return files
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Replace `path` by `text` (UTF-8) so that a reader sees the old or the new file, never
-    a part of one; the file keeps its permissions."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        try:
-            os.chmod(tmp, path.stat().st_mode & 0o7777)
-        except OSError:
-            pass
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 def run(args, sources) -> int:

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import tempfile
 from pathlib import Path
 
 from .. import ir
+from ..atomic import write_text as write_atomic  # noqa: F401 — public: gd.write_atomic
 from ..check import Loader
 from ..diagnostics import Diagnostic, GaugeError, error, warning
 from .writer import emit
@@ -132,17 +132,3 @@ def _calls(e):
         yield from _calls(a)
     if isinstance(e, ir.Index):
         yield from _calls(e.value)
-
-
-def write_atomic(path: str | Path, text: str) -> None:
-    """Write `text` to `path` all at once: a temporary file beside it, then a rename."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import ir
+from ..atomic import replacing
 from ..dynamics.ensemble import Result
 from .compare import Comparison
 
@@ -88,10 +89,11 @@ def plot(folder: Path, model: ir.Model, result: Result, comparison: Comparison) 
 
 def _save(fig, path: Path, plt) -> Path:
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    tmp.replace(path)
+    try:
+        with replacing(path) as tmp:
+            fig.savefig(tmp, dpi=110)
+    finally:
+        plt.close(fig)
     return path
 
 

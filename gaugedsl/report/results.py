@@ -5,38 +5,16 @@ hash, versions, seed, settings, wall time, the comparison table) and, while a ru
 
 from __future__ import annotations
 
-import io
 import json
-import os
 import platform
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .. import __version__, ir
+from ..atomic import write_json, write_npz
 from ..dynamics.ensemble import Result, State
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
-    buf = io.BytesIO()
-    np.savez(buf, **arrays)
-    return buf.getvalue()
 
 
 def versions() -> dict[str, str]:
@@ -60,8 +38,8 @@ def write_results(folder: Path, model: ir.Model, result: Result, summary: dict[s
         arrays["theta_initial"] = result.theta0
     arrays["healthy"] = result.healthy
     arrays["diverged_at"] = result.diverged_at
-    npz = folder / "results.npz"
-    _atomic_write(npz, _npz_bytes(arrays))
+    folder.mkdir(parents=True, exist_ok=True)
+    npz = write_npz(folder / "results.npz", arrays)
     info = {
         "model": model.name,
         "program": model.path,
@@ -75,8 +53,7 @@ def write_results(folder: Path, model: ir.Model, result: Result, summary: dict[s
         "healthy_particles": int(result.healthy.sum()),
         **summary,
     }
-    js = folder / "summary.json"
-    _atomic_write(js, (json.dumps(info, indent=2, default=_jsonable) + "\n").encode("utf-8"))
+    js = write_json(folder / "summary.json", info, indent=2, default=_jsonable)
     return [npz, js]
 
 
@@ -103,9 +80,8 @@ def save_checkpoint(folder: Path, state: State, meta: dict[str, Any]) -> Path:
     for label, chunks in state.records.items():
         if chunks:
             arrays[f"record:{label}"] = np.concatenate(chunks)
-    path = folder / "checkpoint.npz"
-    _atomic_write(path, _npz_bytes(arrays))
-    return path
+    folder.mkdir(parents=True, exist_ok=True)
+    return write_npz(folder / "checkpoint.npz", arrays)
 
 
 def load_checkpoint(folder: Path, labels: list[str]) -> tuple[State, dict[str, Any]] | None:
