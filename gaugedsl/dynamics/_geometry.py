@@ -6,11 +6,9 @@ horizontal projection for `projected` noise, and the predicted stationary law.
 
 from __future__ import annotations
 
-import functools
 from typing import Callable
 
-
-from ..geometry import Geometry, LawUnavailable, PredictedLaw, predicted_law
+from ..geometry import Geometry, LawUnavailable, PredictedLaw, per_geometry, predicted_law
 from ..lowering import Lowered
 
 
@@ -33,7 +31,7 @@ def joint_action(geo: Geometry) -> tuple[Callable, int]:
     return act, sum(sizes)
 
 
-@functools.lru_cache(maxsize=None)
+@per_geometry
 def diagonal_action(geo: Geometry):
     """The symmetries' joint action in diagonal form (`gauge.DiagonalAction`), or None."""
     from .gauge import DiagonalAction
@@ -44,7 +42,7 @@ def diagonal_action(geo: Geometry):
     return DiagonalAction.detect(act, k, geo.dimension)
 
 
-@functools.lru_cache(maxsize=None)
+@per_geometry
 def torus_action(geo: Geometry):
     """The symmetries' joint action as a torus action (`θ_j ↦ θ_j exp(Σ_a M_aj a_a)`): the
     `gauge.DiagonalAction` where each coordinate has one generator, else a

@@ -7,6 +7,6 @@ from .checks import (
     invariance_violations as invariance_violations,
     symmetry_violations as symmetry_violations,
 )
-from .engine import Geometry as Geometry
+from .engine import Geometry as Geometry, per_geometry as per_geometry
 from .law import LawUnavailable as LawUnavailable, PredictedLaw as PredictedLaw, predicted_law as predicted_law
 from .structure import Pattern as Pattern, recognise as recognise

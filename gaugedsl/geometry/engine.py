@@ -13,7 +13,8 @@ Every function is jit- and vmap-able in θ.
 
 from __future__ import annotations
 
-from typing import Callable
+import functools
+from typing import Callable, TypeVar
 
 import jax
 import jax.numpy as jnp
@@ -24,6 +25,26 @@ from .. import ir
 from ..lowering import Lowered
 from .algebra import exp_map, exp_map_first_order
 from .structure import Pattern, recognise
+
+
+R = TypeVar("R")
+
+
+def per_geometry(f: Callable[..., R]) -> Callable[..., R]:
+    """Memoize `f(geo, *args)` on the geometry itself: the result lives exactly as long as the
+    geometry. (An `lru_cache` keyed by geometries kept every one of them, with its model and
+    data, alive for the whole session; a `WeakKeyDictionary` would too, since the cached
+    actions close over the geometry.)"""
+
+    @functools.wraps(f)
+    def cached(geo, *args):
+        memo = geo.__dict__.setdefault("_memo", {})
+        key = (f, *args)
+        if key not in memo:
+            memo[key] = f(geo, *args)
+        return memo[key]
+
+    return cached
 
 
 class Geometry:

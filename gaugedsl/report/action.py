@@ -19,14 +19,13 @@ For a linear action ξ_a(θ) = A_a θ the charge χ_a = ½⟨θ, A_a θ⟩ obeys
 from __future__ import annotations
 
 import dataclasses
-import functools
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from ..dynamics.gauge import DiagonalAction
-from ..geometry import Geometry
+from ..geometry import Geometry, per_geometry
 
 # The dense route builds A (k, D, D); beyond this many numbers the action is not analysed.
 _DENSE_LIMIT = 2**22
@@ -74,7 +73,7 @@ class ActionFacts:
         return squares @ onehot
 
 
-@functools.lru_cache(maxsize=None)
+@per_geometry
 def action_facts(geo: Geometry, name: str) -> ActionFacts:
     """The facts of symmetry `name` of `geo`, from its generators (module docstring)."""
     sym = geo.symmetries[name]
