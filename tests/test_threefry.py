@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.extend.random import threefry_2x32
 
-from gaugedsl._threefry import straight_line_threefry
+from gaugedsl._threefry import straight_line_threefry, support
 
 # Random123's known answers for threefry2x32 with 20 rounds: (key, counter) -> output.
 KNOWN_ANSWERS = [
@@ -32,6 +32,13 @@ def _has_loop(fn, *args) -> bool:
     return "while" in jax.jit(fn).lower(*args).compile().as_text()
 
 
+def test_this_jax_keeps_the_internals_the_switch_needs():
+    """Loud on purpose: where JAX's internals move, the switch silently does nothing (the same
+    numbers, E2's SGD steps ~4x slower); this test is where that shows."""
+    found = support()
+    assert found.kind in ("patch", "native"), f"gaugedsl/_threefry.py must follow JAX: {found.why}"
+
+
 def test_known_answers_under_jit():
     with straight_line_threefry() as active:
         assert active
@@ -50,8 +57,37 @@ def test_straight_line_inside_the_block_and_jax_own_lowering_after_it():
     key = jax.random.PRNGKey(0)
     with straight_line_threefry():
         assert not _has_loop(lambda k: jax.random.normal(k, (64,)), key)
-    # A fresh function lowered after the block gets JAX's own lowering back (rolled on CPU).
-    assert _has_loop(lambda k: jax.random.normal(k, (65,)), key)
+    # A fresh function lowered after the block gets JAX's own lowering back: rolled on CPU
+    # exactly where `support` says JAX has a (rolled) CPU rule of its own.
+    assert _has_loop(lambda k: jax.random.normal(k, (65,)), key) == (support().kind == "patch")
+
+
+def _cpu_rules():
+    from jax._src.interpreters import mlir
+
+    return mlir._platform_specific_lowerings["cpu"]
+
+
+def test_where_jax_already_lowers_straight_line_the_switch_changes_nothing(monkeypatch):
+    module = support().module
+    monkeypatch.delitem(_cpu_rules(), module.threefry2x32_p)  # as JAX with jax-ml/jax#37872
+    assert support().kind == "native"
+    before = dict(_cpu_rules())
+    with straight_line_threefry() as active:
+        assert active and _cpu_rules() == before
+    assert _cpu_rules() == before
+
+
+def test_where_the_internals_moved_the_switch_changes_nothing(monkeypatch):
+    real = support()
+    monkeypatch.setattr(real.module, "_threefry2x32_lowering", lambda k1, k2, x1, x2: None)
+    found = support()
+    assert found.kind == "moved" and "use_rolled_loops" in found.why
+    before = dict(_cpu_rules())
+    with straight_line_threefry() as active:
+        assert not active and _cpu_rules() == before
+        # JAX's own lowering: rolled where JAX has a CPU rule of its own.
+        assert _has_loop(lambda k: jax.random.normal(k, (66,)), jax.random.PRNGKey(0)) == (real.kind == "patch")
 
 
 def test_draws_are_the_same_bits_as_with_jax_own_lowering():
