@@ -8,6 +8,7 @@ symmetries are instantiated. Geometry, dynamics and design read only this.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable, Iterator
 from typing import Any, Union
 
 from .diagnostics import Span
@@ -95,6 +96,44 @@ class Index:
 
 
 Expr = Union[Const, Ref, Op, Call, Stack, Index]
+
+
+# ---- walking expressions: the one place that knows where subexpressions live ------------
+
+
+def children(e: Expr) -> tuple[Expr, ...]:
+    """The expressions directly inside `e`, left to right."""
+    if isinstance(e, (Op, Call)):
+        return e.args
+    if isinstance(e, Stack):
+        return e.items
+    if isinstance(e, Index):
+        return (e.value,)
+    return ()
+
+
+def walk(e: Expr) -> Iterator[Expr]:
+    """`e` and every expression inside it, each before those inside it, left to right."""
+    yield e
+    for c in children(e):
+        yield from walk(c)
+
+
+def map_children(e: Expr, f: Callable[[Expr], Expr]) -> Expr:
+    """`e` with `f` applied to each expression directly inside it, left to right."""
+    if isinstance(e, (Op, Call)):
+        return dataclasses.replace(e, args=tuple(f(a) for a in e.args))
+    if isinstance(e, Stack):
+        return dataclasses.replace(e, items=tuple(f(a) for a in e.items))
+    if isinstance(e, Index):
+        return dataclasses.replace(e, value=f(e.value))
+    return e
+
+
+def transform(e: Expr, f: Callable[[Expr], Expr]) -> Expr:
+    """`e` rebuilt from the inside out: `f` sees each node with what is inside it already
+    transformed (inner nodes first, left to right)."""
+    return f(map_children(e, lambda c: transform(c, f)))
 
 
 # ---- declarations ---------------------------------------------------------------------

@@ -428,16 +428,7 @@ def _ordered(model: ir.Model):
 
 
 def _refs(e: ir.Expr):
-    if isinstance(e, ir.Ref):
-        yield e.name
-    elif isinstance(e, (ir.Op, ir.Call)):
-        for a in e.args:
-            yield from _refs(a)
-    elif isinstance(e, ir.Stack):
-        for a in e.items:
-            yield from _refs(a)
-    elif isinstance(e, ir.Index):
-        yield from _refs(e.value)
+    return (x.name for x in ir.walk(e) if isinstance(x, ir.Ref))
 
 
 def _float():

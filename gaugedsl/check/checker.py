@@ -972,34 +972,20 @@ def with_sites(owner: str, e: ir.Expr) -> ir.Expr:
     (docs/language.md, "What the numbers depend on")."""
     count = 0
 
-    def walk(e):
+    def visit(e):
         nonlocal count
         if isinstance(e, ir.Call):
             site = None
             if e.func in F.RANDOM:
                 site, count = f"{owner}#{count}", count + 1
-            return dataclasses.replace(e, args=tuple(walk(a) for a in e.args), site=site)
-        if isinstance(e, ir.Op):
-            return dataclasses.replace(e, args=tuple(walk(a) for a in e.args))
-        if isinstance(e, ir.Stack):
-            return dataclasses.replace(e, items=tuple(walk(a) for a in e.items))
-        if isinstance(e, ir.Index):
-            return dataclasses.replace(e, value=walk(e.value))
-        return e
+            e = dataclasses.replace(e, site=site)  # named before its arguments
+        return ir.map_children(e, visit)
 
-    return walk(e)
+    return visit(e)
 
 
 def _uses(e: ir.Expr, kind: str) -> bool:
-    if isinstance(e, ir.Ref):
-        return e.kind == kind
-    if isinstance(e, (ir.Op, ir.Call)):
-        return any(_uses(a, kind) for a in e.args)
-    if isinstance(e, ir.Stack):
-        return any(_uses(a, kind) for a in e.items)
-    if isinstance(e, ir.Index):
-        return _uses(e.value, kind)
-    return False
+    return any(isinstance(x, ir.Ref) and x.kind == kind for x in ir.walk(e))
 
 
 def _default_label(e: ast.Expr) -> str | None:

@@ -126,9 +126,4 @@ def _unseeded(src: Source):
 
 
 def _calls(e):
-    if isinstance(e, ir.Call):
-        yield e
-    for a in getattr(e, "args", ()) + getattr(e, "items", ()):
-        yield from _calls(a)
-    if isinstance(e, ir.Index):
-        yield from _calls(e.value)
+    return (x for x in ir.walk(e) if isinstance(x, ir.Call))

@@ -63,22 +63,12 @@ def reseed(model: ir.Model, seeds) -> ir.Model:
 
 
 def _walk_data(model: ir.Model, new_seed) -> ir.Model:
-    def walk(e):
-        if isinstance(e, ir.Call):
-            args = tuple(walk(a) for a in e.args)  # inner draws first: a fixed order
-            static = e.static
-            if e.func in RANDOM and e.option("seed") is not None:
-                static = tuple((k, new_seed(v) if k == "seed" else v) for k, v in static)
-            return dataclasses.replace(e, args=args, static=static)
-        if isinstance(e, ir.Op):
-            return dataclasses.replace(e, args=tuple(walk(a) for a in e.args))
-        if isinstance(e, ir.Stack):
-            return dataclasses.replace(e, items=tuple(walk(a) for a in e.items))
-        if isinstance(e, ir.Index):
-            return dataclasses.replace(e, value=walk(e.value))
+    def seeded(e):  # `transform` reaches inner draws first: a fixed order
+        if isinstance(e, ir.Call) and e.func in RANDOM and e.option("seed") is not None:
+            return dataclasses.replace(e, static=tuple((k, new_seed(v) if k == "seed" else v) for k, v in e.static))
         return e
 
-    return dataclasses.replace(model, data=tuple(dataclasses.replace(d, value=walk(d.value)) for d in model.data))
+    return dataclasses.replace(model, data=tuple(dataclasses.replace(d, value=ir.transform(d.value, seeded)) for d in model.data))
 
 
 # Data made for ensembles in this process, keyed by the data block without source positions

@@ -217,18 +217,11 @@ def _predictor(src: Source) -> str:
 
 def _refs(e: ir.Expr):
     """Every name an IR expression uses, with its span."""
-    if isinstance(e, ir.Ref):
-        yield e
-    elif isinstance(e, (ir.Op, ir.Call)):
-        for a in e.args:
-            yield from _refs(a)
-        if isinstance(e, ir.Call) and e.func in ("charge", "logdet_gram"):
-            yield ir.Ref("symmetry", e.option("s"), (), e.span)
-    elif isinstance(e, ir.Stack):
-        for a in e.items:
-            yield from _refs(a)
-    elif isinstance(e, ir.Index):
-        yield from _refs(e.value)
+    for x in ir.walk(e):
+        if isinstance(x, ir.Ref):
+            yield x
+        elif isinstance(x, ir.Call) and x.func in ("charge", "logdet_gram"):
+            yield ir.Ref("symmetry", x.option("s"), (), x.span)
 
 
 def _replaced(src: Source, pred: str, is_param: bool) -> tuple[tuple[str, ...], tuple[str, ...]]:

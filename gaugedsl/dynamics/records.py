@@ -13,15 +13,7 @@ from ..lowering import Lowered
 
 
 def _uses_loss(e: ir.Expr) -> bool:
-    if isinstance(e, ir.Ref):
-        return e.kind == "loss"
-    if isinstance(e, (ir.Op, ir.Call)):
-        return any(_uses_loss(a) for a in e.args)
-    if isinstance(e, ir.Stack):
-        return any(_uses_loss(a) for a in e.items)
-    if isinstance(e, ir.Index):
-        return _uses_loss(e.value)
-    return False
+    return any(isinstance(x, ir.Ref) and x.kind == "loss" for x in ir.walk(e))
 
 
 class Recorder:
