@@ -80,7 +80,7 @@ def variant(text: str, settings: dict, T: float | None, edits: list) -> str:
     for key, value in settings.items():
         pattern = re.compile(rf"^(\s*){key}\s*=.*$", re.M)
         if pattern.search(text):
-            text = pattern.sub(lambda m: f"{m.group(1)}{key} = {value}", text, count=1)
+            text = pattern.sub(lambda m, k=key, v=value: f"{m.group(1)}{k} = {v}", text, count=1)
         else:
             text = re.sub(r"(run\s*\{\n)", rf"\g<1>  {key} = {value}\n", text, count=1)
     if T is not None:

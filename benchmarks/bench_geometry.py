@@ -17,7 +17,6 @@ import jax
 
 jax.config.update("jax_enable_x64", True)
 
-import jax.numpy as jnp  # noqa: E402
 
 from gaugedsl.check import check_text  # noqa: E402
 from gaugedsl.geometry import Geometry  # noqa: E402
@@ -56,8 +55,8 @@ def main() -> None:
         m = n = 4 * r
         geo = model(m, n, r)
         theta = jax.random.normal(jax.random.PRNGKey(0), (geo.dimension,))
-        generic = jax.jit(lambda t: geo.logdet_gram("s", t, structured=False))
-        structured = jax.jit(lambda t: geo.logdet_gram("s", t))
+        generic = jax.jit(lambda t, geo=geo: geo.logdet_gram("s", t, structured=False))
+        structured = jax.jit(lambda t, geo=geo: geo.logdet_gram("s", t))
         tg = median_time(generic, theta, args.repeats)
         ts = median_time(structured, theta, args.repeats)
         diff = abs(float(generic(theta) - structured(theta)))

@@ -6,5 +6,10 @@
 
 __version__ = "0.1.0"
 
-from .api import BiasResult as BiasResult, DesignResult as DesignResult, Model as Model, RunResult as RunResult, load as load
-from .diagnostics import Diagnostic as Diagnostic, GaugeError as GaugeError
+from .api import BiasResult as BiasResult
+from .api import DesignResult as DesignResult
+from .api import Model as Model
+from .api import RunResult as RunResult
+from .api import load as load
+from .diagnostics import Diagnostic as Diagnostic
+from .diagnostics import GaugeError as GaugeError

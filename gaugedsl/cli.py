@@ -16,7 +16,6 @@ from .commands._common import EXIT_INTERNAL, EXIT_OK, EXIT_PROGRAM, EXIT_USAGE, 
 from .diagnostics import GaugeError, SourceCache
 
 
-
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gaugedsl",

@@ -148,7 +148,7 @@ def _spaces(toks: list[Tok]) -> tuple[list[str], set[int]]:
         elif t.type in ("RBRACK", "RPAR") and brackets:
             brackets.pop()
 
-    for i, t in enumerate(toks):
+    for i in range(len(toks)):
         spaces.append(_space(toks, i, unary, slice_colons, record_colon))
     return spaces, record_colon
 

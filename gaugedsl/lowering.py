@@ -231,9 +231,9 @@ class Evaluator:
             else:
                 raise GaugeError([error("E705", e.span, f"cannot load '{path.suffix}' files", "use .npz, .npy or .csv")])
         except OSError as exc:
-            raise GaugeError([error("E705", e.span, f"cannot read {path.name}: {exc.strerror or exc}", "check the file name")])
+            raise GaugeError([error("E705", e.span, f"cannot read {path.name}: {exc.strerror or exc}", "check the file name")]) from None
         except ValueError as exc:
-            raise GaugeError([error("E705", e.span, f"cannot read {path.name}: {exc}", "check the file's format")])
+            raise GaugeError([error("E705", e.span, f"cannot read {path.name}: {exc}", "check the file's format")]) from None
         value = np.asarray(value, dtype=np.float64)
         if value.shape != e.shape:
             raise GaugeError([error("E706", e.span, f"{path.name} holds an array of shape {list(value.shape)}, but the declaration says {list(e.shape)}", "fix the declared shape")])

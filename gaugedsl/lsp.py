@@ -32,9 +32,9 @@ from pygls.workspace import PositionCodec, TextDocument
 from . import __version__, ir
 from ._resources import stdlib_dir
 from .check import Loader
-from .check.loader import import_folders
 from .check.functions import CONSTANTS, FUNCTIONS, Function
 from .check.kinds import GROUPS, MANIFOLDS
+from .check.loader import import_folders
 from .check.settings import DESIGN_OPERATORS, DESIGN_SETTINGS, NOISE_KINDS, RUN_SETTINGS, Setting
 from .check.shapes import show as show_shape
 from .diagnostics import Diagnostic, GaugeError, Span
@@ -320,7 +320,7 @@ def word_at(text: str, line: int, column: int) -> tuple[str, int, int] | None:
 def in_comment_or_string(line_text: str, column: int) -> bool:
     """Whether code-point `column` of a line lies in a comment or a string literal."""
     quoted = False
-    for i, c in enumerate(line_text[:column]):
+    for c in line_text[:column]:
         if c == '"':
             quoted = not quoted
         elif c == "#" and not quoted:

@@ -15,11 +15,11 @@ import re
 import shutil
 import subprocess
 import sys
-import tomllib
 from functools import cache
 from pathlib import Path
 
 import pytest
+import tomllib
 
 from gaugedsl import editors
 from gaugedsl.check.functions import FUNCTIONS

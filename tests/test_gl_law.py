@@ -16,12 +16,10 @@ each test is deterministic).
 
 from __future__ import annotations
 
+import jax
 import numpy as np
 import pytest
 from scipy.special import i0e
-
-import jax
-import jax.numpy as jnp
 
 from gaugedsl.check import check_text
 from gaugedsl.dynamics import Simulation

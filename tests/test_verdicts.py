@@ -5,7 +5,6 @@ from too few records; `--strict`. Issue 16, "What was found" 3 and 4."""
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from gaugedsl.check import check_file, check_text

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+
 def _installed_distribution():
     try:
         dist = importlib.metadata.distribution("gaugedsl")

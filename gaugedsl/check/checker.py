@@ -13,7 +13,7 @@ from ..syntax import ast
 from ..syntax.errors import KEYWORDS as _KEYWORD_TERMINALS
 from . import functions as F
 from . import settings as S
-from .expressions import Binding, Context, ExprChecker, KIND_WORDS, _BAD
+from .expressions import _BAD, KIND_WORDS, Binding, Context, ExprChecker
 from .kinds import GROUPS, MANIFOLDS
 from .shapes import MAX_SIZE, Shape, ShapeError, broadcast, naming_sizes, show
 

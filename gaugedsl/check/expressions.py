@@ -268,7 +268,7 @@ class ExprChecker:
             return None
         exprs, static, arg_nodes = bound
         checked = []
-        for name, node in exprs:
+        for _name, node in exprs:
             c = self.check(node, ctx)
             if c is None:
                 return None
@@ -469,7 +469,7 @@ def _const(e: ast.Expr, lookup) -> Any:
         try:
             return _CONST_FUNCS[e.func](v)
         except (ValueError, TypeError, OverflowError):
-            raise _NotConstant(e.span, f"{e.func} of {v} has no real value")
+            raise _NotConstant(e.span, f"{e.func} of {v} has no real value") from None
     raise _NotConstant(e.span, "this must be a number known in advance")
 
 

@@ -180,7 +180,7 @@ def _generated(shapes, static, target):
         try:
             broadcast(s, shape)
         except ShapeError:
-            raise ShapeError(f"argument of shape {show(s)} does not fit the drawn shape {show(shape)}", i)
+            raise ShapeError(f"argument of shape {show(s)} does not fit the drawn shape {show(shape)}", i) from None
     return shape
 
 

@@ -76,7 +76,7 @@ def matmul(a: Shape, b: Shape) -> Shape:
     try:
         batch = broadcast(a2[:-2], b2[:-2])
     except ShapeError:
-        raise ShapeError(f"'@' of {show(a)} and {show(b)}: the batch axes do not broadcast")
+        raise ShapeError(f"'@' of {show(a)} and {show(b)}: the batch axes do not broadcast") from None
     out = batch + (a2[-2], b2[-1])
     if len(a) == 1:
         out = out[:-2] + out[-1:]

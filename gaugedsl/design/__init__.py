@@ -17,10 +17,13 @@ from .. import ir
 from ..atomic import write_text as write_atomic  # noqa: F401 — public: gd.write_atomic
 from ..check import Loader
 from ..diagnostics import Diagnostic, GaugeError, error, warning
-from .writer import emit
-from .family import FAMILY as FAMILY, Realization as Realization, realize as realize
+from .bias_check import Verification as Verification
+from .bias_check import verify as verify
+from .family import FAMILY as FAMILY
+from .family import Realization as Realization
+from .family import realize as realize
 from .source import Source as Source
-from .bias_check import Verification as Verification, verify as verify
+from .writer import emit
 
 RANDOM_DATA = ("normal", "uniform", "bernoulli", "sparse", "orthonormal")
 

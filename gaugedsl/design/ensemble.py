@@ -210,8 +210,8 @@ class Ensemble:
             outs = []
             for every, fn in groups:
                 shape = jax.eval_shape(fn, th)
-                zeros = lambda: jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shape)  # noqa: E731
-                outs.append(jax.lax.cond(done % every == 0, lambda: fn(th), zeros))
+                zeros = lambda shape=shape: jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shape)  # noqa: E731
+                outs.append(jax.lax.cond(done % every == 0, lambda fn=fn: fn(th), zeros))
             return th, tuple(outs)
 
         first = tuple(fn(theta) for _, fn in groups)  # the records at the chunk's start

@@ -107,8 +107,8 @@ class DiscreteChunk(eqx.Module):
                 outs.append(
                     jax.lax.cond(
                         (done % every == 0) & (done <= n),
-                        lambda: fn(theta),
-                        lambda: jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shape),
+                        lambda fn=fn: fn(theta),
+                        lambda shape=shape: jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shape),
                     )
                 )
             return (theta, bad), tuple(outs)
@@ -117,7 +117,7 @@ class DiscreteChunk(eqx.Module):
         (theta, bad), blocks = jax.lax.scan(block, (theta, jnp.asarray(-1, jnp.int32)), jnp.arange(self.length // unit, dtype=jnp.int32))
         # Same layout as the SDE path: index 0 at the chunk start, then one per `every` steps.
         records = tuple(
-            jax.tree.map(lambda f, rows: jnp.concatenate([f[None], rows[every // unit - 1 :: every // unit]]), f, rows)
+            jax.tree.map(lambda f, rows, k=every // unit: jnp.concatenate([f[None], rows[k - 1 :: k]]), f, rows)
             for (every, _), f, rows in zip(self.groups, first, blocks)
         )
         return theta, records, bad

@@ -81,7 +81,7 @@ def degeneracy_at(geo: Geometry, thetas, where: str, names: list[str] | None = N
     unless all of them are."""
     out = []
     for name, sym in geo.symmetries.items():
-        grams = np.asarray(jax.jit(jax.vmap(lambda t: geo.gram(name, t)))(thetas))
+        grams = np.asarray(jax.jit(jax.vmap(lambda t, name=name: geo.gram(name, t)))(thetas))
         eig = np.linalg.eigvalsh(grams)  # ascending, per point
         top = np.maximum(np.abs(eig[:, -1]), 1e-300)
         ranks = np.sum(eig > top[:, None] * 1e-12, axis=1)

@@ -57,9 +57,9 @@ def _balanced_block(pattern_kind: str, depth: int = 2) -> tuple[sp.Expr, sp.Symb
     xs = sp.symbols(f"x1:{depth + 1}", positive=True)
     w = sp.Symbol("w", positive=True)
     gens = []
-    for l in range(depth - 1):
+    for layer in range(depth - 1):
         xi = [0] * depth
-        xi[l], xi[l + 1] = xs[l], -xs[l + 1]
+        xi[layer], xi[layer + 1] = xs[layer], -xs[layer + 1]
         gens.append(sp.Matrix(xi))
     gram = sp.Matrix(depth - 1, depth - 1, lambda a, b: (gens[a].T * gens[b])[0])
     s = sp.Symbol("s", positive=True)

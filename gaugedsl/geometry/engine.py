@@ -21,11 +21,9 @@ import jax.numpy as jnp
 import numpy as np
 import optimistix as optx
 
-from .. import ir
 from ..lowering import Lowered
 from .algebra import exp_map, exp_map_first_order
 from .structure import Pattern, recognise
-
 
 R = TypeVar("R")
 
@@ -134,7 +132,7 @@ class Geometry:
         return self._project(theta)
 
     def _project_to_slice(self, theta, max_steps: int = 512):
-        for name, pattern in self.patterns.items():
+        for pattern in self.patterns.values():
             if pattern is not None and pattern.kind in _CLOSED_FORM_BALANCE:
                 theta = _balance(pattern, self.layout, theta)
         remaining = [n for n, p in self.patterns.items() if p is None or p.kind not in _CLOSED_FORM_BALANCE + ("orthogonal",)]

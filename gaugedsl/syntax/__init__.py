@@ -1,4 +1,5 @@
 """Source text → AST (`parse`), with syntax diagnostics."""
 
 from . import ast as ast
-from .parser import grammar as grammar, parse as parse
+from .parser import grammar as grammar
+from .parser import parse as parse
