@@ -43,31 +43,86 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 # name, example file, predictor record, run-block settings, noise T (None: the example's), text edits
 CASES = [
     ("scalar u·v", "scalar_projected.gauge", "w", dict(particles=4000, dt="1e-2", steps=8000, start="slice"), None, []),
-    ("scalar u·v, u on Positive", "scalar_projected.gauge", "w",
-     dict(particles=4000, dt="1e-2", steps=8000, start="slice"), None, [("param u : R", "param u : Positive")]),
+    (
+        "scalar u·v, u on Positive",
+        "scalar_projected.gauge",
+        "w",
+        dict(particles=4000, dt="1e-2", steps=8000, start="slice"),
+        None,
+        [("param u : R", "param u : Positive")],
+    ),
     ("diagonal net (quick start)", "diagonal_net.gauge", "w", {}, None, []),
-    ("deep diagonal L = 2", "deep_diagonal_L2.gauge", "w",
-     dict(particles=256, dt="2.5e-3", steps=24000, start="slice"), 0.05, []),
-    ("deep diagonal L = 3", "deep_diagonal_L3.gauge", "w",
-     dict(particles=256, dt="2.5e-3", steps=24000, start="slice"), 0.05, []),
-    ("deep diagonal L = 3, u1 on Positive", "deep_diagonal_L3.gauge", "w",
-     dict(particles=256, dt="2.5e-3", steps=24000, start="slice"), 0.05,
-     [("param u1 : R[20] = normal(0, 0.1)", "param u1 : Positive[20] = 0.1 + uniform(0, 0.1)")]),
-    ("deep diagonal L = 4", "deep_diagonal_L4.gauge", "w",
-     dict(particles=256, dt="2.5e-3", steps=24000, start="slice"), 0.05, []),
-    ("deep diagonal L = 4 (vectors)", "deep_diagonal_L4_vectors.gauge", "w",
-     dict(particles=256, dt="2.5e-3", steps=24000, start="slice"), 0.05, []),
-    ("matrix factorization GL(4)", "matrix_factorization_gl.gauge", "W",
-     dict(particles=256, dt="1e-3", steps=20000, start="slice"), 0.05,
-     [("record every 500: sigma", "record every 500: W, sigma")]),
-    ("attention diagonal", "attention_diagonal.gauge", "out",
-     dict(particles=256, dt="1e-2", steps=20000, start="slice"), 0.05, []),
+    (
+        "deep diagonal L = 2",
+        "deep_diagonal_L2.gauge",
+        "w",
+        dict(particles=256, dt="2.5e-3", steps=24000, start="slice"),
+        0.05,
+        [],
+    ),
+    (
+        "deep diagonal L = 3",
+        "deep_diagonal_L3.gauge",
+        "w",
+        dict(particles=256, dt="2.5e-3", steps=24000, start="slice"),
+        0.05,
+        [],
+    ),
+    (
+        "deep diagonal L = 3, u1 on Positive",
+        "deep_diagonal_L3.gauge",
+        "w",
+        dict(particles=256, dt="2.5e-3", steps=24000, start="slice"),
+        0.05,
+        [("param u1 : R[20] = normal(0, 0.1)", "param u1 : Positive[20] = 0.1 + uniform(0, 0.1)")],
+    ),
+    (
+        "deep diagonal L = 4",
+        "deep_diagonal_L4.gauge",
+        "w",
+        dict(particles=256, dt="2.5e-3", steps=24000, start="slice"),
+        0.05,
+        [],
+    ),
+    (
+        "deep diagonal L = 4 (vectors)",
+        "deep_diagonal_L4_vectors.gauge",
+        "w",
+        dict(particles=256, dt="2.5e-3", steps=24000, start="slice"),
+        0.05,
+        [],
+    ),
+    (
+        "matrix factorization GL(4)",
+        "matrix_factorization_gl.gauge",
+        "W",
+        dict(particles=256, dt="1e-3", steps=20000, start="slice"),
+        0.05,
+        [("record every 500: sigma", "record every 500: W, sigma")],
+    ),
+    (
+        "attention diagonal",
+        "attention_diagonal.gauge",
+        "out",
+        dict(particles=256, dt="1e-2", steps=20000, start="slice"),
+        0.05,
+        [],
+    ),
     # the example has no stationary law (softmax saturates, the cone measure grows: docs/theory.md
     # §10); an invariant penalty on the column products makes it normalisable
-    ("attention diagonal + λ Σ‖q_j‖²‖k_j‖²", "attention_diagonal.gauge", "out",
-     dict(particles=256, dt="1e-2", steps=20000, start="slice"), 0.05,
-     [("loss = mean((out - Y)^2)",
-       "loss = mean((out - Y)^2) + 0.05 * sum(sum(Wq^2, axis = 0) * sum(Wk^2, axis = 0))")]),
+    (
+        "attention diagonal + λ Σ‖q_j‖²‖k_j‖²",
+        "attention_diagonal.gauge",
+        "out",
+        dict(particles=256, dt="1e-2", steps=20000, start="slice"),
+        0.05,
+        [
+            (
+                "loss = mean((out - Y)^2)",
+                "loss = mean((out - Y)^2) + 0.05 * sum(sum(Wq^2, axis = 0) * sum(Wk^2, axis = 0))",
+            )
+        ],
+    ),
 ]
 
 
@@ -156,8 +211,10 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="*", help="case names containing any of these strings")
     args = parser.parse_args()
-    print("| example | settings changed | dynamics | E[w] (first 3) | max\\|z\\| vs sampler (limit) | KS (floor+3sd) "
-          "| energy (floor+3sd) | stationarity (limit) | sde vs quotient max\\|z\\| (limit) | wall s |")
+    print(
+        "| example | settings changed | dynamics | E[w] (first 3) | max\\|z\\| vs sampler (limit) | KS (floor+3sd) "
+        "| energy (floor+3sd) | stationarity (limit) | sde vs quotient max\\|z\\| (limit) | wall s |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|")
     for case in CASES:
         if args.only and not any(s in case[0] for s in args.only):
@@ -170,8 +227,12 @@ def main():
             else:
                 cells = [cell(r.get("z")), cell(r.get("ks")), cell(r.get("energy")), cell(r.get("stationary"))]
             mean = ", ".join(f"{x:.3g}" for x in r["mean"][:3])
-            print(f"| {name} | {changed} | {dynamics} | {mean} | " + " | ".join(cells)
-                  + f" | {cell(direct) if dynamics == 'quotient' else ''} | {r['wall']:.0f} |", flush=True)
+            print(
+                f"| {name} | {changed} | {dynamics} | {mean} | "
+                + " | ".join(cells)
+                + f" | {cell(direct) if dynamics == 'quotient' else ''} | {r['wall']:.0f} |",
+                flush=True,
+            )
         for note in notes:
             print(f"| {name} | {changed} | {note} | | | | | | | |", flush=True)
 

@@ -139,11 +139,19 @@ def main() -> None:
         med = statistics.median(ts)
         rates[name] = work / med
         cpu_rates[name] = work / statistics.median(cpu[name])
-        print(f"{name:>13}: median {med:.2f} s wall over {args.repeats} ({', '.join(f'{t:.2f}' for t in ts)}), {rates[name]:.3g} particle-steps/s; CPU time median {statistics.median(cpu[name]):.2f} s")
+        print(
+            f"{name:>13}: median {med:.2f} s wall over {args.repeats} ({', '.join(f'{t:.2f}' for t in ts)}), {rates[name]:.3g} particle-steps/s; CPU time median {statistics.median(cpu[name]):.2f} s"
+        )
     setting = f"[{args.noise} noise, {args.particles} particles × {args.steps} steps, float32, Euler–Maruyama]"
-    print(f"ratio gaugedsl / hand-written (particle-steps/s): {rates['gaugedsl'] / rates['hand-written']:.2f} wall-clock, {cpu_rates['gaugedsl'] / cpu_rates['hand-written']:.2f} by CPU time  {setting}")
-    print(f"ratio gaugedsl / hand-written sharded the same way: {rates['gaugedsl'] / rates['hand, sharded']:.2f} wall-clock, {cpu_rates['gaugedsl'] / cpu_rates['hand, sharded']:.2f} by CPU time")
-    print(f"(load average while measuring: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; CPU time is the steadier measure on a shared machine)")
+    print(
+        f"ratio gaugedsl / hand-written (particle-steps/s): {rates['gaugedsl'] / rates['hand-written']:.2f} wall-clock, {cpu_rates['gaugedsl'] / cpu_rates['hand-written']:.2f} by CPU time  {setting}"
+    )
+    print(
+        f"ratio gaugedsl / hand-written sharded the same way: {rates['gaugedsl'] / rates['hand, sharded']:.2f} wall-clock, {cpu_rates['gaugedsl'] / cpu_rates['hand, sharded']:.2f} by CPU time"
+    )
+    print(
+        f"(load average while measuring: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; CPU time is the steadier measure on a shared machine)"
+    )
 
 
 if __name__ == "__main__":

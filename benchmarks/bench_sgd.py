@@ -106,12 +106,18 @@ def e3_matrix_completion(data):
         return jnp.mean(((M_star - p["P"] @ p["Q"]) * mask) ** 2)
 
     def record(p):
-        return 2 * jnp.linalg.svd(p["P"] @ p["Q"], compute_uv=False), jnp.linalg.norm(p["P"], axis=0) / jnp.linalg.norm(p["Q"], axis=1)
+        return 2 * jnp.linalg.svd(p["P"] @ p["Q"], compute_uv=False), jnp.linalg.norm(p["P"], axis=0) / jnp.linalg.norm(
+            p["Q"], axis=1
+        )
 
     return draw, loss, record, lambda batch: batch["mask"]
 
 
-EXPERIMENTS = {"e1": ("e1_relu.gauge", e1_relu, 100_000), "e2": ("e2_attention.gauge", e2_attention, 10_000), "e3": ("e3_matrix_completion.gauge", e3_matrix_completion, 100_000)}
+EXPERIMENTS = {
+    "e1": ("e1_relu.gauge", e1_relu, 100_000),
+    "e2": ("e2_attention.gauge", e2_attention, 10_000),
+    "e3": ("e3_matrix_completion.gauge", e3_matrix_completion, 100_000),
+}
 
 
 def hand_written(build, data, lr: float, steps: int, every: int, ahead: bool = False):
@@ -149,7 +155,9 @@ def same_model(sim: Simulation, hand, params, batch_size: int) -> None:
     batch = sim.objective.draw_batch(jax.random.PRNGKey(1), batch_size)
     ours, theirs = float(sim.lowered.batch_loss(params, batch)), float(loss(params, adapt(batch)))
     if abs(ours - theirs) > 1e-5 * abs(ours):
-        raise SystemExit(f"the hand-written loss ({theirs}) is not the program's ({ours}): the benchmark would compare different models")
+        raise SystemExit(
+            f"the hand-written loss ({theirs}) is not the program's ({ours}): the benchmark would compare different models"
+        )
 
 
 def setup(name: str, steps: int):
@@ -198,13 +206,17 @@ def bench(name: str, steps: int | None, repeats: int) -> None:
     for side, ts in wall.items():
         print(f"  {side:>24}: {per_step[side]:6.1f} µs/step  (median of {', '.join(f'{t:.2f}' for t in ts)} s)")
     ratio = per_step["hand, straight-line hash"] / per_step["gaugedsl"]
-    print(f"  speed gaugedsl / hand-written: {per_step['hand-written'] / per_step['gaugedsl']:.2f}; / hand with the same hash: {ratio:.2f}; / hand drawn ahead: {per_step['hand, drawn ahead'] / per_step['gaugedsl']:.2f}")
+    print(
+        f"  speed gaugedsl / hand-written: {per_step['hand-written'] / per_step['gaugedsl']:.2f}; / hand with the same hash: {ratio:.2f}; / hand drawn ahead: {per_step['hand, drawn ahead'] / per_step['gaugedsl']:.2f}"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("experiments", nargs="*", metavar="{e1,e2,e3}", help="default: all three")
-    parser.add_argument("--steps", type=int, help="SGD steps per timed call (default: 100,000 for E1 and E3, 10,000 for E2)")
+    parser.add_argument(
+        "--steps", type=int, help="SGD steps per timed call (default: 100,000 for E1 and E3, 10,000 for E2)"
+    )
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     for name in args.experiments:

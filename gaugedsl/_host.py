@@ -56,4 +56,3 @@ def request_cacheable_programs() -> None:
     `throw=False`, and a non-finite state is reported as a divergence. Effective only before
     Equinox is imported."""
     os.environ.setdefault("EQX_ON_ERROR", "nan")
-

@@ -16,9 +16,7 @@ def _find(name: str) -> Path:
     for candidate in (_PACKAGE / "_data" / name, _PACKAGE.parent / name):
         if candidate.is_dir():
             return candidate
-    raise FileNotFoundError(
-        f"gaugedsl is installed without its {name}/ folder; reinstall it with `pip install .`"
-    )
+    raise FileNotFoundError(f"gaugedsl is installed without its {name}/ folder; reinstall it with `pip install .`")
 
 
 @functools.cache

@@ -63,7 +63,9 @@ def support() -> Support:
                 break
             module = None
     if module is None:
-        return Support("moved", f"{where} defines threefry2x32_p in neither jax._src.random.threefry2x32 nor jax._src.prng")
+        return Support(
+            "moved", f"{where} defines threefry2x32_p in neither jax._src.random.threefry2x32 nor jax._src.prng"
+        )
     lowering = getattr(module, "_threefry2x32_lowering", None)
     try:
         takes_switch = lowering is not None and "use_rolled_loops" in inspect.signature(lowering).parameters
@@ -71,7 +73,9 @@ def support() -> Support:
         takes_switch = False
     tables = getattr(mlir, "_platform_specific_lowerings", None)
     if not takes_switch or not hasattr(mlir, "lower_fun") or not isinstance(tables, dict):
-        return Support("moved", f"{where}: no _threefry2x32_lowering(use_rolled_loops=...) or no per-platform lowering table")
+        return Support(
+            "moved", f"{where}: no _threefry2x32_lowering(use_rolled_loops=...) or no per-platform lowering table"
+        )
     if module.threefry2x32_p not in tables.get("cpu", {}):
         return Support("native", f"{where} has no CPU rule of its own: its default (straight-line) applies", module)
     return Support("patch", f"{where} lowers threefry2x32 on CPU with a rule of its own (rolled loops)", module)

@@ -33,9 +33,7 @@ def load(source: str | Path) -> "Model":
     from .check import Loader
 
     loader = Loader()
-    is_path = isinstance(source, Path) or (
-        isinstance(source, str) and "\n" not in source and source.endswith(".gauge")
-    )
+    is_path = isinstance(source, Path) or (isinstance(source, str) and "\n" not in source and source.endswith(".gauge"))
     try:
         if is_path:
             path = Path(source)
@@ -80,7 +78,15 @@ class Model:
         except GaugeError as exc:
             self._reraise(exc)
 
-    def run(self, *, particles: int | None = None, steps: int | None = None, seed: int | None = None, chunk: int | None = None, **numbers: float) -> "RunResult":
+    def run(
+        self,
+        *,
+        particles: int | None = None,
+        steps: int | None = None,
+        seed: int | None = None,
+        chunk: int | None = None,
+        **numbers: float,
+    ) -> "RunResult":
         """Simulate the run block (`gaugedsl run`), with optional overrides; `numbers` are
         numeric settings such as `T=0.05` or `lr=1e-3` that, like `seed`, change without
         recompiling: the simulation of each (particles, steps, chunk) is kept and reused."""
@@ -152,11 +158,24 @@ class BiasResult(_Result):
     def _repr_html_(self) -> str:
         rows = []
         for s in self.summary["symmetries"]:
-            cells = [s["name"], s["group"], s["structure"], s["gauge_condition"], s["closed_form_bias"] or "—", f"{s['logdet_gram']:.6g}"]
+            cells = [
+                s["name"],
+                s["group"],
+                s["structure"],
+                s["gauge_condition"],
+                s["closed_form_bias"] or "—",
+                f"{s['logdet_gram']:.6g}",
+            ]
             rows.append("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + "</tr>")
-        head = "".join(f"<th>{h}</th>" for h in ("symmetry", "group", "structure", "gauge condition", "bias R_T", "log det G"))
+        head = "".join(
+            f"<th>{h}</th>" for h in ("symmetry", "group", "structure", "gauge condition", "bias R_T", "log det G")
+        )
         law = self.summary.get("predicted_law") or {}
-        extra = f"<p>E[{law['predictor']}] = {law['mean']:.6g} (Gibbs: {law['gibbs_mean']:.6g})</p>" if "mean" in law else ""
+        extra = (
+            f"<p>E[{law['predictor']}] = {law['mean']:.6g} (Gibbs: {law['gibbs_mean']:.6g})</p>"
+            if "mean" in law
+            else ""
+        )
         return f"<table><tr>{head}</tr>{''.join(rows)}</table>{extra}"
 
 

@@ -107,9 +107,7 @@ class GaugeError(Exception):
     """Raised by a stage that cannot go on; carries every diagnostic collected so far."""
 
     def __init__(self, diagnostics: Iterable[Diagnostic]):
-        self.diagnostics = sorted(
-            diagnostics, key=lambda d: d.span.sort_key() if d.span else ("", 0, 0)
-        )
+        self.diagnostics = sorted(diagnostics, key=lambda d: d.span.sort_key() if d.span else ("", 0, 0))
         super().__init__("\n".join(d.render() for d in self.diagnostics))
         self.sources: SourceCache | None = None
 

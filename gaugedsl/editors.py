@@ -196,7 +196,7 @@ def textmate() -> dict:
                             "2": {"name": "support.type.group.gauge"},
                         },
                     },
-                ]
+                ],
             },
             "setting-values": {
                 "comment": "a value of an enumerated setting, right after '='",

@@ -110,11 +110,7 @@ def tokens(text: str, path: str = "<string>") -> list[Tok]:
         raise
     finally:
         _sink.pop()
-    return [
-        Tok(t.type, str(t), t.line, t.column, t.end_line, t.end_column)
-        for t in collected
-        if t.type != "WS"
-    ]
+    return [Tok(t.type, str(t), t.line, t.column, t.end_line, t.end_column) for t in collected if t.type != "WS"]
 
 
 # ---- spacing ----------------------------------------------------------------------------
@@ -264,9 +260,7 @@ class _Layout:
                     self.lines.append(_Line(continuation(), "", c.text))
                 current, line_indent = "", continuation()
             elif (
-                current
-                and self.code[i - 1].type == "COMMA"
-                and tok.line > self.code[i - 1].end_line
+                current and self.code[i - 1].type == "COMMA" and tok.line > self.code[i - 1].end_line
             ):  # the author's line break after a comma
                 self.lines.append(_Line(line_indent, current))
                 current, line_indent = "", continuation()
@@ -316,9 +310,7 @@ class _Layout:
     def _align_paragraph(self, paragraph: list[_Entry]) -> None:
         points = max((len(e.align) for e in paragraph), default=0)
         for k in range(points):
-            eligible = [
-                e for e in paragraph if len(e.align) > k and self._one_line_prefix(e, e.align[k])
-            ]
+            eligible = [e for e in paragraph if len(e.align) > k and self._one_line_prefix(e, e.align[k])]
             if len(eligible) < 2:
                 continue
             widths = {id(e): self._prefix_width(e, e.align[k]) for e in eligible}

@@ -103,7 +103,9 @@ IMPLEMENTATIONS: dict[str, Callable] = {
     "eye": lambda n: jnp.eye(n),
     "linspace": lambda start, stop, n: jnp.linspace(start, stop, n),
     "arange": lambda start, stop=None: jnp.arange(start, stop) if stop is not None else jnp.arange(start),
-    "repeat": lambda values, counts: jnp.repeat(jnp.asarray(values), np.asarray(counts), total_repeat_length=int(sum(counts))),
+    "repeat": lambda values, counts: jnp.repeat(
+        jnp.asarray(values), np.asarray(counts), total_repeat_length=int(sum(counts))
+    ),
     "zeros": lambda shape: jnp.zeros(shape),
     "ones": lambda shape: jnp.ones(shape),
     "full": lambda value, shape: jnp.broadcast_to(value, shape) * jnp.ones(shape),
@@ -158,7 +160,9 @@ class Evaluator:
     - `folder`: where `load("file")` looks.
     """
 
-    def __init__(self, key: Array | None = None, hooks: Mapping[str, Callable] | None = None, folder: Path | None = None):
+    def __init__(
+        self, key: Array | None = None, hooks: Mapping[str, Callable] | None = None, folder: Path | None = None
+    ):
         self.key = key
         self.hooks = hooks or {}
         self.folder = folder
@@ -197,7 +201,16 @@ class Evaluator:
         if e.func in ("zeros", "ones", "full", "spikes"):
             static["shape"] = e.shape
         if e.func in HOOKED:
-            raise GaugeError([error("E702", e.span, f"{e.func}(...) is only available while recording a run", "record it in the run block")])
+            raise GaugeError(
+                [
+                    error(
+                        "E702",
+                        e.span,
+                        f"{e.func}(...) is only available while recording a run",
+                        "record it in the run block",
+                    )
+                ]
+            )
         return IMPLEMENTATIONS[e.func](*args, **static)
 
     def _key_for(self, e: ir.Call, static: dict) -> Array:
@@ -205,38 +218,82 @@ class Evaluator:
         if seed is not None:
             return jax.random.PRNGKey(seed)
         if self.key is None or e.site is None:
-            raise GaugeError([error("E703", e.span, f"{e.func}(...) needs randomness here", "give it a seed: seed = 0")])
+            raise GaugeError(
+                [error("E703", e.span, f"{e.func}(...) needs randomness here", "give it a seed: seed = 0")]
+            )
         return jax.random.fold_in(self.key, stable_id(e.site))
 
     def _load(self, e: ir.Call, static: dict) -> np.ndarray:
         folder = (self.folder or Path(e.span.path).resolve().parent).resolve()
         path = (folder / static["file"]).resolve()
         if folder not in path.parents:
-            raise GaugeError([error("E704", e.span, f"'{static['file']}' is outside the program's folder", "data files must sit beside the .gauge file (or in a folder below it)")])
+            raise GaugeError(
+                [
+                    error(
+                        "E704",
+                        e.span,
+                        f"'{static['file']}' is outside the program's folder",
+                        "data files must sit beside the .gauge file (or in a folder below it)",
+                    )
+                ]
+            )
         try:
             if path.suffix == ".npz":
                 with np.load(path) as archive:
                     key = static.get("key")
                     if key is None:
                         if len(archive.files) != 1:
-                            raise GaugeError([error("E705", e.span, f"{path.name} holds {len(archive.files)} arrays ({', '.join(archive.files)})", f'say which: load("{static["file"]}", "{archive.files[0]}")')])
+                            raise GaugeError(
+                                [
+                                    error(
+                                        "E705",
+                                        e.span,
+                                        f"{path.name} holds {len(archive.files)} arrays ({', '.join(archive.files)})",
+                                        f'say which: load("{static["file"]}", "{archive.files[0]}")',
+                                    )
+                                ]
+                            )
                         key = archive.files[0]
                     if key not in archive.files:
-                        raise GaugeError([error("E705", e.span, f"{path.name} has no array '{key}'", "it holds: " + ", ".join(archive.files))])
+                        raise GaugeError(
+                            [
+                                error(
+                                    "E705",
+                                    e.span,
+                                    f"{path.name} has no array '{key}'",
+                                    "it holds: " + ", ".join(archive.files),
+                                )
+                            ]
+                        )
                     value = archive[key]
             elif path.suffix == ".npy":
                 value = np.load(path, allow_pickle=False)
             elif path.suffix == ".csv":
                 value = np.loadtxt(path, delimiter=",", ndmin=1)
             else:
-                raise GaugeError([error("E705", e.span, f"cannot load '{path.suffix}' files", "use .npz, .npy or .csv")])
+                raise GaugeError(
+                    [error("E705", e.span, f"cannot load '{path.suffix}' files", "use .npz, .npy or .csv")]
+                )
         except OSError as exc:
-            raise GaugeError([error("E705", e.span, f"cannot read {path.name}: {exc.strerror or exc}", "check the file name")]) from None
+            raise GaugeError(
+                [error("E705", e.span, f"cannot read {path.name}: {exc.strerror or exc}", "check the file name")]
+            ) from None
         except ValueError as exc:
-            raise GaugeError([error("E705", e.span, f"cannot read {path.name}: {exc}", "check the file's format")]) from None
+            raise GaugeError(
+                [error("E705", e.span, f"cannot read {path.name}: {exc}", "check the file's format")]
+            ) from None
         value = np.asarray(value, dtype=np.float64)
         if value.shape != e.shape:
-            raise GaugeError([error("E706", e.span, f"{path.name} holds an array of shape {list(value.shape)}, but the declaration says {list(e.shape)}", "fix the declared shape")])
+            raise GaugeError(
+                [
+                    error(
+                        "E706",
+                        e.span,
+                        f"{path.name} holds an array of shape {list(value.shape)}, but the declaration says {list(e.shape)}",
+                        "fix the declared shape",
+                    )
+                ]
+            )
         return value
 
 
@@ -337,7 +394,9 @@ class Lowered:
 
     # -- the model's functions --
 
-    def env(self, params: Mapping[str, Array], extra: Mapping[str, Array] | None = None, evaluator: Evaluator | None = None) -> dict[str, Array]:
+    def env(
+        self, params: Mapping[str, Array], extra: Mapping[str, Array] | None = None, evaluator: Evaluator | None = None
+    ) -> dict[str, Array]:
         """Data, parameters, lets and predictors (in dependency order)."""
         ev = evaluator or Evaluator(hooks=self.hooks, folder=self.folder)
         env = {**self.data, **params, **(extra or {})}
@@ -400,7 +459,13 @@ class Lowered:
             out[a.param] = jnp.broadcast_to(ev(a.value, env), params[a.param].shape)
         return out
 
-    def evaluate(self, e: ir.Expr, params: Mapping[str, Array], extra: Mapping[str, Array] | None = None, hooks: Mapping[str, Callable] | None = None) -> Array:
+    def evaluate(
+        self,
+        e: ir.Expr,
+        params: Mapping[str, Array],
+        extra: Mapping[str, Array] | None = None,
+        hooks: Mapping[str, Callable] | None = None,
+    ) -> Array:
         """The value of `e` at `params`; `hooks` add to (or replace) the model's hooks, for
         record-only observables such as `charge(s)`."""
         ev = Evaluator(hooks={**self.hooks, **(hooks or {})}, folder=self.folder)

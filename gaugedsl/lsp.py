@@ -51,15 +51,12 @@ KEYWORD_DOCS = {
     "param": "`param u : R[n] = init` — a parameter: a point of a manifold.",
     "predictor": "`predictor w = expr` — the function of the parameters that the data see.",
     "let": "`let name = expr` — a named intermediate expression.",
-    "loss": "`loss = expr`, or `loss per (x, t) in (X, y) = expr`: a per-sample loss whose "
-    "mean is the training loss.",
+    "loss": "`loss = expr`, or `loss per (x, t) in (X, y) = expr`: a per-sample loss whose mean is the training loss.",
     "per": "`loss per (x, t) in (X, y) = ...` — binds one sample of each dataset.",
     "in": "`loss per (x, t) in (X, y) = ...` — the datasets or streams the samples come from.",
     "symmetry": "`symmetry s : Group[...] { u -> g * u ... }` declares a Lie group action "
     "(`g` is the group element); `symmetry s = template(u, v)` instantiates a parametric one.",
-    "noise": "`noise KIND(...)` — the noise model: "
-    + ", ".join(f"`{k}`" for k in NOISE_KINDS)
-    + ".",
+    "noise": "`noise KIND(...)` — the noise model: " + ", ".join(f"`{k}`" for k in NOISE_KINDS) + ".",
     "run": "`run { setting = value ... record every N: ... }` — what to simulate.",
     "record": "`record every N: expr, name = expr, ...` — observables saved every N steps.",
     "every": "`record every N: ...` — the recording interval in steps.",
@@ -169,9 +166,7 @@ def _import_ranges(program: ast.Program | None, path: str) -> tuple[dict[str, Sp
     return by_path, by_name
 
 
-def to_lsp(
-    checked: Checked, path: str, text: str, encoding: str | None = "utf-16"
-) -> list[lsp.Diagnostic]:
+def to_lsp(checked: Checked, path: str, text: str, encoding: str | None = "utf-16") -> list[lsp.Diagnostic]:
     """The checker's diagnostics of one document as LSP diagnostics (0-based ranges)."""
     lines = text.split("\n")
     first_line = Span(path, 1, 1, 1, len(lines[0]) + 1 if lines else 1)
@@ -389,10 +384,7 @@ def _model_names(model: ir.Model) -> dict[str, str]:
         g = s.group
         group = g.kind + (f"[{', '.join(map(str, g.dims))}]" if g.dims else "")
         origin = f" = {s.template}(...)" if s.template else ""
-        line = (
-            f"symmetry {s.name}{origin} : {group}  ({g.algebra_dim} generators, "
-            f"g : {show_shape(g.element_shape)})"
-        )
+        line = f"symmetry {s.name}{origin} : {group}  ({g.algebra_dim} generators, g : {show_shape(g.element_shape)})"
         names[s.name] = line + (f"\n\n{s.doc}" if s.doc else "")
     names.setdefault(model.name, f"model {model.name}  ({model.dimension} coordinates)")
     return names
@@ -516,9 +508,7 @@ def completions(
 
     items = [item(k, K.Keyword, "keyword", KEYWORD_DOCS.get(k), "3") for k in KEYWORD_DOCS]
     items += types + noise + modules
-    items += [
-        item(f.name, K.Function, f.signature(), _function_doc(f), "2") for f in FUNCTIONS.values()
-    ]
+    items += [item(f.name, K.Function, f.signature(), _function_doc(f), "2") for f in FUNCTIONS.values()]
     items += [item(c, K.Constant, "constant") for c in CONSTANTS]
     items += [item(s.name, K.Property, "run setting", _setting_doc(s, "run"), "4") for s in RUN_SETTINGS.values()]
     items += [
@@ -546,9 +536,7 @@ def completions(
 
 class GaugeLanguageServer(LanguageServer):
     def __init__(self) -> None:
-        super().__init__(
-            "gaugedsl", __version__, text_document_sync_kind=lsp.TextDocumentSyncKind.Incremental
-        )
+        super().__init__("gaugedsl", __version__, text_document_sync_kind=lsp.TextDocumentSyncKind.Incremental)
         self.checked: dict[str, Checked] = {}
         self.last_model: dict[str, ir.Model | ir.Library] = {}
 
@@ -634,9 +622,7 @@ def make_server() -> GaugeLanguageServer:
     @server.feature(lsp.TEXT_DOCUMENT_HOVER)
     def hover(ls: GaugeLanguageServer, params: lsp.HoverParams):
         try:
-            text, path, line, column, model, program, stale = ls.context(
-                params.text_document.uri, params.position
-            )
+            text, path, line, column, model, program, stale = ls.context(params.text_document.uri, params.position)
             found = word_at(text, line, column)
             value = hover_text(text, path, line, column, model, program, stale)
         except Exception:  # noqa: BLE001
@@ -658,9 +644,7 @@ def make_server() -> GaugeLanguageServer:
     @server.feature(lsp.TEXT_DOCUMENT_COMPLETION, lsp.CompletionOptions(trigger_characters=[".", ":"]))
     def completion(ls: GaugeLanguageServer, params: lsp.CompletionParams):
         try:
-            text, path, line, column, model, program, _ = ls.context(
-                params.text_document.uri, params.position
-            )
+            text, path, line, column, model, program, _ = ls.context(params.text_document.uri, params.position)
             items = completions(text, path, line, column, model, program)
         except Exception:  # noqa: BLE001
             log.exception("completion failed")

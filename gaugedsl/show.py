@@ -101,7 +101,9 @@ def model(m: ir.Model | ir.Library) -> str:
             g = s.group
             group = g.kind + (f"[{', '.join(map(str, g.dims))}]" if g.dims else "")
             origin = f" = {s.template}(...)" if s.template else ""
-            lines.append(f"  {s.name}{origin} : {group}    # {g.algebra_dim} generator{'s' if g.algebra_dim != 1 else ''}, g : {show_shape(g.element_shape)}")
+            lines.append(
+                f"  {s.name}{origin} : {group}    # {g.algebra_dim} generator{'s' if g.algebra_dim != 1 else ''}, g : {show_shape(g.element_shape)}"
+            )
             lines += [f"    {a.param} -> {expr(a.value)}" for a in s.actions]
     if m.noise is not None:
         lines.append(f"noise {m.noise.kind}({_settings(m.noise.settings)})")
@@ -128,7 +130,9 @@ def tree(node, indent: int = 0) -> str:
             if f.name in ("span", "comments") or f.name.endswith("_span"):
                 continue
             value = getattr(node, f.name)
-            if dataclasses.is_dataclass(value) or (isinstance(value, tuple) and value and dataclasses.is_dataclass(value[0])):
+            if dataclasses.is_dataclass(value) or (
+                isinstance(value, tuple) and value and dataclasses.is_dataclass(value[0])
+            ):
                 lines.append(f"{pad}  {f.name}:")
                 items = value if isinstance(value, tuple) else (value,)
                 lines += [tree(v, indent + 2) for v in items]

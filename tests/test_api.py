@@ -43,7 +43,22 @@ def test_bias_equals_the_cli_json(capsys):
 def test_run_equals_the_cli_summary(tmp_path, capsys):
     model = gaugedsl.load("examples/diagonal_net.gauge")
     result = model.run(particles=8, steps=300)
-    assert main(["run", "examples/diagonal_net.gauge", "--particles", "8", "--steps", "300", "-o", str(tmp_path), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "examples/diagonal_net.gauge",
+                "--particles",
+                "8",
+                "--steps",
+                "300",
+                "-o",
+                str(tmp_path),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert json.loads(json.dumps(result.to_dict()["comparison"])) == summary["comparison"]

@@ -39,7 +39,9 @@ def test_hand_written_loops_train_the_programs_models(bench_sgd, name):
     final, records = run(params, jax.random.PRNGKey(0))
     assert all(bool(jax.numpy.all(jax.numpy.isfinite(v))) for v in jax.tree.leaves((final, records)))
     # Drawing ahead trains on the same minibatches (to float32 rounding of the batched draws).
-    ahead = bench_sgd.hand_written(build, data, float(sim.numbers().dt), 20, 10, ahead=True)(params, jax.random.PRNGKey(0))[0]
+    ahead = bench_sgd.hand_written(build, data, float(sim.numbers().dt), 20, 10, ahead=True)(
+        params, jax.random.PRNGKey(0)
+    )[0]
     for k in final:
         np.testing.assert_allclose(ahead[k], final[k], rtol=1e-5, atol=1e-6)
 

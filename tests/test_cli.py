@@ -59,7 +59,9 @@ def test_library_is_reported_as_a_library(capsys):
 
 def test_program_errors_exit_1_and_go_to_stderr(capsys, tmp_path):
     path = tmp_path / "bad.gauge"
-    path.write_text("model bad\nparam w : R[3]\nparam v : R[4]\nloss = sum(w^2) + nope + sum(w * v)\n", encoding="utf-8")
+    path.write_text(
+        "model bad\nparam w : R[3]\nparam v : R[4]\nloss = sum(w^2) + nope + sum(w * v)\n", encoding="utf-8"
+    )
     code, out, err = run(capsys, "check", str(path))
     assert code == 1
     assert out == ""
@@ -165,7 +167,9 @@ def test_emit_ir_is_not_printed_for_a_wrong_program(capsys):
 
 def _subprocess(*argv: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    return subprocess.run([sys.executable, "-m", "gaugedsl", *argv], cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "gaugedsl", *argv], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_python_dash_m_gaugedsl_checks_and_sets_the_exit_code(program):

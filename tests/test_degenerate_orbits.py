@@ -49,6 +49,7 @@ def law_of(text: str, dtype, theta0=None):
 
 def quadrature(depth: int, both_signs: bool):
     """E[w] and P(w < 0) for p uniform in the balanced line's arclength times exp(−L/T) (P6)."""
+
     def weight(s):
         return np.exp(-0.5 * (s**depth - 0.5) ** 2 / T)
 

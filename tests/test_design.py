@@ -161,7 +161,9 @@ def test_a_predictor_made_of_parameters_is_redesigned(tmp_path):
     replaced, the records of the old symmetry's charges observe the new one."""
     path = tmp_path / "deep.gauge"
     path.write_text(
-        (ROOT / "tests/programs/good/design_sparsity.gauge").read_text(encoding="utf-8").replace(
+        (ROOT / "tests/programs/good/design_sparsity.gauge")
+        .read_text(encoding="utf-8")
+        .replace(
             "noise isotropic(T = 1e-3)",
             "noise isotropic(T = 1e-3)\n\nrun {\n  dynamics = sde\n  record every 10: w, charge(depth_rescaling)\n}",
         ),
@@ -221,7 +223,9 @@ def _line_of(text: str, needle: str) -> int:
     ],
 )
 def test_targets_out_of_the_family_are_refused_where_they_are_asked(design_lines, code, needle, words, tmp_path):
-    extra_data = "\ndata {\n  N : R[7, 6] = normal(0, 1, seed = 1)\n  S : R[7, 7] = outer(ones(shape = [7]), arange(7))\n}\n"
+    extra_data = (
+        "\ndata {\n  N : R[7, 6] = normal(0, 1, seed = 1)\n  S : R[7, 7] = outer(ones(shape = [7]), arange(7))\n}\n"
+    )
     text = BASE.format(n=7, extra=extra_data, design=textwrap.indent(design_lines, "  "))
     got_code, line, message = _error(tmp_path, text)
     assert (got_code, line) == (code, _line_of(text, needle)), message
@@ -236,15 +240,19 @@ def test_deep_factorizations_and_oversized_ranks_are_refused(tmp_path):
 
 
 def test_what_cannot_be_reexpressed_is_refused(tmp_path):
-    sphere = BASE.format(n=5, extra="", design="  target = sparsity").replace("param w : R[5] = normal(0, 1e-3)", "param w : Sphere[5]")
+    sphere = BASE.format(n=5, extra="", design="  target = sparsity").replace(
+        "param w : R[5] = normal(0, 1e-3)", "param w : Sphere[5]"
+    )
     assert _error(tmp_path, sphere)[0] == "E606"
     zero = BASE.format(n=5, extra="", design="  target = sparsity").replace("normal(0, 1e-3)", "zeros()")
     code, _, message = _error(tmp_path, zero)
     assert code == "E607" and "saddle" in message
     sgd = BASE.format(n=5, extra="\nnoise sgd(lr = 0.01, batch = 4)\n", design="  target = sparsity\n  strength = 0.1")
     assert _error(tmp_path, sgd)[0] == "E608"
-    shared = (ROOT / "tests/programs/good/design_sparsity.gauge").read_text(encoding="utf-8").replace(
-        "loss = 0.5 * mean((X @ w - y)^2)", "loss = 0.5 * mean((X @ w - y)^2) + sum(layers^2)"
+    shared = (
+        (ROOT / "tests/programs/good/design_sparsity.gauge")
+        .read_text(encoding="utf-8")
+        .replace("loss = 0.5 * mean((X @ w - y)^2)", "loss = 0.5 * mean((X @ w - y)^2) + sum(layers^2)")
     )
     code, line, message = _error(tmp_path, shared)
     assert code == "E606" and "layers" in message and line == _line_of(shared, "loss =")
@@ -291,18 +299,27 @@ def test_command_errors(tmp_path, capsys):
 # ---- the examples are the designer's output -----------------------------------------------
 
 
-@pytest.mark.parametrize("source, designed", [("e4_vanilla", "e4_spectral"), ("e5_vanilla", "e5_tv"), ("design_lowrank_vanilla", "design_lowrank")])
+@pytest.mark.parametrize(
+    "source, designed",
+    [("e4_vanilla", "e4_spectral"), ("e5_vanilla", "e5_tv"), ("design_lowrank_vanilla", "design_lowrank")],
+)
 def test_designed_examples_are_regenerated_exactly(source, designed, monkeypatch):
     monkeypatch.chdir(ROOT / "examples")
     d = design(f"{source}.gauge", f"{designed}.gauge", points=3)
-    assert d.text == (ROOT / "examples" / f"{designed}.gauge").read_text(encoding="utf-8"), f"run: gaugedsl design examples/{source}.gauge -o examples/{designed}.gauge"
+    assert d.text == (ROOT / "examples" / f"{designed}.gauge").read_text(encoding="utf-8"), (
+        f"run: gaugedsl design examples/{source}.gauge -o examples/{designed}.gauge"
+    )
     _assert_designed(d)
 
 
 def test_unseeded_data_are_flagged(tmp_path):
     """Unseeded data are keyed by their position in their file: the designed file would see
     other numbers, so the designer warns (W601) and still designs."""
-    src = _write(tmp_path, "target = sparsity").read_text(encoding="utf-8").replace("normal(0, 1, seed = 0)", "normal(0, 1)")
+    src = (
+        _write(tmp_path, "target = sparsity")
+        .read_text(encoding="utf-8")
+        .replace("normal(0, 1, seed = 0)", "normal(0, 1)")
+    )
     path = tmp_path / "unseeded.gauge"
     path.write_text(src, encoding="utf-8")
     d = design(path, tmp_path / "out.gauge")
@@ -311,7 +328,11 @@ def test_unseeded_data_are_flagged(tmp_path):
 
 @pytest.mark.parametrize(
     "template, block",
-    [("rescaling", "target = sparsity"), ("deep3", "target = sparsity\ndepth = 3"), ("deep_rescaling", "target = total_variation\ndepth = 5")],
+    [
+        ("rescaling", "target = sparsity"),
+        ("deep3", "target = sparsity\ndepth = 3"),
+        ("deep_rescaling", "target = total_variation\ndepth = 5"),
+    ],
 )
 def test_a_template_name_taken_by_the_source_gets_the_symmetry_written_out(template, block, tmp_path):
     own = f"\n## The source's own template, named like the stdlib's.\nsymmetry {template}(a : R[n]) : Scale[n] {{\n  a -> g * a\n}}\n"
@@ -331,7 +352,11 @@ def test_a_factorization_symmetry_is_written_out_when_its_name_is_taken(tmp_path
 
 def test_files_read_beside_the_source_keep_the_designed_model_beside_it(tmp_path):
     (tmp_path / "lib.gauge").write_text("symmetry mine(a : R[n]) : Scale[n] {\n  a -> g * a\n}\n", encoding="utf-8")
-    src = _write(tmp_path, "target = sparsity").read_text(encoding="utf-8").replace("model fam\n", "model fam\nimport lib\n")
+    src = (
+        _write(tmp_path, "target = sparsity")
+        .read_text(encoding="utf-8")
+        .replace("model fam\n", "model fam\nimport lib\n")
+    )
     path = tmp_path / "local.gauge"
     path.write_text(src, encoding="utf-8")
     (tmp_path / "elsewhere").mkdir()

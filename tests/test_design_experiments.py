@@ -106,7 +106,10 @@ def test_member_zero_is_what_gaugedsl_run_simulates(tmp_path):
 def test_ensembles_refuse_what_they_do_not_drive():
     from gaugedsl.diagnostics import GaugeError
 
-    sde = SMALL.replace("dynamics  = gd", "dynamics  = sde").replace("  lr        = 0.05\n", "") + "\nnoise projected(T = 0.01)\n"
+    sde = (
+        SMALL.replace("dynamics  = gd", "dynamics  = sde").replace("  lr        = 0.05\n", "")
+        + "\nnoise projected(T = 0.01)\n"
+    )
     with pytest.raises(GaugeError) as info:
         Ensemble(check_text(sde))
     assert info.value.diagnostics[0].code == "E610"
@@ -176,8 +179,16 @@ def test_compare_switches_64_bit_on_for_a_float64_program(tmp_path):
     import sys
 
     path = tmp_path / "f64.gauge"
-    path.write_text("model f64\nparam w : R[4] = normal(0, 0.1)\nloss = sum((w - 1)^2)\nrun {\n  dynamics = gd\n  lr = 0.1\n  steps = 20\n  dtype = float64\n  record every 10: loss\n}\n")
+    path.write_text(
+        "model f64\nparam w : R[4] = normal(0, 0.1)\nloss = sum((w - 1)^2)\nrun {\n  dynamics = gd\n  lr = 0.1\n  steps = 20\n  dtype = float64\n  record every 10: loss\n}\n"
+    )
     env = {k: v for k, v in os.environ.items() if k != "JAX_ENABLE_X64"}
-    done = subprocess.run([sys.executable, "-m", "gaugedsl", "design", "--compare", str(path), "--seeds", "2"], env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "gaugedsl", "design", "--compare", str(path), "--seeds", "2"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     assert "E610" not in done.stderr

@@ -29,7 +29,9 @@ print(json.dumps({"devices": len(jax.devices()), "sharded_over": sim.sharding.co
 
 def _run(program: Path, out: Path, devices: int) -> dict:
     env = {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"}
-    done = subprocess.run([sys.executable, "-c", SCRIPT, str(program), str(out)], env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", SCRIPT, str(program), str(out)], env=env, capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -117,7 +119,21 @@ def test_gaugedsl_run_uses_every_core(tmp_path):
     env.update(JAX_PLATFORMS="cpu", GAUGEDSL_CPU_DEVICES="2", XDG_CACHE_HOME=str(tmp_path / "cache"))
     program = ROOT / "examples" / "diagonal_net.gauge"
     out = tmp_path / "run"
-    command = [sys.executable, "-m", "gaugedsl", "run", str(program), "--particles", "10", "--steps", "200", "--no-progress", "-o", str(out), "--log-compiles"]
+    command = [
+        sys.executable,
+        "-m",
+        "gaugedsl",
+        "run",
+        str(program),
+        "--particles",
+        "10",
+        "--steps",
+        "200",
+        "--no-progress",
+        "-o",
+        str(out),
+        "--log-compiles",
+    ]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert "on 2 × cpu" in done.stdout

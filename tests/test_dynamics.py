@@ -33,12 +33,30 @@ run {{
 """
 
 
-def scalar(noise, *, u0="1.2", v0="0.3", particles=4000, steps=1000, dt=1e-3, every=10, records="c = u^2 - v^2, rho2 = u^2 + v^2, charge(balance)"):
-    return check_text(SCALAR.format(noise=noise, u0=u0, v0=v0, particles=particles, steps=steps, dt=dt, every=every, records=records), "<scalar>")
+def scalar(
+    noise,
+    *,
+    u0="1.2",
+    v0="0.3",
+    particles=4000,
+    steps=1000,
+    dt=1e-3,
+    every=10,
+    records="c = u^2 - v^2, rho2 = u^2 + v^2, charge(balance)",
+):
+    return check_text(
+        SCALAR.format(noise=noise, u0=u0, v0=v0, particles=particles, steps=steps, dt=dt, every=every, records=records),
+        "<scalar>",
+    )
 
 
 def cumulative_trapezoid(y, t):
-    return np.concatenate([np.zeros((1,) + y.shape[1:]), np.cumsum(0.5 * (y[1:] + y[:-1]) * np.diff(t).reshape((-1,) + (1,) * (y.ndim - 1)), axis=0)])
+    return np.concatenate(
+        [
+            np.zeros((1,) + y.shape[1:]),
+            np.cumsum(0.5 * (y[1:] + y[:-1]) * np.diff(t).reshape((-1,) + (1,) * (y.ndim - 1)), axis=0),
+        ]
+    )
 
 
 # ---- P3: isotropic noise does not balance ----------------------------------------------
@@ -142,7 +160,9 @@ def test_p5_projected_noise_samples_the_gauge_corrected_law(projected):
     assert mean < law.gibbs_mean - 0.1
     assert np.all(samples > 0)  # no particle left the branch u v > 0 of the slice
     l1 = histogram_l1(samples[-1], law)
-    print(f"P5 (reduced): E[w] = {mean:.4f} ± {se:.4f}, predicted {law.mean:.4f}, Gibbs {law.gibbs_mean:.4f}, L1(histogram, prediction) = {l1:.3f}")
+    print(
+        f"P5 (reduced): E[w] = {mean:.4f} ± {se:.4f}, predicted {law.mean:.4f}, Gibbs {law.gibbs_mean:.4f}, L1(histogram, prediction) = {l1:.3f}"
+    )
     assert l1 < 0.12  # 2000 samples in 40 bins: the L1 noise floor alone is ≈ 0.07
 
 

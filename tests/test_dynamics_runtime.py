@@ -63,7 +63,9 @@ def test_sphere_and_positive_sample_their_gibbs_laws(manifold_run):
 
 
 def test_an_initializer_off_the_manifold_is_a_diagnostic():
-    text = MANIFOLDS.format(steps=10, dtype="float64").replace("param p : Positive[3] = abs(normal(1, 0.1))", "param p : Positive[3] = normal(0, 1)")
+    text = MANIFOLDS.format(steps=10, dtype="float64").replace(
+        "param p : Positive[3] = abs(normal(1, 0.1))", "param p : Positive[3] = normal(0, 1)"
+    )
     with pytest.raises(GaugeError) as e:
         Simulation(check_text(text, "<m>")).initial_state()
     d = e.value.diagnostics[0]
@@ -113,7 +115,15 @@ def test_a_resumed_run_equals_an_uninterrupted_one(noise, dynamics):
     assert whole.records["w"].shape == (24, 32, 3)  # steps 0, 10, …, 230
 
 
-@pytest.mark.parametrize("noise, dynamics", [("projected(T = 0.01)", "sde"), ("isotropic(T = 0.01)", "sde"), ("isotropic(T = 0.01)", "sde  solver = sra1"), ("sgd(lr = 0.05, batch = 3)", "sgd")])
+@pytest.mark.parametrize(
+    "noise, dynamics",
+    [
+        ("projected(T = 0.01)", "sde"),
+        ("isotropic(T = 0.01)", "sde"),
+        ("isotropic(T = 0.01)", "sde  solver = sra1"),
+        ("sgd(lr = 0.05, batch = 3)", "sgd"),
+    ],
+)
 def test_a_trajectory_does_not_depend_on_the_chunk_length(noise, dynamics):
     """Step s of particle i draws from fold_in(key_i, s) whatever the chunking, so changing
     `chunk` (how often a run checkpoints and reports progress) draws the same noise. The SGD
@@ -163,7 +173,10 @@ run {
 """
 
 
-@pytest.mark.parametrize("program, ahead, tol", [(SMALL.replace("NOISE", "sgd(lr = 0.05, batch = 3)").replace("DYNAMICS", "sgd"), 10, 0.0), (STREAM, 20, 1e-5)])
+@pytest.mark.parametrize(
+    "program, ahead, tol",
+    [(SMALL.replace("NOISE", "sgd(lr = 0.05, batch = 3)").replace("DYNAMICS", "sgd"), 10, 0.0), (STREAM, 20, 1e-5)],
+)
 def test_minibatches_drawn_ahead_are_each_steps_own(monkeypatch, program, ahead, tol):
     """The sgd map draws a stretch of steps' minibatches at once, before those steps; step k
     must still train on the minibatch of fold_in(key, k). A dataset's minibatch is a gather:
@@ -196,7 +209,14 @@ def test_the_stretch_drawn_ahead_divides_the_record_interval_and_fits_the_limit(
     # One step, all particles: 8 particles × 4 samples × (x, t and their binders xi, ti: R[4]) × 4 bytes.
     per_step = 8 * 4 * 4 * 4 * 4
     # The stretch is the largest divisor of the record interval (20) that fits.
-    for limit, expected in [(10**9, 20), (per_step * 20, 20), (per_step * 19, 10), (per_step * 9, 5), (per_step, 1), (per_step - 1, 1)]:
+    for limit, expected in [
+        (10**9, 20),
+        (per_step * 20, 20),
+        (per_step * 19, 10),
+        (per_step * 9, 5),
+        (per_step, 1),
+        (per_step - 1, 1),
+    ]:
         monkeypatch.setattr(discrete, "_AHEAD_LIMIT", limit)
         assert discrete.steps_ahead(obj, 4, unit, 8) == expected
     assert discrete.steps_ahead(obj, None, unit, 8) == 1  # gd: nothing to draw
@@ -219,7 +239,11 @@ def test_only_draws_that_do_arithmetic_are_drawn_ahead(example, ahead):
 
 def test_a_solver_that_does_not_fit_the_noise_is_a_diagnostic(tmp_path):
     path = tmp_path / "m.gauge"
-    path.write_text(SMALL.replace("NOISE", "projected(T = 0.01)").replace("DYNAMICS", "sde").replace("  chunk = 50\n", "  chunk = 50\n  solver = heun\n"))
+    path.write_text(
+        SMALL.replace("NOISE", "projected(T = 0.01)")
+        .replace("DYNAMICS", "sde")
+        .replace("  chunk = 50\n", "  chunk = 50\n  solver = heun\n")
+    )
     from gaugedsl.check import check_file
 
     with pytest.raises(GaugeError) as e:
@@ -231,7 +255,14 @@ def test_a_solver_that_does_not_fit_the_noise_is_a_diagnostic(tmp_path):
 
 def test_a_chunk_that_splits_a_record_interval_is_a_diagnostic():
     with pytest.raises(GaugeError) as e:
-        Simulation(check_text(SMALL.replace("NOISE", "isotropic(T = 0.01)").replace("DYNAMICS", "sde").replace("chunk = 50", "chunk = 55"), "<s>"))
+        Simulation(
+            check_text(
+                SMALL.replace("NOISE", "isotropic(T = 0.01)")
+                .replace("DYNAMICS", "sde")
+                .replace("chunk = 50", "chunk = 55"),
+                "<s>",
+            )
+        )
     assert e.value.diagnostics[0].code == "E804" and "chunk = 60" in e.value.diagnostics[0].hint
 
 
@@ -262,7 +293,11 @@ def test_some_particles_diverging_is_a_warning_and_the_healthy_ones_are_kept():
 
 def test_every_particle_diverging_is_an_error_at_the_step_size(tmp_path):
     path = tmp_path / "q.gauge"
-    path.write_text(QUARTIC.replace("0.25 * x^4", "5 * x^2").replace("dynamics = gd\n  lr = 0.5", "dynamics = sde\n  dt = 1").replace("run {", "noise isotropic(T = 0.01)\nrun {"))
+    path.write_text(
+        QUARTIC.replace("0.25 * x^4", "5 * x^2")
+        .replace("dynamics = gd\n  lr = 0.5", "dynamics = sde\n  dt = 1")
+        .replace("run {", "noise isotropic(T = 0.01)\nrun {")
+    )
     from gaugedsl.check import check_file
 
     with pytest.raises(GaugeError) as e:
@@ -309,7 +344,9 @@ def test_the_table_predicts_balanced_charges_only_where_the_sides_are_equal():
     assert np.all(c[-1].mean(0) > c[0].mean(0))  # every charge grew, as dχ/dt > 0 says
 
     # 3 inputs and 3 outputs per unit: tr A_j = 0, the charges rest at 0 and each |χ_j| decays.
-    balanced = UNEQUAL_SIDES.replace("param V : R[1, 2]", "param V : R[3, 2]").replace("V[0] @ relu(W @ x) - t", "sum(V @ relu(W @ x)) - t")
+    balanced = UNEQUAL_SIDES.replace("param V : R[1, 2]", "param V : R[3, 2]").replace(
+        "V[0] @ relu(W @ x) - t", "sum(V @ relu(W @ x)) - t"
+    )
     sim = Simulation(check_text(balanced, "<balanced>"))
     rows = [r for r in compare(sim, sim.run()).rows if r.source == "P4"]
     assert len(rows) == 1 and "not grown, sign kept" in rows[0].quantity and rows[0].verdict == "agrees"
@@ -320,7 +357,12 @@ def test_a_run_that_diverges_everywhere_leaves_no_checkpoint_to_resume(tmp_path,
     from gaugedsl.cli import main
 
     path = tmp_path / "q.gauge"
-    path.write_text(QUARTIC.replace("0.25 * x^4", "5 * x^2").replace("dynamics = gd\n  lr = 0.5", "dynamics = sde\n  dt = 1").replace("steps = 200", "steps = 200\n  chunk = 50").replace("run {", "noise isotropic(T = 0.01)\nrun {"))
+    path.write_text(
+        QUARTIC.replace("0.25 * x^4", "5 * x^2")
+        .replace("dynamics = gd\n  lr = 0.5", "dynamics = sde\n  dt = 1")
+        .replace("steps = 200", "steps = 200\n  chunk = 50")
+        .replace("run {", "noise isotropic(T = 0.01)\nrun {")
+    )
     out = tmp_path / "out"
     assert main(["run", str(path), "-o", str(out), "--no-progress"]) == 1
     assert "error[E811]" in capsys.readouterr().err

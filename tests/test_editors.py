@@ -28,7 +28,7 @@ from gaugedsl.format import tokens
 from gaugedsl.syntax import ast, parse
 
 ROOT = Path(__file__).resolve().parent.parent
-SAMPLE = '''## A sample with every construct.
+SAMPLE = """## A sample with every construct.
 model sample
 import std.rescaling
 
@@ -58,7 +58,7 @@ run {
   steps    = 100
   record every 10: w, charge(balance), loss
 }
-'''
+"""
 
 
 def program_files() -> list[Path]:
@@ -357,12 +357,8 @@ def test_vim_detects_gauge_files_and_highlights_keywords_numbers_comments_string
     source.write_text(text)
     out = tmp_path / "out.txt"
     script = tmp_path / "probe.vim"
-    calls = "\n".join(
-        f'call add(g:out, synIDattr(synID({t.line}, {t.column}, 1), "name"))' for t in probes
-    )
-    script.write_text(
-        "let g:out = []\n" + calls + f'\ncall writefile(g:out, "{out}")\nqa!\n'
-    )
+    calls = "\n".join(f'call add(g:out, synIDattr(synID({t.line}, {t.column}, 1), "name"))' for t in probes)
+    script.write_text("let g:out = []\n" + calls + f'\ncall writefile(g:out, "{out}")\nqa!\n')
     subprocess.run(
         [
             "vim", "-N", "-u", "NONE", "-i", "NONE", "-es",

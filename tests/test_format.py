@@ -71,9 +71,7 @@ def assert_invariants(text: str, path: str = "<test>") -> str:
     assert [(t.type, t.text) for t in after if t.type != "COMMENT"] == [
         (t.type, t.text) for t in before if t.type != "COMMENT"
     ]
-    assert [t.text for t in after if t.type == "COMMENT"] == [
-        t.text.rstrip() for t in before if t.type == "COMMENT"
-    ]
+    assert [t.text for t in after if t.type == "COMMENT"] == [t.text.rstrip() for t in before if t.type == "COMMENT"]
     tree_before, tree_after = parse(text, path), parse(out, path)
     assert strip_spans(tree_before) == strip_spans(tree_after)
     assert tree_before.doc == tree_after.doc
@@ -278,10 +276,7 @@ def test_spacing(source, expected):
 def test_trailing_comments_of_neighbouring_lines_share_a_column():
     text = "param u : R = 1 # a\nparam long_name : R[3] = zeros() # b\n\nlet c = u # c\n"
     assert assert_invariants(text) == (
-        "param u : R = 1                   # a\n"
-        "param long_name : R[3] = zeros()  # b\n"
-        "\n"
-        "let c = u  # c\n"
+        "param u : R = 1                   # a\nparam long_name : R[3] = zeros()  # b\n\nlet c = u  # c\n"
     )
 
 
@@ -317,18 +312,18 @@ def _expr(depth: int):
         st.tuples(FUNCS, st.lists(sub, max_size=3), st.lists(st.tuples(NAMES, sub), max_size=2)).map(
             lambda t: f"{t[0]}({', '.join(t[1] + [f'{k} = {v}' for k, v in t[2]])})"
         ),
-        st.tuples(NAMES, st.lists(st.sampled_from(["0", ":", "1:", ":2", "-1", "1:3", "i"]), min_size=1, max_size=3)).map(
-            lambda t: f"{t[0]}[{', '.join(t[1])}]"
-        ),
+        st.tuples(
+            NAMES, st.lists(st.sampled_from(["0", ":", "1:", ":2", "-1", "1:3", "i"]), min_size=1, max_size=3)
+        ).map(lambda t: f"{t[0]}[{', '.join(t[1])}]"),
         NAMES.map(lambda n: f"{n}.T"),
         st.lists(sub, min_size=1, max_size=3).map(lambda xs: f"[{', '.join(xs)}]"),
     )
 
 
 EXPR = _expr(3)
-TYPE = st.tuples(st.sampled_from(["R", "Positive", "Sphere"]), st.lists(st.sampled_from(["3", "n", "2"]), max_size=2)).map(
-    lambda t: t[0] + (f"[{', '.join(t[1])}]" if t[1] else "")
-)
+TYPE = st.tuples(
+    st.sampled_from(["R", "Positive", "Sphere"]), st.lists(st.sampled_from(["3", "n", "2"]), max_size=2)
+).map(lambda t: t[0] + (f"[{', '.join(t[1])}]" if t[1] else ""))
 
 
 def _statement():
@@ -339,9 +334,10 @@ def _statement():
     setting = st.tuples(st.sampled_from(["dt", "steps", "particles", "solver", "target"]), EXPR).map(
         lambda t: f"{t[0]} = {t[1]}"
     )
-    record = st.tuples(NUMBERS, st.lists(st.one_of(EXPR, st.tuples(NAMES, EXPR).map(lambda t: f"{t[0]} = {t[1]}")), min_size=1, max_size=3)).map(
-        lambda t: f"record every {t[0]}: {', '.join(t[1])}"
-    )
+    record = st.tuples(
+        NUMBERS,
+        st.lists(st.one_of(EXPR, st.tuples(NAMES, EXPR).map(lambda t: f"{t[0]} = {t[1]}")), min_size=1, max_size=3),
+    ).map(lambda t: f"record every {t[0]}: {', '.join(t[1])}")
     return st.one_of(
         NAMES.map(lambda n: f"model {n}"),
         st.just("import std.rescaling"),

@@ -165,7 +165,19 @@ _FUNCS = ["exp", "log", "sum", "mean", "norm", "dot", "outer", "inv", "det", "di
 _KWARGS = ["axis", "shape", "seed", "k", "n", "mean", "std", "at", "values", "counts", "file", "bogus"]
 _TYPES = ["R", "R[3]", "R[2, 3]", "R[3, 2]", "Positive[3]", "Sphere[3]", "Stiefel[3, 2]", "R[n]",
           "Scale[3]", "Real[2]", "R[0]", "R[2.5]", "Sphere[1]", "Stiefel[2, 3]", "R[2, 3, 2]"]  # fmt: skip
-_GROUPS = ["Scale", "Scale[3]", "Scale[2, 3]", "GL[2]", "O[3]", "SO[2]", "Diag[3]", "Translate[3]", "GL", "O[1]", "Lie[2]"]
+_GROUPS = [
+    "Scale",
+    "Scale[3]",
+    "Scale[2, 3]",
+    "GL[2]",
+    "O[3]",
+    "SO[2]",
+    "Diag[3]",
+    "Translate[3]",
+    "GL",
+    "O[1]",
+    "Lie[2]",
+]
 
 
 def _expressions():
@@ -178,16 +190,26 @@ def _expressions():
     def extend(inner):
         kwarg = st.tuples(st.sampled_from(_KWARGS), inner).map(lambda kv: f"{kv[0]} = {kv[1]}")
         return st.one_of(
-            st.tuples(inner, st.sampled_from(["+", "-", "*", "/", "@", "^"]), inner).map(lambda t: f"({t[0]} {t[1]} {t[2]})"),
+            st.tuples(inner, st.sampled_from(["+", "-", "*", "/", "@", "^"]), inner).map(
+                lambda t: f"({t[0]} {t[1]} {t[2]})"
+            ),
             inner.map(lambda e: f"-{e}"),
             inner.map(lambda e: f"({e}).T"),
             st.tuples(st.sampled_from(_FUNCS), st.lists(inner, max_size=3), st.lists(kwarg, max_size=2)).map(
                 lambda t: f"{t[0]}({', '.join(t[1] + t[2])})"
             ),
-            st.tuples(inner, st.lists(st.one_of(st.sampled_from(["0", "1", "-1", "2", "5"]), st.just(":"),
-                                                st.sampled_from(["1:", ":2", "0:1", "2:1"])), min_size=1, max_size=3)).map(
-                lambda t: f"({t[0]})[{', '.join(t[1])}]"
-            ),  # fmt: skip
+            st.tuples(
+                inner,
+                st.lists(
+                    st.one_of(
+                        st.sampled_from(["0", "1", "-1", "2", "5"]),
+                        st.just(":"),
+                        st.sampled_from(["1:", ":2", "0:1", "2:1"]),
+                    ),
+                    min_size=1,
+                    max_size=3,
+                ),
+            ).map(lambda t: f"({t[0]})[{', '.join(t[1])}]"),  # fmt: skip
             st.lists(inner, max_size=3).map(lambda items: f"[{', '.join(items)}]"),
         )
 
@@ -225,17 +247,29 @@ def _statements():
         st.tuples(_name, st.sampled_from(_GROUPS), st.lists(action, max_size=3)).map(
             lambda t: f"symmetry {t[0]} : {t[1]} {{\n" + "\n".join(t[2]) + "\n}"
         ),
-        st.tuples(_name, st.sampled_from(["u : R[n], v : R[n]", "U : R[L, n]", "a : Positive[n]", "g : R[n]", "u : R[n + 1], v : R[n]"]),
-                  st.sampled_from(_GROUPS + ["Scale[n]", "Scale[L - 1, n]", "GL[n]"]), st.lists(action, max_size=2)).map(
-            lambda t: f"symmetry {t[0]}({t[1]}) : {t[2]} {{\n" + "\n".join(t[3]) + "\n}"
-        ),  # fmt: skip
-        st.tuples(_name, st.sampled_from(["rescaling", "deep_rescaling", "nothing", "s"]), st.lists(_name, max_size=3)).map(
-            lambda t: f"symmetry {t[0]} = {t[1]}({', '.join(t[2])})"
-        ),  # fmt: skip
-        st.tuples(st.sampled_from(["isotropic", "projected", "sgd", "label", "pink"]),
-                  st.lists(st.one_of(_expr, st.tuples(st.sampled_from(["T", "lr", "batch", "sigma", "temp"]), _expr).map(lambda t: f"{t[0]} = {t[1]}")), max_size=3)).map(
-            lambda t: f"noise {t[0]}({', '.join(t[1])})"
-        ),  # fmt: skip
+        st.tuples(
+            _name,
+            st.sampled_from(
+                ["u : R[n], v : R[n]", "U : R[L, n]", "a : Positive[n]", "g : R[n]", "u : R[n + 1], v : R[n]"]
+            ),
+            st.sampled_from(_GROUPS + ["Scale[n]", "Scale[L - 1, n]", "GL[n]"]),
+            st.lists(action, max_size=2),
+        ).map(lambda t: f"symmetry {t[0]}({t[1]}) : {t[2]} {{\n" + "\n".join(t[3]) + "\n}"),  # fmt: skip
+        st.tuples(
+            _name, st.sampled_from(["rescaling", "deep_rescaling", "nothing", "s"]), st.lists(_name, max_size=3)
+        ).map(lambda t: f"symmetry {t[0]} = {t[1]}({', '.join(t[2])})"),  # fmt: skip
+        st.tuples(
+            st.sampled_from(["isotropic", "projected", "sgd", "label", "pink"]),
+            st.lists(
+                st.one_of(
+                    _expr,
+                    st.tuples(st.sampled_from(["T", "lr", "batch", "sigma", "temp"]), _expr).map(
+                        lambda t: f"{t[0]} = {t[1]}"
+                    ),
+                ),
+                max_size=3,
+            ),
+        ).map(lambda t: f"noise {t[0]}({', '.join(t[1])})"),  # fmt: skip
         st.lists(st.one_of(setting, record), max_size=4).map(lambda es: "run {\n" + "\n".join(es) + "\n}"),
         st.lists(setting, max_size=3).map(lambda es: "design {\n" + "\n".join(es) + "\n}"),
     )

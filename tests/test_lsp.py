@@ -139,9 +139,7 @@ def _open(client: Client, path: Path, text: str) -> str:
 def test_server_over_stdio(client, tmp_path):
     """One session, in the order an editor speaks: initialize, open a file with two errors,
     hover, complete, fix the file, format, shut down and exit."""
-    result = client.request(
-        "initialize", {"processId": os.getpid(), "rootUri": tmp_path.as_uri(), "capabilities": {}}
-    )
+    result = client.request("initialize", {"processId": os.getpid(), "rootUri": tmp_path.as_uri(), "capabilities": {}})
     caps = result["capabilities"]
     assert caps["hoverProvider"] and caps["completionProvider"] and caps["documentFormattingProvider"]
     client.notify("initialized")
@@ -345,7 +343,10 @@ def test_server_negotiates_utf8_positions(tmp_path):
         uri = _open(c, tmp_path / "m.gauge", NON_ASCII)
         (unknown,) = [d for d in c.diagnostics(uri) if d["code"] == "E201"]
         column = NON_ASCII_LINE.index("vv") + 5
-        assert unknown["range"] == {"start": {"line": 2, "character": column}, "end": {"line": 2, "character": column + 2}}
+        assert unknown["range"] == {
+            "start": {"line": 2, "character": column},
+            "end": {"line": 2, "character": column + 2},
+        }
         start = NON_ASCII_LINE.index("sum") + 5
         hover = c.request(
             "textDocument/hover", {"textDocument": {"uri": uri}, "position": {"line": 2, "character": start + 1}}

@@ -40,9 +40,24 @@ run {{
 """
 
 CASES = {  # dynamics: (noise, run settings, overrides it reads, overrides it refuses)
-    "sde": ("noise isotropic(T = 0.05)", "dynamics = sde\n  dt = 1e-2", {"T": 0.5, "dt": 2e-2}, ("lr", "batch", "sigma")),
-    "sde_sgd_noise": ("noise sgd(lr = 0.05, batch = 2)", "dynamics = sde\n  dt = 1e-2", {"lr": 0.5, "batch": 4, "dt": 2e-2}, ("T", "sigma")),
-    "quotient": ("noise projected(T = 0.05)", "dynamics = quotient\n  dt = 1e-2", {"T": 0.5, "dt": 2e-2}, ("lr", "batch")),
+    "sde": (
+        "noise isotropic(T = 0.05)",
+        "dynamics = sde\n  dt = 1e-2",
+        {"T": 0.5, "dt": 2e-2},
+        ("lr", "batch", "sigma"),
+    ),
+    "sde_sgd_noise": (
+        "noise sgd(lr = 0.05, batch = 2)",
+        "dynamics = sde\n  dt = 1e-2",
+        {"lr": 0.5, "batch": 4, "dt": 2e-2},
+        ("T", "sigma"),
+    ),
+    "quotient": (
+        "noise projected(T = 0.05)",
+        "dynamics = quotient\n  dt = 1e-2",
+        {"T": 0.5, "dt": 2e-2},
+        ("lr", "batch"),
+    ),
     "gd": ("", "dynamics = gd\n  lr = 1e-2", {"lr": 5e-2}, ("T", "dt", "batch", "sigma")),
     "sgd": ("", "dynamics = sgd\n  lr = 1e-2\n  batch = 2", {"lr": 5e-2}, ("T", "dt", "batch")),
 }

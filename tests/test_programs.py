@@ -32,7 +32,9 @@ UPDATE = os.environ.get("GAUGEDSL_UPDATE_GOLDEN") == "1"
 # The language's own stages; later stages (geometry, dynamics) have codes of their own.
 LANGUAGE = [Path(__file__).parent.parent / "gaugedsl" / d for d in ("syntax", "check")]
 
-_HEADER = re.compile(r"^(?P<path>[^\s:]+):(?P<line>\d+):(?P<col>\d+): (?P<sev>error|warning)\[(?P<code>E\d{3})\]: ", re.M)
+_HEADER = re.compile(
+    r"^(?P<path>[^\s:]+):(?P<line>\d+):(?P<col>\d+): (?P<sev>error|warning)\[(?P<code>E\d{3})\]: ", re.M
+)
 _HASH = re.compile(r"sha256 [0-9a-f]{12}")
 
 
@@ -155,5 +157,9 @@ def test_every_error_code_is_documented_with_its_real_output():
     assert len(examples) == len(documented), "every code needs an example"
     for m in examples:
         program = PROGRAMS / "bad" / f"{m['name']}.gauge"
-        assert m["source"] == program.read_bytes().decode("utf-8", errors="replace"), f"{program.name} differs from docs/errors.md"
-        assert m["output"] == program.with_suffix(".expected").read_text(encoding="utf-8"), f"the output of {program.name} differs from docs/errors.md"
+        assert m["source"] == program.read_bytes().decode("utf-8", errors="replace"), (
+            f"{program.name} differs from docs/errors.md"
+        )
+        assert m["output"] == program.with_suffix(".expected").read_text(encoding="utf-8"), (
+            f"the output of {program.name} differs from docs/errors.md"
+        )

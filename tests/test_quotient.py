@@ -50,7 +50,7 @@ def product_model(depth: int, first: str = "R", dynamics: str = "quotient", dtyp
     return f"""model product_L{depth}
 {params}
 
-predictor w = {' * '.join(f'u{i + 1}' for i in range(depth))}
+predictor w = {" * ".join(f"u{i + 1}" for i in range(depth))}
 loss = 0.5 * (w - {A})^2
 
 symmetry layers : {group} {{
@@ -106,8 +106,9 @@ def reference(depth: int, first: str) -> float:
     return mean
 
 
-@pytest.mark.parametrize("depth, first", [c if c in ((3, "R"), (2, "Positive")) else pytest.param(*c, marks=pytest.mark.slow)
-                                          for c in CASES])  # CI: two cases; all under --runslow
+@pytest.mark.parametrize(
+    "depth, first", [c if c in ((3, "R"), (2, "Positive")) else pytest.param(*c, marks=pytest.mark.slow) for c in CASES]
+)  # CI: two cases; all under --runslow
 def test_stationary_mean_is_the_slice_law(depth, first):
     # 800 particles to t = 50, averaged over t ∈ [25, 50] (the slowest case, depth 3 on R, has to
     # cross the flat origin: its mean is still 0.0045 ± 0.0028 high over t ∈ [20, 40], not
@@ -229,7 +230,9 @@ def test_vector_transient_is_the_full_simulations():
     assert (np.abs(q.mean(axis=1)[-1] - q.mean(axis=1)[0]) / se[-1]).max() > 10
 
 
-@pytest.mark.parametrize("first", [pytest.param("R", marks=pytest.mark.slow), pytest.param("Positive", marks=pytest.mark.slow)])
+@pytest.mark.parametrize(
+    "first", [pytest.param("R", marks=pytest.mark.slow), pytest.param("Positive", marks=pytest.mark.slow)]
+)
 def test_deep3_vector_net_runs_on_its_lines(first):
     # 5 lines of 3 coordinates (u3 on Positive: s ≥ 0 by reflection). (The full `sde` of this model
     # is left out: with two host devices its chunk did not finish in minutes here.)
@@ -349,7 +352,6 @@ def test_stationary_mean_is_the_slice_law_full(depth, first):
     mean, se = stationary_mean(product_model(depth, first), 8000, 8000)
     expected = reference(depth, first)
     assert abs(mean - expected) < 3 * se, f"E[w] = {mean:.4f} ± {se:.4f}, the slice law {expected:.4f}"
-
 
 
 @pytest.mark.slow  # CI: kept under --runslow (suite time)

@@ -112,7 +112,9 @@ def sampled(model: str, sim, theta, chains: int, T: float):
     def stats(t):
         params = geo.layout.unflatten(t)
         radius = jnp.linalg.norm(params[block], axis=0).reshape(-1)
-        return jnp.concatenate([sim.objective.loss(t)[None], radius, geo.lowered.predictors(params)[predictor].reshape(-1)])
+        return jnp.concatenate(
+            [sim.objective.loss(t)[None], radius, geo.lowered.predictors(params)[predictor].reshape(-1)]
+        )
 
     c, d, D = sample.theta.shape
     per_chain = np.asarray(jax.vmap(stats)(jnp.asarray(sample.theta.reshape(-1, D)))).reshape(c, d, -1).mean(1)

@@ -74,7 +74,9 @@ def draws(path: Path) -> dict[str, bytes]:
     out = {f"data {k}": np.asarray(v).tobytes() for k, v in lowered.data.items()}
     out.update({f"param {k}": np.asarray(v).tobytes() for k, v in params.items()})
     if lowered.has_streams:
-        out.update({f"stream {k}": np.asarray(v).tobytes() for k, v in lowered.draw_streams(jax.random.PRNGKey(5), 3).items()})
+        out.update(
+            {f"stream {k}": np.asarray(v).tobytes() for k, v in lowered.draw_streams(jax.random.PRNGKey(5), 3).items()}
+        )
     return out
 
 
@@ -137,7 +139,12 @@ def test_names_not_order_key_the_draws():
 
     base = init(PROGRAM)
     assert not np.array_equal(base["a"], base["b"])
-    swapped = init(PROGRAM.replace("param a : R[4] = normal(0, 1)\nparam b : R[4] = normal(0, 1)\n", "param b : R[4] = normal(0, 1)\nparam a : R[4] = normal(0, 1)\n"))
+    swapped = init(
+        PROGRAM.replace(
+            "param a : R[4] = normal(0, 1)\nparam b : R[4] = normal(0, 1)\n",
+            "param b : R[4] = normal(0, 1)\nparam a : R[4] = normal(0, 1)\n",
+        )
+    )
     assert all(swapped[k].tobytes() == base[k].tobytes() for k in base)
     renamed = init(PROGRAM.replace("param b :", "param c :").replace("a * b", "a * c"))
     assert renamed["a"].tobytes() == base["a"].tobytes()

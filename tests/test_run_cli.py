@@ -65,7 +65,9 @@ def test_run_writes_results_prints_the_theory_table_and_plots(program, tmp_path,
     summary = json.loads((out / "summary.json").read_text())
     assert summary["program_hash"] == check_file(program).source_hash
     assert summary["seed"] == 3 and summary["plan"]["particles"] == 300
-    assert summary["numbers"]["dt"] == 0.01 and summary["numbers"]["T"] == 0.1  # as written, not float32's 0.00999999977
+    assert (
+        summary["numbers"]["dt"] == 0.01 and summary["numbers"]["T"] == 0.1
+    )  # as written, not float32's 0.00999999977
     assert {"jax", "diffrax", "equinox", "gaugedsl"} <= set(summary["versions"])
     assert summary["wall_time_s"] > 0
     assert any(r["source"] == "P5" and r["predicted"] == pytest.approx(0.4154, abs=1e-3) for r in summary["comparison"])
@@ -79,11 +81,17 @@ def test_run_writes_results_prints_the_theory_table_and_plots(program, tmp_path,
 def test_resume_gives_the_numbers_of_an_uninterrupted_run(program, tmp_path, capsys):
     whole, parts = tmp_path / "whole", tmp_path / "parts"
     assert main(["run", str(program), "-o", str(whole), "--steps", "400", "--particles", "50"]) == 0
-    assert main(["run", str(program), "-o", str(parts), "--steps", "400", "--particles", "50", "--stop-after-chunks", "2"]) == 0
+    assert (
+        main(["run", str(program), "-o", str(parts), "--steps", "400", "--particles", "50", "--stop-after-chunks", "2"])
+        == 0
+    )
     assert (parts / "checkpoint.npz").exists() and not (parts / "results.npz").exists()
     assert "continue with --resume" in capsys.readouterr().err
     # a different setting is refused rather than silently mixed
-    assert main(["run", str(program), "-o", str(parts), "--steps", "400", "--particles", "50", "--seed", "9", "--resume"]) == 2
+    assert (
+        main(["run", str(program), "-o", str(parts), "--steps", "400", "--particles", "50", "--seed", "9", "--resume"])
+        == 2
+    )
     assert main(["run", str(program), "-o", str(parts), "--steps", "400", "--particles", "50", "--resume"]) == 0
     assert "resuming scalar_cli at step 200 of 400" in capsys.readouterr().err
     with np.load(whole / "results.npz") as a, np.load(parts / "results.npz") as b:

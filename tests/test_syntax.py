@@ -61,7 +61,14 @@ def test_doc_comments_attach_to_the_declaration_below_and_to_the_file():
     assert w.doc == "A parameter."
     assert v.doc == ""  # the `##` at the end of line 6 follows code: not a doc comment
     assert s.doc == "Sym."
-    assert [c.text for c in program.comments] == ["## The file.", "## Second line.", "## A parameter.", "## not a doc comment", "# plain", "## Sym."]
+    assert [c.text for c in program.comments] == [
+        "## The file.",
+        "## Second line.",
+        "## A parameter.",
+        "## not a doc comment",
+        "# plain",
+        "## Sym.",
+    ]
 
 
 def test_keywords_are_names_where_only_a_name_can_stand():

@@ -114,9 +114,14 @@ class FileChecker:
         if name in self._resolved:  # already checked, possibly through another declaration
             return self._resolved[name]
         if name in self._in_progress:
-            cycle = self._in_progress[self._in_progress.index(name):] + [name]
+            cycle = self._in_progress[self._in_progress.index(name) :] + [name]
             kind, decl, span = self._globals[name]
-            self._error("E203", span, f"'{name}' is defined in terms of itself: {' → '.join(cycle)}", "define one of them without referring back to the other")
+            self._error(
+                "E203",
+                span,
+                f"'{name}' is defined in terms of itself: {' → '.join(cycle)}",
+                "define one of them without referring back to the other",
+            )
             self._resolved[name] = Binding("error", name, (), span)
             return self._resolved[name]
         kind, decl, span = self._globals[name]
@@ -144,13 +149,21 @@ class FileChecker:
         self._collect(items)
         if not models:
             if model_items:
-                self._error("E205", model_items[0].span, "this file has model statements but no `model NAME` line", "start the file with `model my_model`; a file of parametric symmetries alone is a library")
+                self._error(
+                    "E205",
+                    model_items[0].span,
+                    "this file has model statements but no `model NAME` line",
+                    "start the file with `model my_model`; a file of parametric symmetries alone is a library",
+                )
                 raise GaugeError(self.diagnostics)
             self._check_library()
             if any(d.severity == "error" for d in self.diagnostics):
                 raise GaugeError(self.diagnostics)
-            return ir.Library(self.program.path, self.program.doc, tuple(
-                n for n, t in self._templates.items() if t.origin == self.program.path))
+            return ir.Library(
+                self.program.path,
+                self.program.doc,
+                tuple(n for n, t in self._templates.items() if t.origin == self.program.path),
+            )
 
         model = self._check_model(models[0])
         if any(d.severity == "error" for d in self.diagnostics):
@@ -175,7 +188,12 @@ class FileChecker:
                 self._declare(item.name, "predictor", item, item.name_span)
             elif isinstance(item, ast.SymmetryDecl) and item.params is not None:
                 if item.name in self._templates and self._templates[item.name].origin != self.program.path:
-                    self._error("E202", item.name_span, f"'{item.name}' is already a parametric symmetry imported from {self._templates[item.name].origin}", "rename it")
+                    self._error(
+                        "E202",
+                        item.name_span,
+                        f"'{item.name}' is already a parametric symmetry imported from {self._templates[item.name].origin}",
+                        "rename it",
+                    )
                 elif self._declare(item.name, "template", item, item.name_span):
                     if self._check_template_signature(item):
                         self._templates[item.name] = Template(item, self.program.path)
@@ -212,12 +230,19 @@ class FileChecker:
                     if value is _BAD:
                         return
                     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                        self._error("E309", d.span, f"a size must be a positive whole number, not {value}", "write sizes as names (n) or whole numbers, like R[n, 3]")
+                        self._error(
+                            "E309",
+                            d.span,
+                            f"a size must be a positive whole number, not {value}",
+                            "write sizes as names (n) or whole numbers, like R[n, 3]",
+                        )
                         return
                     dims.append(value)
                 fake.append((p.name, Binding("param", p.name, tuple(dims), p.span)))
             with naming_sizes({v: k for k, v in sizes.items()}):
-                self._instantiate(t, name, fake, t.decl.span, t.decl.doc, [p.span for p in t.decl.params], stand_in=True)
+                self._instantiate(
+                    t, name, fake, t.decl.span, t.decl.doc, [p.span for p in t.decl.params], stand_in=True
+                )
         finally:
             self._locals.pop()
 
@@ -230,7 +255,12 @@ class FileChecker:
                 self._error("E210", p.span, problem, f"choose another name, such as '{p.name}_'")
                 ok = False
             elif p.name in seen:
-                self._error("E202", p.span, f"'{p.name}' is already a parameter of '{d.name}' (line {seen[p.name].line})", "give each parameter its own name")
+                self._error(
+                    "E202",
+                    p.span,
+                    f"'{p.name}' is already a parameter of '{d.name}' (line {seen[p.name].line})",
+                    "give each parameter its own name",
+                )
                 ok = False
             seen.setdefault(p.name, p.span)
             if p.type.name not in MANIFOLDS:
@@ -257,14 +287,26 @@ class FileChecker:
                 if self._globals.get(item.name, (None,))[0] in ("let", "predictor"):
                     self._resolve(item.name)
         if not any(isinstance(i, ast.ParamDecl) for i in items):
-            self._error("E213", decl.span, f"model '{decl.name}' has no parameters", "declare one: param w : R[10] = normal(0, 0.1)")
+            self._error(
+                "E213",
+                decl.span,
+                f"model '{decl.name}' has no parameters",
+                "declare one: param w : R[10] = normal(0, 0.1)",
+            )
 
         losses = [i for i in items if isinstance(i, ast.LossDecl)]
         for extra in losses[1:]:
-            self._error("E207", extra.span, f"the model already has a loss (line {losses[0].span.line})", "keep one `loss` statement; add terms to it with +")
+            self._error(
+                "E207",
+                extra.span,
+                f"the model already has a loss (line {losses[0].span.line})",
+                "keep one `loss` statement; add terms to it with +",
+            )
         loss = self._check_loss(losses[0]) if losses else None
         if not losses:
-            self._error("E206", decl.span, f"model '{decl.name}' has no loss", "add one: loss = 0.5 * sum((X @ w - y)^2)")
+            self._error(
+                "E206", decl.span, f"model '{decl.name}' has no loss", "add one: loss = 0.5 * sum((X @ w - y)^2)"
+            )
 
         for item in items:
             if isinstance(item, ast.SymmetryDecl) and item.params is None:
@@ -296,13 +338,21 @@ class FileChecker:
             noise=noise,
             run=run,
             design=design,
-            name_span=Span(decl.span.path, decl.span.end_line, decl.span.end_column - len(decl.name), decl.span.end_line, decl.span.end_column),
+            name_span=Span(
+                decl.span.path,
+                decl.span.end_line,
+                decl.span.end_column - len(decl.name),
+                decl.span.end_line,
+                decl.span.end_column,
+            ),
         )
 
     def _single(self, items, cls, what, check):
         found = [i for i in items if isinstance(i, cls)]
         for extra in found[1:]:
-            self._error("E216", extra.span, f"the model already has a {what} (line {found[0].span.line})", f"keep one {what}")
+            self._error(
+                "E216", extra.span, f"the model already has a {what} (line {found[0].span.line})", f"keep one {what}"
+            )
         return check(found[0]) if found else None
 
     # ---- types ----
@@ -314,7 +364,9 @@ class FileChecker:
             if value is _BAD:
                 return None
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                self._error("E309", d.span, f"a size must be a positive whole number, not {value}", "write sizes like R[10, 20]")
+                self._error(
+                    "E309", d.span, f"a size must be a positive whole number, not {value}", "write sizes like R[10, 20]"
+                )
                 return None
             if value > MAX_SIZE:
                 self._error("E309", d.span, f"the size {value} is too large", f"sizes are at most {MAX_SIZE}")
@@ -337,7 +389,12 @@ class FileChecker:
             return None
         if len(dims) < kind.min_dims or (kind.max_dims is not None and len(dims) > kind.max_dims):
             want = kind.min_dims if kind.min_dims == kind.max_dims else f"at least {kind.min_dims}"
-            self._error("E309", t.span, f"{t.name} takes {want} size{'s' if want != 1 else ''}, got {len(dims)}", f"{t.name}: {kind.doc}")
+            self._error(
+                "E309",
+                t.span,
+                f"{t.name} takes {want} size{'s' if want != 1 else ''}, got {len(dims)}",
+                f"{t.name}: {kind.doc}",
+            )
             return None
         problem = kind.validate(dims)
         if problem:
@@ -359,7 +416,12 @@ class FileChecker:
     def _check_data(self, d: ast.DataDef) -> Binding:
         if d.type.name != "R":
             if d.type.name in MANIFOLDS:
-                self._error("E218", d.type.name_span, f"data are plain arrays; '{d.type.name}' is for parameters", "declare data as R[...]")
+                self._error(
+                    "E218",
+                    d.type.name_span,
+                    f"data are plain arrays; '{d.type.name}' is for parameters",
+                    "declare data as R[...]",
+                )
             else:
                 self._error("E208", d.type.name_span, f"unknown type '{d.type.name}'", "declare data as R[...]")
             return Binding("error", d.name, (), d.name_span)
@@ -381,15 +443,27 @@ class FileChecker:
     def _check_stream(self, s: ast.StreamDef) -> None:
         if s.type.name != "R":
             if s.type.name in MANIFOLDS:
-                self._error("E218", s.type.name_span, f"streams are plain arrays; '{s.type.name}' is for parameters", "declare the stream as R[...]")
+                self._error(
+                    "E218",
+                    s.type.name_span,
+                    f"streams are plain arrays; '{s.type.name}' is for parameters",
+                    "declare the stream as R[...]",
+                )
             else:
                 self._error("E208", s.type.name_span, f"unknown type '{s.type.name}'", "declare the stream as R[...]")
             return
         dims = self._dims(s.type)
         if dims is None:
             return
-        if not (isinstance(s.dist, ast.Call) and F.FUNCTIONS.get(s.dist.func) and F.FUNCTIONS[s.dist.func].where == F.STREAM):
-            self._error("E317", s.dist.span, "a stream draws from a distribution", "write e.g. `stream x : R[3] ~ normal(0, 1)`; normal, uniform and bernoulli are available")
+        if not (
+            isinstance(s.dist, ast.Call) and F.FUNCTIONS.get(s.dist.func) and F.FUNCTIONS[s.dist.func].where == F.STREAM
+        ):
+            self._error(
+                "E317",
+                s.dist.span,
+                "a stream draws from a distribution",
+                "write e.g. `stream x : R[3] ~ normal(0, 1)`; normal, uniform and bernoulli are available",
+            )
             return
         ctx = Context("in a stream", frozenset({"data"}), random_streams=True, target=dims)
         value = self.exprs.check(s.dist, ctx)
@@ -403,7 +477,12 @@ class FileChecker:
         except ShapeError:
             ok = False
         if not ok:
-            self._error("E303", span, f"{what} is declared {show(dims)} but this value has shape {show(value.shape)}", "make the declared shape and the value agree")
+            self._error(
+                "E303",
+                span,
+                f"{what} is declared {show(dims)} but this value has shape {show(value.shape)}",
+                "make the declared shape and the value agree",
+            )
         return ok
 
     # ---- parameters ----
@@ -475,14 +554,24 @@ class FileChecker:
             return None
         if value.shape != ():
             what = "the loss of one sample" if per_sample else "the loss"
-            self._error("E310", d.value.span, f"{what} must be a number, but this has shape {show(value.shape)}", "reduce it with sum(...) or mean(...)")
+            self._error(
+                "E310",
+                d.value.span,
+                f"{what} must be a number, but this has shape {show(value.shape)}",
+                "reduce it with sum(...) or mean(...)",
+            )
             return None
         self._per_sample = per_sample
         return ir.Loss(value, per_sample, d.span)
 
     def _check_binders(self, d: ast.LossDecl, local: dict[str, Binding]) -> ir.PerSample | None:
         if len(d.binders) != len(d.sources):
-            self._error("E311", d.span, f"{len(d.binders)} per-sample name{'s' if len(d.binders) != 1 else ''} but {len(d.sources)} dataset{'s' if len(d.sources) != 1 else ''}", "pair each name with a dataset: loss per (x, t) in (X, y) = ...")
+            self._error(
+                "E311",
+                d.span,
+                f"{len(d.binders)} per-sample name{'s' if len(d.binders) != 1 else ''} but {len(d.sources)} dataset{'s' if len(d.sources) != 1 else ''}",
+                "pair each name with a dataset: loss per (x, t) in (X, y) = ...",
+            )
             return None
         sizes: dict[int, Span] = {}
         kinds = set()
@@ -494,12 +583,22 @@ class FileChecker:
                 return None
             if source.kind not in ("data", "stream"):
                 if source.kind != "error":
-                    self._error("E312", src.span, f"'{src.id}' is a {KIND_WORDS.get(source.kind, source.kind)}; a loss ranges over data or streams", "name a dataset (its first axis indexes the samples) or a stream")
+                    self._error(
+                        "E312",
+                        src.span,
+                        f"'{src.id}' is a {KIND_WORDS.get(source.kind, source.kind)}; a loss ranges over data or streams",
+                        "name a dataset (its first axis indexes the samples) or a stream",
+                    )
                 return None
             kinds.add(source.kind)
             if source.kind == "data":
                 if source.shape == ():
-                    self._error("E312", src.span, f"'{src.id}' is a single number, not a dataset", "a dataset's first axis indexes the samples")
+                    self._error(
+                        "E312",
+                        src.span,
+                        f"'{src.id}' is a single number, not a dataset",
+                        "a dataset's first axis indexes the samples",
+                    )
                     return None
                 sizes.setdefault(source.shape[0], src.span)
                 shape = source.shape[1:]
@@ -512,7 +611,12 @@ class FileChecker:
                 other = self._globals[b.id]
                 word = KIND_WORDS.get(other[0])
                 what = "" if word is None else f" the {word}"
-                self._error("E214", b.span, f"the per-sample name '{b.id}' hides{what} '{b.id}' declared at line {other[2].line}", f"choose a name not used elsewhere, such as '{b.id}_i'")
+                self._error(
+                    "E214",
+                    b.span,
+                    f"the per-sample name '{b.id}' hides{what} '{b.id}' declared at line {other[2].line}",
+                    f"choose a name not used elsewhere, such as '{b.id}_i'",
+                )
                 return None
             if b.id in local:
                 self._error("E202", b.span, f"'{b.id}' is bound twice", "use distinct names")
@@ -520,11 +624,21 @@ class FileChecker:
             local[b.id] = Binding("bound", b.id, shape, b.span)
             binders.append((b.id, shape))
         if len(kinds) > 1:
-            self._error("E312", d.span, "a loss ranges over datasets or over streams, not both", "make all sources datasets, or all streams")
+            self._error(
+                "E312",
+                d.span,
+                "a loss ranges over datasets or over streams, not both",
+                "make all sources datasets, or all streams",
+            )
             return None
         if len(sizes) > 1:
             (n1, s1), (n2, s2) = list(sizes.items())[:2]
-            self._error("E312", s2, f"the datasets have different numbers of samples: {n1} and {n2}", "their first axes must agree")
+            self._error(
+                "E312",
+                s2,
+                f"the datasets have different numbers of samples: {n1} and {n2}",
+                "their first axes must agree",
+            )
             return None
         size = next(iter(sizes)) if sizes else None
         return ir.PerSample(tuple(binders), tuple(s.id for s in d.sources), size)
@@ -542,11 +656,21 @@ class FileChecker:
         if dims is None:
             return None
         if len(dims) < kind.min_dims or (kind.max_dims is not None and len(dims) > kind.max_dims):
-            self._error("E411", t.span, f"{t.name} takes {'one size' if kind.max_dims == 1 else 'sizes'}, got {len(dims)}", f"{t.name}: {kind.doc}")
+            self._error(
+                "E411",
+                t.span,
+                f"{t.name} takes {'one size' if kind.max_dims == 1 else 'sizes'}, got {len(dims)}",
+                f"{t.name}: {kind.doc}",
+            )
             return None
         algebra = kind.algebra_dim(dims)
         if algebra == 0:
-            self._error("E411", t.span, f"{t.name}[{', '.join(map(str, dims))}] is a trivial group (no generators)", "a symmetry needs a group of positive dimension")
+            self._error(
+                "E411",
+                t.span,
+                f"{t.name}[{', '.join(map(str, dims))}] is a trivial group (no generators)",
+                "a symmetry needs a group of positive dimension",
+            )
             return None
         return ir.Group(t.name, dims, kind.element_shape(dims), algebra)
 
@@ -557,7 +681,10 @@ class FileChecker:
         ctx = Context(
             "in a symmetry action",
             frozenset({"param", "data", "group"}),
-            hint={"let": "actions are written in terms of the parameters and g", "predictor": "actions are written in terms of the parameters and g"},
+            hint={
+                "let": "actions are written in terms of the parameters and g",
+                "predictor": "actions are written in terms of the parameters and g",
+            },
         )
         out = []
         seen: dict[str, Span] = {}
@@ -569,28 +696,54 @@ class FileChecker:
                 if target is None or target.kind != "param":
                     known = sorted(k for k, b in local.items() if b.kind == "param")
                     guess = difflib.get_close_matches(a.target, known, n=1, cutoff=0.5)
-                    hint = f"did you mean '{guess[0]}'?" if guess else "the left side of '->' names a parameter: " + ", ".join(known)
-                    self._error("E401", a.target_span, f"'{a.target}' is not a parameter {'of this symmetry' if rename else 'of the model'}", hint)
+                    hint = (
+                        f"did you mean '{guess[0]}'?"
+                        if guess
+                        else "the left side of '->' names a parameter: " + ", ".join(known)
+                    )
+                    self._error(
+                        "E401",
+                        a.target_span,
+                        f"'{a.target}' is not a parameter {'of this symmetry' if rename else 'of the model'}",
+                        hint,
+                    )
                     continue
                 if a.target in seen:
-                    self._error("E405", a.target_span, f"'{a.target}' already has an action rule (line {seen[a.target].line})", "give each parameter one rule")
+                    self._error(
+                        "E405",
+                        a.target_span,
+                        f"'{a.target}' already has an action rule (line {seen[a.target].line})",
+                        "give each parameter one rule",
+                    )
                     continue
                 seen[a.target] = a.span
                 value = self.exprs.check(a.value, ctx)
                 if value is None:
                     continue
                 if value.shape != target.shape:
-                    self._error("E402", a.value.span, f"the action maps '{a.target}' ({show(target.shape)}) to a value of shape {show(value.shape)}", "an action must keep each parameter's shape")
+                    self._error(
+                        "E402",
+                        a.value.span,
+                        f"the action maps '{a.target}' ({show(target.shape)}) to a value of shape {show(value.shape)}",
+                        "an action must keep each parameter's shape",
+                    )
                     continue
                 uses_g = uses_g or _uses(value, "group")
                 out.append(ir.Action(rename.get(a.target, a.target), value, a.span))
         finally:
             self._locals.pop()
         if not actions:
-            self._error("E404", decl_span, f"symmetry '{name}' acts on no parameter", "add action rules such as `u -> g * u`")
+            self._error(
+                "E404", decl_span, f"symmetry '{name}' acts on no parameter", "add action rules such as `u -> g * u`"
+            )
             return None
         if len(out) == len(actions) and not uses_g:
-            self._error("E403", decl_span, f"the action of '{name}' never uses the group element g", "write the rules in terms of g, e.g. `u -> g * u`")
+            self._error(
+                "E403",
+                decl_span,
+                f"the action of '{name}' never uses the group element g",
+                "write the rules in terms of g, e.g. `u -> g * u`",
+            )
             return None
         return tuple(out) if len(out) == len(actions) else None
 
@@ -601,7 +754,9 @@ class FileChecker:
         if group is None:
             return
         if self._param_bindings is None:
-            self._param_bindings = {n: Binding("param", n, e[1].manifold.shape, e[2]) for n, e in self._globals.items() if e[0] == "param"}
+            self._param_bindings = {
+                n: Binding("param", n, e[1].manifold.shape, e[2]) for n, e in self._globals.items() if e[0] == "param"
+            }
         actions = self._check_actions(d.name, d.span, group, d.actions, self._param_bindings, {})
         if actions is not None:
             self._symmetries[d.name] = ir.Symmetry(d.name, group, actions, None, d.doc, d.span)
@@ -614,12 +769,21 @@ class FileChecker:
             return  # its errors are reported where it is declared, or with the import
         if t is None:
             guess = difflib.get_close_matches(d.template, list(self._templates), n=1, cutoff=0.5)
-            hint = f"did you mean '{guess[0]}'?" if guess else "import it first, e.g. `import std.rescaling`; `gaugedsl check stdlib/*.gauge --emit ir` lists the stdlib"
+            hint = (
+                f"did you mean '{guess[0]}'?"
+                if guess
+                else "import it first, e.g. `import std.rescaling`; `gaugedsl check stdlib/*.gauge --emit ir` lists the stdlib"
+            )
             self._error("E406", d.template_span, f"unknown parametric symmetry '{d.template}'", hint)
             return
         want = len(t.decl.params)
         if len(d.args) != want:
-            self._error("E407", d.span, f"{d.template} takes {want} parameter{'s' if want != 1 else ''}, got {len(d.args)}", f"usage: {_template_signature(t.decl)}")
+            self._error(
+                "E407",
+                d.span,
+                f"{d.template} takes {want} parameter{'s' if want != 1 else ''}, got {len(d.args)}",
+                f"usage: {_template_signature(t.decl)}",
+            )
             return
         args = []
         for a in d.args:
@@ -629,10 +793,20 @@ class FileChecker:
                     return  # reported where it is declared
                 what = _a(b.kind) if b is not None else "not declared"
                 params = [n for n, e in self._globals.items() if e[0] == "param"]
-                self._error("E408", a.span, f"'{a.id}' is {what}; a symmetry acts on parameters", "pass parameters of the model: " + ", ".join(params) if params else "declare the parameters first")
+                self._error(
+                    "E408",
+                    a.span,
+                    f"'{a.id}' is {what}; a symmetry acts on parameters",
+                    "pass parameters of the model: " + ", ".join(params) if params else "declare the parameters first",
+                )
                 return
             if any(a.id == name for name, _ in args):
-                self._error("E408", a.span, f"'{a.id}' is passed twice; a symmetry acts on distinct parameters", f"usage: {_template_signature(t.decl)}")
+                self._error(
+                    "E408",
+                    a.span,
+                    f"'{a.id}' is passed twice; a symmetry acts on distinct parameters",
+                    f"usage: {_template_signature(t.decl)}",
+                )
                 return
             args.append((a.id, b))
         symmetry = self._instantiate(t, d.name, args, d.span, d.doc or t.decl.doc, [a.span for a in d.args])
@@ -652,15 +826,30 @@ class FileChecker:
             else:
                 arg_kind = entry[1].manifold.kind if entry and entry[0] == "param" else "R"
             if kind != "R" and kind != arg_kind:
-                self._error("E409", arg_span, f"{t.decl.name} needs '{p.name}' on {kind}, but '{arg_name}' is on {arg_kind}", f"usage: {_template_signature(t.decl)}")
+                self._error(
+                    "E409",
+                    arg_span,
+                    f"{t.decl.name} needs '{p.name}' on {kind}, but '{arg_name}' is on {arg_kind}",
+                    f"usage: {_template_signature(t.decl)}",
+                )
                 return None
             if len(dims) != len(b.shape):
-                self._error("E409", arg_span, f"{t.decl.name} needs '{p.name}' of {len(dims)} axes ({_show_type(p.type)}), but '{arg_name}' has shape {show(b.shape)}", f"usage: {_template_signature(t.decl)}")
+                self._error(
+                    "E409",
+                    arg_span,
+                    f"{t.decl.name} needs '{p.name}' of {len(dims)} axes ({_show_type(p.type)}), but '{arg_name}' has shape {show(b.shape)}",
+                    f"usage: {_template_signature(t.decl)}",
+                )
                 return None
             for d, actual in zip(dims, b.shape):
                 if isinstance(d, ast.Name) and d.id not in F.CONSTANTS:
                     if sizes.setdefault(d.id, actual) != actual:
-                        self._error("E409", arg_span, f"{t.decl.name}: size '{d.id}' would be both {sizes[d.id]} and {actual} ('{arg_name}' has shape {show(b.shape)})", f"usage: {_template_signature(t.decl)}")
+                        self._error(
+                            "E409",
+                            arg_span,
+                            f"{t.decl.name}: size '{d.id}' would be both {sizes[d.id]} and {actual} ('{arg_name}' has shape {show(b.shape)})",
+                            f"usage: {_template_signature(t.decl)}",
+                        )
                         return None
         self._locals.append({k: Binding("size", k, (), None, v) for k, v in sizes.items()})
         try:
@@ -671,12 +860,19 @@ class FileChecker:
                         if value is _BAD:
                             return None
                         if value != actual:
-                            self._error("E409", arg_span, f"{t.decl.name} needs '{p.name}' of shape {_show_type(p.type)} = {value} on that axis, but '{arg_name}' has shape {show(b.shape)}", f"usage: {_template_signature(t.decl)}")
+                            self._error(
+                                "E409",
+                                arg_span,
+                                f"{t.decl.name} needs '{p.name}' of shape {_show_type(p.type)} = {value} on that axis, but '{arg_name}' has shape {show(b.shape)}",
+                                f"usage: {_template_signature(t.decl)}",
+                            )
                             return None
             group = self._group(t.decl.group)
             if group is None:
                 return None
-            params = {p.name: Binding("param", arg_name, b.shape, b.span) for p, (arg_name, b) in zip(t.decl.params, args)}
+            params = {
+                p.name: Binding("param", arg_name, b.shape, b.span) for p, (arg_name, b) in zip(t.decl.params, args)
+            }
             rename = {p.name: arg_name for p, (arg_name, _) in zip(t.decl.params, args)}
             actions = self._check_actions(name, t.decl.span, group, t.decl.actions, params, rename)
         finally:
@@ -687,7 +883,9 @@ class FileChecker:
 
     # ---- noise, run, design ----
 
-    def _settings(self, entries, schema: dict[str, S.Setting], what: str, usage: str | None = None) -> dict[str, Any] | None:
+    def _settings(
+        self, entries, schema: dict[str, S.Setting], what: str, usage: str | None = None
+    ) -> dict[str, Any] | None:
         values: dict[str, Any] = {}
         spans: dict[str, Span] = {}
         ok = True
@@ -695,7 +893,9 @@ class FileChecker:
             spec = schema.get(name)
             if spec is None:
                 guess = difflib.get_close_matches(name, list(schema), n=1, cutoff=0.6)
-                hint = f"did you mean '{guess[0]}'?" if guess else (usage or f"{what} settings are: " + ", ".join(schema))
+                hint = (
+                    f"did you mean '{guess[0]}'?" if guess else (usage or f"{what} settings are: " + ", ".join(schema))
+                )
                 self._error("E504" if what != "noise" else "E502", span, f"unknown {what} setting '{name}'", hint)
                 ok = False
                 continue
@@ -717,12 +917,19 @@ class FileChecker:
             if isinstance(node, ast.Call) and spec.kind == "enum" and spec.name == "target":
                 node = ast.Name(node.func, node.func_span)
             if not isinstance(node, ast.Name):
-                self._error(code, node.span, f"'{spec.name}' takes a name" + (f": one of {', '.join(spec.choices)}" if spec.choices else ""), f"{spec.name}: {spec.doc}")
+                self._error(
+                    code,
+                    node.span,
+                    f"'{spec.name}' takes a name" + (f": one of {', '.join(spec.choices)}" if spec.choices else ""),
+                    f"{spec.name}: {spec.doc}",
+                )
                 return _BAD
             if spec.choices and node.id not in spec.choices:
                 guess = difflib.get_close_matches(node.id, list(spec.choices), n=1, cutoff=0.6)
                 hint = f"did you mean '{guess[0]}'?" if guess else f"choose one of: {', '.join(spec.choices)}"
-                self._error("E507" if what == "run" else code, node.span, f"'{node.id}' is not a valid {spec.name}", hint)
+                self._error(
+                    "E507" if what == "run" else code, node.span, f"'{node.id}' is not a valid {spec.name}", hint
+                )
                 return _BAD
             return node.id
         value = self.exprs.constant(node, None)
@@ -733,13 +940,22 @@ class FileChecker:
                 if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
                     value = int(value)
                 else:
-                    self._error(code, node.span, f"'{spec.name}' must be a whole number, not {value}", f"{spec.name}: {spec.doc}")
+                    self._error(
+                        code,
+                        node.span,
+                        f"'{spec.name}' must be a whole number, not {value}",
+                        f"{spec.name}: {spec.doc}",
+                    )
                     return _BAD
             if spec.positive and value < 1:
-                self._error(code, node.span, f"'{spec.name}' must be at least 1, not {value}", f"{spec.name}: {spec.doc}")
+                self._error(
+                    code, node.span, f"'{spec.name}' must be at least 1, not {value}", f"{spec.name}: {spec.doc}"
+                )
                 return _BAD
             if spec.nonnegative and value < 0:
-                self._error(code, node.span, f"'{spec.name}' must be 0 or more, not {value}", f"{spec.name}: {spec.doc}")
+                self._error(
+                    code, node.span, f"'{spec.name}' must be 0 or more, not {value}", f"{spec.name}: {spec.doc}"
+                )
                 return _BAD
             return value
         if not isinstance(value, (int, float)) or isinstance(value, bool):
@@ -760,7 +976,12 @@ class FileChecker:
         doc, specs = entry
         schema = {s.name: s for s in specs}
         if len(d.args) > len(specs):
-            self._error("E502", d.args[len(specs)].span, f"{d.kind} takes {len(specs)} setting{'s' if len(specs) != 1 else ''}", "usage: " + _noise_signature(d.kind))
+            self._error(
+                "E502",
+                d.args[len(specs)].span,
+                f"{d.kind} takes {len(specs)} setting{'s' if len(specs) != 1 else ''}",
+                "usage: " + _noise_signature(d.kind),
+            )
             return None
         entries = [(s.name, a, a.span) for s, a in zip(specs, d.args)] + [(k.name, k.value, k.span) for k in d.kwargs]
         values = self._settings(entries, schema, "noise", "usage: " + _noise_signature(d.kind))
@@ -768,17 +989,29 @@ class FileChecker:
             return None
         missing = [s.name for s in specs if s.required and s.name not in values]
         if missing:
-            self._error("E502", d.span, f"{d.kind} noise needs {', '.join(missing)}", "usage: " + _noise_signature(d.kind))
+            self._error(
+                "E502", d.span, f"{d.kind} noise needs {', '.join(missing)}", "usage: " + _noise_signature(d.kind)
+            )
             return None
         if d.kind in S.NEEDS_PER_SAMPLE and self._per_sample is None:
             if not self._loss_is_per_sample():
-                self._error("E509", d.span, f"{d.kind} noise needs a per-sample loss", "write the loss as `loss per (x, t) in (X, y) = ...`")
+                self._error(
+                    "E509",
+                    d.span,
+                    f"{d.kind} noise needs a per-sample loss",
+                    "write the loss as `loss per (x, t) in (X, y) = ...`",
+                )
             return None  # else: the per-sample loss has errors of its own
         batch = values.get("batch")
         size = self._per_sample.size if self._per_sample else None
         if batch is not None and size is not None and batch > size:
             batch_span = next((k.value.span for k in d.kwargs if k.name == "batch"), d.span)
-            self._error("E511", batch_span, f"batch = {batch} is larger than the dataset ({size} samples)", f"use a batch of at most {size}")
+            self._error(
+                "E511",
+                batch_span,
+                f"batch = {batch} is larger than the dataset ({size} samples)",
+                f"use a batch of at most {size}",
+            )
             return None
         return ir.Noise(d.kind, tuple(values.items()), d.span, tuple((k.name, k.span) for k in d.kwargs))
 
@@ -789,7 +1022,12 @@ class FileChecker:
         for rec in records:
             for item in rec.items:
                 if item.label in labels:
-                    self._error("E513", item.span, f"'{item.label}' is recorded twice", "give one of them another name: name = expr")
+                    self._error(
+                        "E513",
+                        item.span,
+                        f"'{item.label}' is recorded twice",
+                        "give one of them another name: name = expr",
+                    )
                 labels.setdefault(item.label, item.span)
         if values is None:
             return None
@@ -798,13 +1036,20 @@ class FileChecker:
         spans = {s.name: s.value.span for s in r.settings}
         dynamics = values.setdefault("dynamics", "sde" if noise is not None else "gd")
         if dynamics == "sde" and noise is None:
-            self._error("E508", r.span, "dynamics = sde needs a noise model", "add e.g. `noise projected(T = 1e-3)`, or use dynamics = gd")
+            self._error(
+                "E508",
+                r.span,
+                "dynamics = sde needs a noise model",
+                "add e.g. `noise projected(T = 1e-3)`, or use dynamics = gd",
+            )
             return None
         if dynamics == "quotient" and (noise is None or noise.kind != "projected"):
             what = "a noise model" if noise is None else f"{noise.kind} noise"
             msg = f"dynamics = quotient needs projected noise, not {what}"
-            hint = ("it is the projected-noise SDE on the gauge slice: declare `noise projected(T = 1e-3)`, "
-                    "or use dynamics = sde")
+            hint = (
+                "it is the projected-noise SDE on the gauge slice: declare `noise projected(T = 1e-3)`, "
+                "or use dynamics = sde"
+            )
             self._error("E508", spans.get("dynamics", r.span), msg, hint)
             return None
         if dynamics in ("sde", "quotient") and "dt" not in values:
@@ -812,20 +1057,35 @@ class FileChecker:
         if dynamics in ("sgd", "gd"):
             lr = values.get("lr") or (noise.get("lr") if noise else None)
             if lr is None:
-                self._error("E508", r.span, f"dynamics = {dynamics} needs a learning rate", "set lr = 1e-3 in the run block (or in the noise model)")
+                self._error(
+                    "E508",
+                    r.span,
+                    f"dynamics = {dynamics} needs a learning rate",
+                    "set lr = 1e-3 in the run block (or in the noise model)",
+                )
                 return None
             values["lr"] = lr
         if dynamics == "sgd":
             if self._per_sample is None:
                 if not self._loss_is_per_sample():
-                    self._error("E509", spans.get("dynamics", r.span), "dynamics = sgd needs a per-sample loss to draw minibatches from", "write the loss as `loss per (x, t) in (X, y) = ...`")
+                    self._error(
+                        "E509",
+                        spans.get("dynamics", r.span),
+                        "dynamics = sgd needs a per-sample loss to draw minibatches from",
+                        "write the loss as `loss per (x, t) in (X, y) = ...`",
+                    )
                 return None
             batch = values.get("batch") or (noise.get("batch") if noise else None)
             if batch is None:
                 batch = 1 if self._per_sample.size is None else self._per_sample.size
             size = self._per_sample.size
             if size is not None and batch > size:
-                self._error("E511", spans.get("batch", r.span), f"batch = {batch} is larger than the dataset ({size} samples)", f"use a batch of at most {size}")
+                self._error(
+                    "E511",
+                    spans.get("batch", r.span),
+                    f"batch = {batch} is larger than the dataset ({size} samples)",
+                    f"use a batch of at most {size}",
+                )
                 return None
             values["batch"] = int(batch)
         for name, spec in S.RUN_SETTINGS.items():
@@ -842,7 +1102,12 @@ class FileChecker:
         if every is _BAD:
             return None
         if not isinstance(every, int) or every < 1:
-            self._error("E506", rec.every.span, f"record every k steps needs a whole k ≥ 1, not {every}", "e.g. record every 100: w, loss")
+            self._error(
+                "E506",
+                rec.every.span,
+                f"record every k steps needs a whole k ≥ 1, not {every}",
+                "e.g. record every 100: w, loss",
+            )
             return None
         ctx = Context(
             "in a record",
@@ -859,7 +1124,9 @@ class FileChecker:
                     continue
                 label = item.label or _default_label(item.value)
                 if label is None:
-                    self._error("E512", item.span, "this recorded expression needs a name", "write it as name = expression")
+                    self._error(
+                        "E512", item.span, "this recorded expression needs a name", "write it as name = expression"
+                    )
                     continue
                 items.append(ir.RecordItem(label, value, item.span))
         finally:
@@ -872,7 +1139,12 @@ class FileChecker:
         if values is None or not ok:
             return None
         if "target" not in values:
-            self._error("E601", d.span, "a design block needs a target", "add target = sparsity (or spectral_sparsity, low_rank, total_variation)")
+            self._error(
+                "E601",
+                d.span,
+                "a design block needs a target",
+                "add target = sparsity (or spectral_sparsity, low_rank, total_variation)",
+            )
             return None
         spans = {name: node.span for name, node, _ in entries}
         pred = values.get("predictor")
@@ -882,7 +1154,12 @@ class FileChecker:
                 return None  # reported where it is declared
             # In a vanilla model the parameter itself is the predictor.
             if b is None or b.kind not in ("predictor", "param"):
-                self._error("E602", spans["predictor"], f"'{pred}' is not a predictor or parameter of this model", "name a `predictor` or a `param` declared in this file")
+                self._error(
+                    "E602",
+                    spans["predictor"],
+                    f"'{pred}' is not a predictor or parameter of this model",
+                    "name a `predictor` or a `param` declared in this file",
+                )
                 return None
         op = values.get("operator")
         if op is not None and op not in S.DESIGN_OPERATORS:
@@ -890,15 +1167,30 @@ class FileChecker:
             if b is not None and b.kind == "error":
                 return None
             if b is None or b.kind != "data" or len(b.shape) != 2:
-                self._error("E602", spans["operator"], f"'{op}' is not an analysis operator", "use identity, cosine, fourier, difference, or the name of a data matrix")
+                self._error(
+                    "E602",
+                    spans["operator"],
+                    f"'{op}' is not an analysis operator",
+                    "use identity, cosine, fourier, difference, or the name of a data matrix",
+                )
                 return None
         depth = values.get("depth")
         if depth is not None and depth < 2:
-            self._error("E602", spans.get("depth", d.span), "depth must be at least 2 (a product of two or more factors)", "depth L gives the bias exponent 1 − 1/L")
+            self._error(
+                "E602",
+                spans.get("depth", d.span),
+                "depth must be at least 2 (a product of two or more factors)",
+                "depth L gives the bias exponent 1 − 1/L",
+            )
             return None
         exponent = values.get("exponent")
         if exponent is not None and not exponent < 1:
-            self._error("E602", spans["exponent"], f"the bias exponent must be below 1, not {exponent}", "depth L gives the exponent 1 − 1/L: 1/2, 2/3, 3/4, ...")
+            self._error(
+                "E602",
+                spans["exponent"],
+                f"the bias exponent must be below 1, not {exponent}",
+                "depth L gives the exponent 1 − 1/L: 1/2, 2/3, 3/4, ...",
+            )
             return None
         return ir.Design(tuple(values.items()), d.span, tuple(spans.items()))
 
@@ -913,11 +1205,18 @@ class FileChecker:
                 continue
             entries.append((s.name, ast.Name(call.func, call.func_span), s.name_span))
             for a in call.args:
-                self._error("E602", a.span, f"the arguments of {call.func}(...) are design settings and need names", f"write {call.func}(depth = 3), or set it in the block: depth = 3")
+                self._error(
+                    "E602",
+                    a.span,
+                    f"the arguments of {call.func}(...) are design settings and need names",
+                    f"write {call.func}(depth = 3), or set it in the block: depth = 3",
+                )
                 ok = False
             for kw in call.kwargs:
                 if kw.name == "target":
-                    self._error("E602", kw.span, "the target cannot be set inside itself", f"write target = {call.func}")
+                    self._error(
+                        "E602", kw.span, "the target cannot be set inside itself", f"write target = {call.func}"
+                    )
                     ok = False
                     continue
                 entries.append((kw.name, kw.value, kw.span))

@@ -90,7 +90,7 @@ class ExprChecker:
             return None
 
     def _String(self, e: ast.String, ctx):
-        self._error("E315", e.span, "a string is not a value here", "strings name files: load(\"data.npz\", \"X\")")
+        self._error("E315", e.span, "a string is not a value here", 'strings name files: load("data.npz", "X")')
         return None
 
     def _Name(self, e: ast.Name, ctx):
@@ -110,7 +110,8 @@ class ExprChecker:
                 "E204",
                 e.span,
                 f"the {KIND_WORDS.get(b.kind, b.kind)} '{e.id}' cannot be used {ctx.where}",
-                why or f"{ctx.where[0].upper() + ctx.where[1:]} you can use: "
+                why
+                or f"{ctx.where[0].upper() + ctx.where[1:]} you can use: "
                 + ", ".join(sorted(KIND_WORDS[k] for k in ctx.allowed if k in KIND_WORDS)),
             )
             return None
@@ -123,7 +124,9 @@ class ExprChecker:
             return
         candidates = self._names() + list(F.CONSTANTS)
         guess = difflib.get_close_matches(name, candidates, n=1, cutoff=0.6)
-        hint = f"did you mean '{guess[0]}'?" if guess else "declare it (param, data, let, predictor) or fix the spelling"
+        hint = (
+            f"did you mean '{guess[0]}'?" if guess else "declare it (param, data, let, predictor) or fix the spelling"
+        )
         self._error("E201", span, f"unknown name '{name}'", hint)
 
     def _ListLit(self, e: ast.ListLit, ctx):
@@ -216,7 +219,12 @@ class ExprChecker:
                     return None
                 length = len(range(n)[slice(start, stop)])
                 if length == 0:
-                    self._error("E304", item.span, f"this slice of an axis of size {n} is empty", "slices run start:stop with start < stop")
+                    self._error(
+                        "E304",
+                        item.span,
+                        f"this slice of an axis of size {n} is empty",
+                        "slices run start:stop with start < stop",
+                    )
                     return None
                 items.append(ir.SliceSpec(start, stop))
                 shape.append(length)
@@ -225,10 +233,15 @@ class ExprChecker:
                 if i is None:
                     return None
                 if not -n <= i < n:
-                    self._error("E304", item.span, f"index {i} is out of range for an axis of size {n}", f"indices run from 0 to {n - 1} (or -{n} to -1)")
+                    self._error(
+                        "E304",
+                        item.span,
+                        f"index {i} is out of range for an axis of size {n}",
+                        f"indices run from 0 to {n - 1} (or -{n} to -1)",
+                    )
                     return None
                 items.append(i)
-        shape.extend(value.shape[len(e.items):])
+        shape.extend(value.shape[len(e.items) :])
         return ir.Index(value, tuple(items), tuple(shape), e.span)
 
     def _static_int(self, e: ast.Expr, ctx) -> int | None:
@@ -236,7 +249,9 @@ class ExprChecker:
         if value is _BAD:
             return None
         if not isinstance(value, int) or isinstance(value, bool):
-            self._error("E308", e.span, "this must be a whole number known in advance", "write an integer such as 0 or -1")
+            self._error(
+                "E308", e.span, "this must be a whole number known in advance", "write an integer such as 0 or -1"
+            )
             return None
         return value
 
@@ -247,20 +262,40 @@ class ExprChecker:
         if f is None:
             b = self._lookup(e.func)
             if b is not None:
-                self._error("E306", e.func_span, f"'{e.func}' is a {KIND_WORDS.get(b.kind, b.kind)}, not a function", f"only built-in functions can be called; index an array with square brackets: {e.func}[0]")
+                self._error(
+                    "E306",
+                    e.func_span,
+                    f"'{e.func}' is a {KIND_WORDS.get(b.kind, b.kind)}, not a function",
+                    f"only built-in functions can be called; index an array with square brackets: {e.func}[0]",
+                )
             else:
                 guess = difflib.get_close_matches(e.func, list(F.FUNCTIONS), n=1, cutoff=0.6)
                 hint = f"did you mean '{guess[0]}'?" if guess else "docs/language.md lists the built-in functions"
                 self._error("E306", e.func_span, f"unknown function '{e.func}'", hint)
             return None
         if f.where == F.GENERATOR and not ctx.generators:
-            self._error("E313", e.span, f"{e.func}(...) makes data; it cannot be used {ctx.where}", "use it in a data definition or a parameter's initializer")
+            self._error(
+                "E313",
+                e.span,
+                f"{e.func}(...) makes data; it cannot be used {ctx.where}",
+                "use it in a data definition or a parameter's initializer",
+            )
             return None
         if f.where == F.STREAM and not (ctx.generators or ctx.random_streams):
-            self._error("E313", e.span, f"{e.func}(...) draws random numbers; it cannot be used {ctx.where}", "draw random data in a data block (`stream x : R[3] ~ normal(0, 1)` for fresh draws each step) or in an initializer")
+            self._error(
+                "E313",
+                e.span,
+                f"{e.func}(...) draws random numbers; it cannot be used {ctx.where}",
+                "draw random data in a data block (`stream x : R[3] ~ normal(0, 1)` for fresh draws each step) or in an initializer",
+            )
             return None
         if f.where == F.RECORD and not ctx.records:
-            self._error("E313", e.span, f"{e.func}(...) can only be recorded, in a run block's `record` line", "move it to `record every k: ...`")
+            self._error(
+                "E313",
+                e.span,
+                f"{e.func}(...) can only be recorded, in a run block's `record` line",
+                "move it to `record every k: ...`",
+            )
             return None
 
         bound = self._bind_args(f, e)
@@ -282,7 +317,12 @@ class ExprChecker:
             self._error("E305", span, f"{e.func}: {exc.message}", f"usage: {f.signature()}")
             return None
         if any(d > MAX_SIZE for d in shape):
-            self._error("E305", e.span, f"{e.func}(...) would have shape {show(shape)}, larger than any array can be", f"sizes are at most {MAX_SIZE}")
+            self._error(
+                "E305",
+                e.span,
+                f"{e.func}(...) would have shape {show(shape)}, larger than any array can be",
+                f"sizes are at most {MAX_SIZE}",
+            )
             return None
         static_items = tuple((k, v.name if isinstance(v, ir.Symmetry) else v) for k, v in static.items())
         return ir.Call(e.func, tuple(checked), static_items, shape, e.span)
@@ -299,7 +339,12 @@ class ExprChecker:
             exprs = [(f"a{i}", a) for i, a in enumerate(e.args)]
         else:
             if len(e.args) > len(f.args):
-                self._error("E305", e.args[len(f.args)].span, f"{e.func} takes at most {len(f.args)} argument{'s' if len(f.args) != 1 else ''}, got {len(e.args)}", f"usage: {f.signature()}")
+                self._error(
+                    "E305",
+                    e.args[len(f.args)].span,
+                    f"{e.func} takes at most {len(f.args)} argument{'s' if len(f.args) != 1 else ''}, got {len(e.args)}",
+                    f"usage: {f.signature()}",
+                )
                 return None
             for spec, a in zip(f.args, e.args):
                 given[spec.name] = a
@@ -311,7 +356,9 @@ class ExprChecker:
                 self._error("E307", kw.span, f"{e.func} has no argument '{kw.name}'", hint)
                 return None
             if kw.name in given:
-                self._error("E307", kw.span, f"{e.func}: argument '{kw.name}' is given twice", f"usage: {f.signature()}")
+                self._error(
+                    "E307", kw.span, f"{e.func}: argument '{kw.name}' is given twice", f"usage: {f.signature()}"
+                )
                 return None
             given[kw.name] = kw.value
         for spec in f.args:
@@ -352,14 +399,24 @@ class ExprChecker:
                 candidates = [n for n, k in kinds.items() if k in ("symmetry", "error") and n != node.id]
                 guess = difflib.get_close_matches(node.id, candidates, n=1, cutoff=0.6)
                 what = "not declared" if b is None else _a(b.kind)
-                self._error("E211", node.span, f"{call.func} needs a symmetry of this model, but '{node.id}' is {what}", f"did you mean '{guess[0]}'?" if guess else hint)
+                self._error(
+                    "E211",
+                    node.span,
+                    f"{call.func} needs a symmetry of this model, but '{node.id}' is {what}",
+                    f"did you mean '{guess[0]}'?" if guess else hint,
+                )
                 return _BAD
             self._error("E211", node.span, f"{call.func} needs the name of a symmetry of this model", hint)
             return _BAD
         if spec.kind == F.STRING:
             if isinstance(node, ast.String):
                 return node.value
-            self._error("E308", node.span, f"{call.func}: '{spec.name}' must be a string", 'write it in double quotes: "data.npz"')
+            self._error(
+                "E308",
+                node.span,
+                f"{call.func}: '{spec.name}' must be a string",
+                'write it in double quotes: "data.npz"',
+            )
             return _BAD
         value = self.constant(node, None)
         if value is _BAD:
@@ -367,22 +424,39 @@ class ExprChecker:
         if spec.kind == F.INT:
             if isinstance(value, int) and not isinstance(value, bool):
                 return value
-            self._error("E308", node.span, f"{call.func}: '{spec.name}' must be a whole number", f"usage: {F.FUNCTIONS[call.func].signature()}")
+            self._error(
+                "E308",
+                node.span,
+                f"{call.func}: '{spec.name}' must be a whole number",
+                f"usage: {F.FUNCTIONS[call.func].signature()}",
+            )
             return _BAD
         if spec.kind == F.FLOAT:
             if isinstance(value, (int, float)):
                 return float(value)
-            self._error("E308", node.span, f"{call.func}: '{spec.name}' must be a number", f"usage: {F.FUNCTIONS[call.func].signature()}")
+            self._error(
+                "E308",
+                node.span,
+                f"{call.func}: '{spec.name}' must be a number",
+                f"usage: {F.FUNCTIONS[call.func].signature()}",
+            )
             return _BAD
         if spec.kind in (F.INTS, F.FLOATS):
             if isinstance(value, (int, float)) and spec.kind == F.FLOATS:
                 value = [value]
             if not isinstance(value, list) or any(isinstance(v, list) for v in value):
-                self._error("E308", node.span, f"{call.func}: '{spec.name}' must be a list of numbers", "write it as [1, 2, 3]")
+                self._error(
+                    "E308", node.span, f"{call.func}: '{spec.name}' must be a list of numbers", "write it as [1, 2, 3]"
+                )
                 return _BAD
             if spec.kind == F.INTS:
                 if any(not isinstance(v, int) for v in value):
-                    self._error("E308", node.span, f"{call.func}: '{spec.name}' must be a list of whole numbers", "write it as [1, 2, 3]")
+                    self._error(
+                        "E308",
+                        node.span,
+                        f"{call.func}: '{spec.name}' must be a list of whole numbers",
+                        "write it as [1, 2, 3]",
+                    )
                     return _BAD
                 if spec.name == "shape" and any(v < 1 for v in value):
                     self._error("E309", node.span, "sizes must be positive", "every entry of shape must be ≥ 1")
@@ -420,12 +494,21 @@ _LARGEST = 1.7976931348623157e308
 def _number(e: ast.Number) -> int | float:
     """The value of a number literal: an int if written without '.' or exponent, else a float."""
     if e.is_integer and len(e.text.lstrip("0")) > 309:
-        raise _NotConstant(e.span, f"the number {_shorten(e.text)} is too large", "E318", "numbers must be below 1.8e308 in size")
+        raise _NotConstant(
+            e.span, f"the number {_shorten(e.text)} is too large", "E318", "numbers must be below 1.8e308 in size"
+        )
     value = int(e.text) if e.is_integer else e.value
     if not abs(value) <= _LARGEST:
-        raise _NotConstant(e.span, f"the number {_shorten(e.text)} is too large", "E318", "numbers must be below 1.8e308 in size")
+        raise _NotConstant(
+            e.span, f"the number {_shorten(e.text)} is too large", "E318", "numbers must be below 1.8e308 in size"
+        )
     if value == 0 and not e.is_integer and any(c in "123456789" for c in e.text.split("e")[0].split("E")[0]):
-        raise _NotConstant(e.span, f"the number {_shorten(e.text)} is too small to tell from 0", "E318", "write 0, or a number of at least 1e-300 in size")
+        raise _NotConstant(
+            e.span,
+            f"the number {_shorten(e.text)} is too small to tell from 0",
+            "E318",
+            "write 0, or a number of at least 1e-300 in size",
+        )
     return value
 
 

@@ -147,9 +147,7 @@ def _concat(shapes, static, target):
     axis = normalize_axis(static.get("axis", 0), ndim)
     for i, s in enumerate(shapes):
         if len(s) != ndim or s[:axis] + s[axis + 1 :] != shapes[0][:axis] + shapes[0][axis + 1 :]:
-            raise ShapeError(
-                f"concat along axis {axis}: {show(s)} does not match {show(shapes[0])}", i
-            )
+            raise ShapeError(f"concat along axis {axis}: {show(s)} does not match {show(shapes[0])}", i)
     total = sum(s[axis] for s in shapes)
     return shapes[0][:axis] + (total,) + shapes[0][axis + 1 :]
 
@@ -313,14 +311,37 @@ _register("reshape", [Arg("x", EXPR), Arg("shape", INTS)], _reshape, "the same e
 
 # Constants and generators: evaluated once, when the data and the initial point are made.
 _register("eye", [Arg("n", INT)], _eye, "the n×n identity matrix")
-_register("linspace", [Arg("start", EXPR), Arg("stop", EXPR), Arg("n", INT)], _linspace, "n evenly spaced numbers from start to stop")
-_register("arange", [Arg("start", INT), Arg("stop", INT, None)], _arange, "the integers start, …, stop − 1 (or 0, …, start − 1)")
-_register("repeat", [Arg("values", FLOATS), Arg("counts", INTS)], _repeat, "each value repeated its count times: a piecewise-constant vector")
+_register(
+    "linspace",
+    [Arg("start", EXPR), Arg("stop", EXPR), Arg("n", INT)],
+    _linspace,
+    "n evenly spaced numbers from start to stop",
+)
+_register(
+    "arange",
+    [Arg("start", INT), Arg("stop", INT, None)],
+    _arange,
+    "the integers start, …, stop − 1 (or 0, …, start − 1)",
+)
+_register(
+    "repeat",
+    [Arg("values", FLOATS), Arg("counts", INTS)],
+    _repeat,
+    "each value repeated its count times: a piecewise-constant vector",
+)
 
 _SEED = Arg("seed", INT, None)
 _SHAPE = Arg("shape", INTS, None)
-_register("normal", [Arg("mean", EXPR, 0.0), Arg("std", EXPR, 1.0), _SHAPE, _SEED], _generated, "Gaussian draws", STREAM)
-_register("uniform", [Arg("low", EXPR, 0.0), Arg("high", EXPR, 1.0), _SHAPE, _SEED], _generated, "uniform draws on [low, high)", STREAM)
+_register(
+    "normal", [Arg("mean", EXPR, 0.0), Arg("std", EXPR, 1.0), _SHAPE, _SEED], _generated, "Gaussian draws", STREAM
+)
+_register(
+    "uniform",
+    [Arg("low", EXPR, 0.0), Arg("high", EXPR, 1.0), _SHAPE, _SEED],
+    _generated,
+    "uniform draws on [low, high)",
+    STREAM,
+)
 _register("bernoulli", [Arg("p", EXPR, 0.5), _SHAPE, _SEED], _generated, "0/1 draws, 1 with probability p", STREAM)
 _register("zeros", [_SHAPE], _generated, "all zeros", GENERATOR)
 _register("ones", [_SHAPE], _generated, "all ones", GENERATOR)
@@ -339,12 +360,32 @@ _register(
     "zeros except `values` at the positions `at`",
     GENERATOR,
 )
-_register("orthonormal", [_SHAPE, _SEED], _orthonormal, "a random n×k matrix with orthonormal columns (Q of a Gaussian)", GENERATOR)
-_register("load", [Arg("file", STRING), Arg("key", STRING, None)], _load, "an array from a .npz, .npy or .csv file beside the program", GENERATOR)
+_register(
+    "orthonormal",
+    [_SHAPE, _SEED],
+    _orthonormal,
+    "a random n×k matrix with orthonormal columns (Q of a Gaussian)",
+    GENERATOR,
+)
+_register(
+    "load",
+    [Arg("file", STRING), Arg("key", STRING, None)],
+    _load,
+    "an array from a .npz, .npy or .csv file beside the program",
+    GENERATOR,
+)
 
 # Observables of a symmetry, for the run block's records.
-_register("charge", [Arg("s", SYMMETRY)], _charge, "the Noether charges ½⟨θ, ξ_a(θ)⟩ of symmetry s, one per generator", RECORD)
-_register("logdet_gram", [Arg("s", SYMMETRY)], _scalar_of_symmetry, "log det of the Gram matrix of symmetry s's generators", RECORD)
+_register(
+    "charge", [Arg("s", SYMMETRY)], _charge, "the Noether charges ½⟨θ, ξ_a(θ)⟩ of symmetry s, one per generator", RECORD
+)
+_register(
+    "logdet_gram",
+    [Arg("s", SYMMETRY)],
+    _scalar_of_symmetry,
+    "log det of the Gram matrix of symmetry s's generators",
+    RECORD,
+)
 
 GENERATORS = frozenset(n for n, f in FUNCTIONS.items() if f.where in (GENERATOR, STREAM))
 RANDOM = frozenset({"normal", "uniform", "bernoulli", "sparse", "orthonormal"})

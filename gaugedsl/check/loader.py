@@ -45,13 +45,31 @@ class Loader:
             line = data[: exc.start].count(b"\n") + 1
             col = _column(data, exc.start)
             self.sources.add(shown, data.decode("utf-8", errors="replace"))
-            raise GaugeError([error("E008", Span(shown, line, col, line, col + 1), f"the file is not UTF-8 text: byte 0x{data[exc.start]:02x} cannot be read", "save the file as UTF-8")]) from None
+            raise GaugeError(
+                [
+                    error(
+                        "E008",
+                        Span(shown, line, col, line, col + 1),
+                        f"the file is not UTF-8 text: byte 0x{data[exc.start]:02x} cannot be read",
+                        "save the file as UTF-8",
+                    )
+                ]
+            ) from None
         if "\x00" in text:
             pos = text.index("\x00")
             line = text.count("\n", 0, pos) + 1
             col = pos - (text.rfind("\n", 0, pos) + 1) + 1
             self.sources.add(shown, text)
-            raise GaugeError([error("E008", Span(shown, line, col, line, col + 1), "the file contains a NUL byte; it is not a text file", "check that this is the right file")])
+            raise GaugeError(
+                [
+                    error(
+                        "E008",
+                        Span(shown, line, col, line, col + 1),
+                        "the file contains a NUL byte; it is not a text file",
+                        "check that this is the right file",
+                    )
+                ]
+            )
         self.sources.add(shown, text)
         return text
 
@@ -72,7 +90,9 @@ class Loader:
             self._stack.pop()
         return _check(FileChecker(program, templates, source_hash([text, *texts]), bool(import_errors)), import_errors)
 
-    def _imports(self, program: ast.Program, folder: Path, shown_folder: str) -> tuple[dict[str, Template], list[str], list[Diagnostic]]:
+    def _imports(
+        self, program: ast.Program, folder: Path, shown_folder: str
+    ) -> tuple[dict[str, Template], list[str], list[Diagnostic]]:
         """The parametric symmetries the imports bring, the imported texts, and the problems
         with the imports (the file is checked all the same, so that its own errors show too)."""
         templates: dict[str, Template] = {}
@@ -83,7 +103,14 @@ class Loader:
             if not isinstance(item, ast.Import):
                 continue
             if item.dotted in seen:
-                diagnostics.append(error("E105", item.span, f"'{item.dotted}' is already imported (line {seen[item.dotted].line})", "remove this line"))
+                diagnostics.append(
+                    error(
+                        "E105",
+                        item.span,
+                        f"'{item.dotted}' is already imported (line {seen[item.dotted].line})",
+                        "remove this line",
+                    )
+                )
                 continue
             seen[item.dotted] = item.span
             try:
@@ -94,7 +121,14 @@ class Loader:
             texts.extend(lib_texts)
             for name, t in lib_templates.items():
                 if name in templates and templates[name].origin != t.origin:
-                    diagnostics.append(error("E105", item.span, f"'{name}' is defined both in {templates[name].origin} and in {t.origin}", "import only one of them"))
+                    diagnostics.append(
+                        error(
+                            "E105",
+                            item.span,
+                            f"'{name}' is defined both in {templates[name].origin} and in {t.origin}",
+                            "import only one of them",
+                        )
+                    )
                     continue
                 templates[name] = t
         return templates, texts, diagnostics
@@ -104,7 +138,16 @@ class Loader:
         std = item.path[0] == "std"
         if std:
             if len(item.path) == 1:
-                raise GaugeError([error("E101", item.span, "import which part of the stdlib?", "name a module, e.g. import std.rescaling")])
+                raise GaugeError(
+                    [
+                        error(
+                            "E101",
+                            item.span,
+                            "import which part of the stdlib?",
+                            "name a module, e.g. import std.rescaling",
+                        )
+                    ]
+                )
             root = stdlib_dir().resolve()
             parts = item.path[1:]
             shown = str(root.joinpath(*parts[:-1], parts[-1] + ".gauge"))
@@ -127,14 +170,32 @@ class Loader:
         resolved = path.resolve()
         if root not in resolved.parents:
             where = "the stdlib" if std else "the importing file's folder"
-            raise GaugeError([error("E103", item.span, f"'{item.dotted}' leads outside {where}: {shown} is a link to {os.path.relpath(resolved, root)}", "imports may only read the stdlib and files in the importing file's own folder; copy the file here")])
+            raise GaugeError(
+                [
+                    error(
+                        "E103",
+                        item.span,
+                        f"'{item.dotted}' leads outside {where}: {shown} is a link to {os.path.relpath(resolved, root)}",
+                        "imports may only read the stdlib and files in the importing file's own folder; copy the file here",
+                    )
+                ]
+            )
         return resolved, shown
 
     def _library(self, item: ast.Import, folder: Path, shown_folder: str) -> tuple[dict[str, Template], list[str]]:
         path, shown = self.resolve_import(item, folder, shown_folder)
         if path in self._stack:
-            chain = " → ".join(self._shown.get(p, p.name) for p in self._stack[self._stack.index(path):] + [path])
-            raise GaugeError([error("E102", item.span, f"import cycle: {chain}", "break the cycle; move the shared symmetries into a file both import")])
+            chain = " → ".join(self._shown.get(p, p.name) for p in self._stack[self._stack.index(path) :] + [path])
+            raise GaugeError(
+                [
+                    error(
+                        "E102",
+                        item.span,
+                        f"import cycle: {chain}",
+                        "break the cycle; move the shared symmetries into a file both import",
+                    )
+                ]
+            )
         if path in self._libraries:
             return self._libraries[path]
         text = self.read(path, item.span, shown)
@@ -153,7 +214,16 @@ class Loader:
         templates, texts, import_errors = self._imports(program, path.parent, os.path.dirname(shown))
         checked = _check(FileChecker(program, templates, source_hash([text]), bool(import_errors)), import_errors)
         if isinstance(checked, ir.Model):
-            raise GaugeError([error("E104", item.span, f"'{item.dotted}' is a model, not a library", "an imported file may hold only imports and parametric symmetries; move the symmetries you need into a file of their own")])
+            raise GaugeError(
+                [
+                    error(
+                        "E104",
+                        item.span,
+                        f"'{item.dotted}' is a model, not a library",
+                        "an imported file may hold only imports and parametric symmetries; move the symmetries you need into a file of their own",
+                    )
+                ]
+            )
         exported = {}
         for decl in program.items:
             if isinstance(decl, ast.SymmetryDecl) and decl.params is not None:

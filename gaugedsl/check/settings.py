@@ -55,9 +55,12 @@ SOLVERS = ("euler", "heun", "milstein", "sea", "sra1", "shark", "spark", "revers
 RUN_SETTINGS: dict[str, Setting] = {
     s.name: s
     for s in (
-        _s("dynamics", "enum",
-           "sde, quotient (the projected-noise SDE on the gauge slice), sgd (the discrete minibatch map) or gd",
-           choices=DYNAMICS),
+        _s(
+            "dynamics",
+            "enum",
+            "sde, quotient (the projected-noise SDE on the gauge slice), sgd (the discrete minibatch map) or gd",
+            choices=DYNAMICS,
+        ),
         _s("particles", "int", "independent runs simulated together", default=1, positive=True),
         _s("steps", "int", "number of steps", default=1000, positive=True),
         _s("dt", "float", "SDE time step", positive=True),
@@ -66,7 +69,13 @@ RUN_SETTINGS: dict[str, Setting] = {
         _s("solver", "enum", "SDE solver", default="euler", choices=SOLVERS),
         _s("seed", "int", "random seed", default=0, nonnegative=True),
         _s("dtype", "enum", "float32 or float64", default="float32", choices=("float32", "float64")),
-        _s("start", "enum", "start at the initializers (init) or their projection onto the gauge slice (slice)", default="init", choices=("init", "slice")),
+        _s(
+            "start",
+            "enum",
+            "start at the initializers (init) or their projection onto the gauge slice (slice)",
+            default="init",
+            choices=("init", "slice"),
+        ),
         _s("chunk", "int", "steps per checkpoint and progress update", positive=True),
     )
 }
@@ -82,7 +91,12 @@ DESIGN_SETTINGS: dict[str, Setting] = {
         _s("exponent", "float", "the bias exponent 1 − 1/L instead of the depth (1/2, 2/3, 3/4, ...)", positive=True),
         _s("rank", "int", "inner dimension r of a factorization", positive=True),
         _s("strength", "float", "temperature T of the bias", positive=True),
-        _s("init", "float", "standard deviation of each factor's initializer (default: the predictor's, to the power 1/L)", positive=True),
+        _s(
+            "init",
+            "float",
+            "standard deviation of each factor's initializer (default: the predictor's, to the power 1/L)",
+            positive=True,
+        ),
         _s("lr", "float", "learning rate of the designed model's run (default: the source's)", positive=True),
     )
 }

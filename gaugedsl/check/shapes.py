@@ -53,8 +53,11 @@ def broadcast(*shapes: Shape) -> Shape:
         sizes = {s[axis] for s in shapes if len(s) >= -axis} - {1}
         if len(sizes) > 1:
             raise ShapeError(
-                "shapes " + " and ".join(show(s) for s in shapes) + " do not broadcast: sizes "
-                + " and ".join(map(show_size, sorted(sizes))) + f" differ on {_axis_words(axis)}"
+                "shapes "
+                + " and ".join(show(s) for s in shapes)
+                + " do not broadcast: sizes "
+                + " and ".join(map(show_size, sorted(sizes)))
+                + f" differ on {_axis_words(axis)}"
             )
         out.append(sizes.pop() if sizes else 1)
     return tuple(out)

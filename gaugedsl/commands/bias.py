@@ -12,7 +12,12 @@ from ._common import EXIT_OK, UsageError, existing_file, xla_cache
 def register(sub) -> None:
     p = sub.add_parser("bias", help="the symmetries' geometry and the implicit bias (T/2) log det G")
     p.add_argument("file", type=Path, metavar="FILE")
-    p.add_argument("--at", choices=("init", "slice"), default="init", help="evaluate at the initial point or at its projection onto the gauge slice (default: init)")
+    p.add_argument(
+        "--at",
+        choices=("init", "slice"),
+        default="init",
+        help="evaluate at the initial point or at its projection onto the gauge slice (default: init)",
+    )
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--no-law", action="store_true", help="skip the predicted stationary law")
     p.add_argument("--x32", action="store_true", help="use float32 (geometry defaults to float64)")

@@ -11,14 +11,32 @@ from ._common import EXIT_OK, UsageError, existing_file, xla_cache
 
 
 def register(sub) -> None:
-    p = sub.add_parser("design", help="inverse design: a model whose symmetry induces the bias the design block asks for")
-    p.add_argument("files", nargs="+", type=Path, metavar="FILE", help="the model with a design block (with --compare: the models to run)")
-    p.add_argument("-o", "--output", type=Path, metavar="OUT", help="where to write the designed model (default: print it)")
+    p = sub.add_parser(
+        "design", help="inverse design: a model whose symmetry induces the bias the design block asks for"
+    )
+    p.add_argument(
+        "files",
+        nargs="+",
+        type=Path,
+        metavar="FILE",
+        help="the model with a design block (with --compare: the models to run)",
+    )
+    p.add_argument(
+        "-o", "--output", type=Path, metavar="OUT", help="where to write the designed model (default: print it)"
+    )
     p.add_argument("--points", type=int, default=6, help="random slice points of the bias check (default: 6)")
-    p.add_argument("--compare", action="store_true", help="run the given gd models over --seeds seeds and print their final records side by side")
-    p.add_argument("--seeds", type=int, default=5, help="with --compare: ensemble members (data and init seeds 0 … N−1; default 5)")
+    p.add_argument(
+        "--compare",
+        action="store_true",
+        help="run the given gd models over --seeds seeds and print their final records side by side",
+    )
+    p.add_argument(
+        "--seeds", type=int, default=5, help="with --compare: ensemble members (data and init seeds 0 … N−1; default 5)"
+    )
     p.add_argument("--steps", type=int, help="with --compare: override the run length (e.g. a quick check)")
-    p.add_argument("--json", type=Path, metavar="FILE", help="with --compare: also write the final records and wall times as JSON")
+    p.add_argument(
+        "--json", type=Path, metavar="FILE", help="with --compare: also write the final records and wall times as JSON"
+    )
     p.set_defaults(handler=run)
 
 

@@ -37,7 +37,13 @@ def _number_setting(text: str) -> tuple[str, float]:
 def register(sub) -> None:
     p = sub.add_parser("run", help="simulate a model's run block and compare it with the theory")
     p.add_argument("file", type=Path, metavar="FILE")
-    p.add_argument("-o", "--output", type=Path, metavar="DIR", help="where to write results.npz, summary.json and plots (default: runs/MODEL)")
+    p.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        metavar="DIR",
+        help="where to write results.npz, summary.json and plots (default: runs/MODEL)",
+    )
     p.add_argument("--resume", action="store_true", help="continue an interrupted run from DIR/checkpoint.npz")
     p.add_argument("--x64", action="store_true", help="switch JAX to 64-bit and simulate in float64")
     p.add_argument("--log-compiles", action="store_true", help="log every XLA compilation (one is expected per run)")
@@ -56,7 +62,12 @@ def register(sub) -> None:
         help="exit with status 1 when any row of the theory table disagrees with its prediction "
         "(docs/dynamics.md, Verdicts)",
     )  # fmt: skip
-    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None, help="show a progress bar (default: when stderr is a terminal)")
+    p.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="show a progress bar (default: when stderr is a terminal)",
+    )
     p.add_argument("--stop-after-chunks", type=_count(1), help=argparse.SUPPRESS)  # simulates an interruption (tests)
     p.set_defaults(handler=run)
 
@@ -72,7 +83,9 @@ def run(args, sources) -> int:
         try:
             import matplotlib  # noqa: F401
         except ImportError:
-            raise UsageError("--plot needs matplotlib, which is not installed: pip install 'gaugedsl[plot]' (or matplotlib)") from None
+            raise UsageError(
+                "--plot needs matplotlib, which is not installed: pip install 'gaugedsl[plot]' (or matplotlib)"
+            ) from None
     if args.x64:
         jax.config.update("jax_enable_x64", True)
     if args.log_compiles:
@@ -117,10 +130,15 @@ def _simulate(args, model, loader) -> int:
         state, old = loaded
         if old != _normalise(meta):
             changed = [k for k in ("program_hash", "plan", "numbers") if old.get(k) != _normalise(meta)[k]]
-            raise UsageError(f"the checkpoint in {out} was made with a different {' and '.join(changed)}; run without --resume to start afresh")
+            raise UsageError(
+                f"the checkpoint in {out} was made with a different {' and '.join(changed)}; run without --resume to start afresh"
+            )
         print(f"resuming {model.name} at step {state.step} of {plan.steps}", file=sys.stderr)
     elif (out / "checkpoint.npz").exists():
-        print(f"note: {out / 'checkpoint.npz'} is from an unfinished run; starting afresh (use --resume to continue it)", file=sys.stderr)
+        print(
+            f"note: {out / 'checkpoint.npz'} is from an unfinished run; starting afresh (use --resume to continue it)",
+            file=sys.stderr,
+        )
     progress = Progress(plan.steps, plan.particles, args.progress)
     last = {}
 
@@ -159,7 +177,9 @@ def _simulate(args, model, loader) -> int:
     (out / "checkpoint.npz").unlink(missing_ok=True)
     noise = f", {model.noise.kind} noise" if model.noise is not None else ""
     rate = plan.particles * plan.steps / max(result.wall_time, 1e-9)
-    print(f"{model.name}: {plan.dynamics}{noise}, {plan.particles} particles × {plan.steps} steps, seed {plan.seed}, {plan.dtype}, on {sim.sharding.describe()}: {result.wall_time:.1f} s ({rate:.3g} particle-steps/s, compilation included)")
+    print(
+        f"{model.name}: {plan.dynamics}{noise}, {plan.particles} particles × {plan.steps} steps, seed {plan.seed}, {plan.dtype}, on {sim.sharding.describe()}: {result.wall_time:.1f} s ({rate:.3g} particle-steps/s, compilation included)"
+    )
     print()
     print(table)
     print(comparison.summary_line())

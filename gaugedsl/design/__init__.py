@@ -73,13 +73,24 @@ class Designed:
         }
 
 
-def design(source: str | Path | ir.Model, out: str | Path | None = None, points: int = 6, loader: Loader | None = None) -> Designed:
+def design(
+    source: str | Path | ir.Model, out: str | Path | None = None, points: int = 6, loader: Loader | None = None
+) -> Designed:
     """Design the model at `source` (a path, or a checked model read from a file) into text
     meant for `out` (default: `NAME_designed.gauge` beside it; nothing is written). Raises
     `GaugeError` for a program that does not check or a target out of the family."""
     if isinstance(source, ir.Model):
         if source.path.startswith("<") or not Path(source.path).is_file():
-            raise GaugeError([error("E606", None, f"model '{source.name}' was not read from a file; design rewrites the source text", "save the program as a .gauge file and design that")])
+            raise GaugeError(
+                [
+                    error(
+                        "E606",
+                        None,
+                        f"model '{source.name}' was not read from a file; design rewrites the source text",
+                        "save the program as a .gauge file and design that",
+                    )
+                ]
+            )
         source = source.path
     path = Path(source)
     out = Path(out) if out is not None else path.with_name(f"{path.stem}_designed.gauge")
@@ -100,7 +111,16 @@ def design(source: str | Path | ir.Model, out: str | Path | None = None, points:
             raise AssertionError(f"the designed model does not check:\n{again}\n---\n{text}") from None
     check = verify(model, r, points=points)
     if not check.ok():
-        raise GaugeError([error("E609", src.design_block.span, f"the designed model's induced bias does not match the target (deviation {check.deviation:.3g}, constant {check.constant:.6g} vs {check.expected:.6g})", "this is a bug in gaugedsl design; please report it with the file")])
+        raise GaugeError(
+            [
+                error(
+                    "E609",
+                    src.design_block.span,
+                    f"the designed model's induced bias does not match the target (deviation {check.deviation:.3g}, constant {check.constant:.6g} vs {check.expected:.6g})",
+                    "this is a bug in gaugedsl design; please report it with the file",
+                )
+            ]
+        )
     return Designed(str(path), str(out), text, model, r, check, tuple(_unseeded(src)))
 
 
@@ -116,7 +136,16 @@ def _same_folder(src: Source, out: Path) -> None:
     loads += [c for p in src.model.params for c in _calls(p.init) if c.func == "load"]
     if local or loads:
         span = local[0].span if local else loads[0].span
-        raise GaugeError([error("E606", span, "the source reads files beside it (local imports or load(...)); a designed model in another folder would not find them", f"write the designed model into {os.path.dirname(src.path) or '.'}")])
+        raise GaugeError(
+            [
+                error(
+                    "E606",
+                    span,
+                    "the source reads files beside it (local imports or load(...)); a designed model in another folder would not find them",
+                    f"write the designed model into {os.path.dirname(src.path) or '.'}",
+                )
+            ]
+        )
 
 
 def _unseeded(src: Source):
@@ -125,7 +154,12 @@ def _unseeded(src: Source):
     for d in src.model.data:
         for c in _calls(d.value):
             if c.func in RANDOM_DATA and c.option("seed") is None:
-                yield warning("W601", c.span, f"'{d.name}' is drawn without a seed: the designed model, another file, draws different numbers", "give it a seed (seed = 0) so that both models see the same data")
+                yield warning(
+                    "W601",
+                    c.span,
+                    f"'{d.name}' is drawn without a seed: the designed model, another file, draws different numbers",
+                    "give it a seed (seed = 0) so that both models see the same data",
+                )
 
 
 def _calls(e):

@@ -47,7 +47,11 @@ class Verification:
     def ok(self, tol: float = 1e-8) -> bool:
         """Agreement to `tol` relative to the size of the bias (at least absolute `tol`)."""
         size = max(1.0, self.scale)
-        return self.deviation <= tol * size and abs(self.constant - self.expected) <= tol * size and self.max_charge <= tol * size
+        return (
+            self.deviation <= tol * size
+            and abs(self.constant - self.expected) <= tol * size
+            and self.max_charge <= tol * size
+        )
 
 
 def verify(model: ir.Model, r: Realization, points: int = 6, seed: int = 0) -> Verification:
@@ -70,7 +74,15 @@ def verify(model: ir.Model, r: Realization, points: int = 6, seed: int = 0) -> V
     induced = 0.5 * T * logdet
     target = np.array([r.target_bias(wk, T) for wk in w])
     diff = induced - target
-    return Verification(T, induced, target, float(np.mean(diff)), r.expected_constant(T), float(np.max(diff) - np.min(diff)), float(np.max(charge)))
+    return Verification(
+        T,
+        induced,
+        target,
+        float(np.mean(diff)),
+        r.expected_constant(T),
+        float(np.max(diff) - np.min(diff)),
+        float(np.max(charge)),
+    )
 
 
 def _slice_point(r: Realization, rng: np.random.Generator) -> dict[str, np.ndarray]:

@@ -83,7 +83,11 @@ def render(c: Comparison) -> str:
     name_w = max(len(r.model.name) for r in c.runs)
     lab_w = max([len(s) for s in c.scalars()] + [6])
     steps = ", ".join(sorted({f"{r.total_steps:,}" for r in c.runs}))
-    head = f"{'record':<{lab_w}}  {'model':<{name_w}}  " + "  ".join(f"{f'seed {s}':>10}" for s in seeds) + f"  {'mean':>10}  {'min':>10}  {'max':>10}"
+    head = (
+        f"{'record':<{lab_w}}  {'model':<{name_w}}  "
+        + "  ".join(f"{f'seed {s}':>10}" for s in seeds)
+        + f"  {'mean':>10}  {'min':>10}  {'max':>10}"
+    )
     lines = [
         f"final records after {steps} steps; seed s = data and initialization of ensemble member s",
         "(member 0 = the files' own data seeds and `gaugedsl run`'s particle 0; one vmapped program per model)",
@@ -98,11 +102,15 @@ def render(c: Comparison) -> str:
                 continue
             v = run.final(label).astype(np.float64)
             cells = "  ".join(f"{_fmt(x):>10}" for x in v)
-            lines.append(f"{label if first else '':<{lab_w}}  {run.model.name:<{name_w}}  {cells}  {_fmt(np.mean(v)):>10}  {_fmt(np.min(v)):>10}  {_fmt(np.max(v)):>10}")
+            lines.append(
+                f"{label if first else '':<{lab_w}}  {run.model.name:<{name_w}}  {cells}  {_fmt(np.mean(v)):>10}  {_fmt(np.min(v)):>10}  {_fmt(np.max(v)):>10}"
+            )
             first = False
     lines += ["", "wall time (setup = data and compilation):"]
     for run in c.runs:
         bad = "" if run.finite.all() else f"  ({int((~run.finite).sum())} of {c.seeds} members diverged)"
-        lines.append(f"  {run.model.name:<{name_w}}  {run.total_steps:,} steps × {c.seeds} seeds: simulation {run.wall:.2f} s, setup {run.setup:.2f} s{bad}")
+        lines.append(
+            f"  {run.model.name:<{name_w}}  {run.total_steps:,} steps × {c.seeds} seeds: simulation {run.wall:.2f} s, setup {run.setup:.2f} s{bad}"
+        )
     lines.append(f"  total {c.wall:.2f} s for all models, from checked files to final records")
     return "\n".join(lines)

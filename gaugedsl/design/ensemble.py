@@ -68,7 +68,9 @@ def _walk_data(model: ir.Model, new_seed) -> ir.Model:
             return dataclasses.replace(e, static=tuple((k, new_seed(v) if k == "seed" else v) for k, v in e.static))
         return e
 
-    return dataclasses.replace(model, data=tuple(dataclasses.replace(d, value=ir.transform(d.value, seeded)) for d in model.data))
+    return dataclasses.replace(
+        model, data=tuple(dataclasses.replace(d, value=ir.transform(d.value, seeded)) for d in model.data)
+    )
 
 
 # Data made for ensembles in this process, keyed by the data block without source positions
@@ -117,15 +119,42 @@ class Ensemble:
         start = time.perf_counter()
         run = model.run
         if run is None or run.get("dynamics", "sde" if model.noise is not None else "gd") != "gd":
-            raise GaugeError([error("E610", (run or model.loss).span, f"model '{model.name}' is not a gradient-descent run; the design ensemble drives dynamics = gd", "use `gaugedsl run` for sde and sgd dynamics")])
+            raise GaugeError(
+                [
+                    error(
+                        "E610",
+                        (run or model.loss).span,
+                        f"model '{model.name}' is not a gradient-descent run; the design ensemble drives dynamics = gd",
+                        "use `gaugedsl run` for sde and sgd dynamics",
+                    )
+                ]
+            )
         if model.noise is not None and model.noise.kind in ("isotropic", "projected", "label"):
-            raise GaugeError([error("E610", model.noise.span, f"the design ensemble runs plain gradient descent; {model.noise.kind} noise would be added to it", "remove the noise model, or use `gaugedsl run`")])
+            raise GaugeError(
+                [
+                    error(
+                        "E610",
+                        model.noise.span,
+                        f"the design ensemble runs plain gradient descent; {model.noise.kind} noise would be added to it",
+                        "remove the noise model, or use `gaugedsl run`",
+                    )
+                ]
+            )
         self.model, self.seeds = model, seeds
         self.lr = run.get("lr") or (model.noise.get("lr") if model.noise is not None else None)
         self.steps = steps or run.get("steps", 1000)
         self.dtype = jnp.float64 if run.get("dtype", "float32") == "float64" else jnp.float32
         if self.dtype == jnp.float64 and not jax.config.jax_enable_x64:
-            raise GaugeError([error("E610", model.run.span_of("dtype"), "dtype = float64 needs JAX's 64-bit mode", "in Python: jax.config.update(\"jax_enable_x64\", True) first; or set JAX_ENABLE_X64=1 (`gaugedsl design --compare` switches it on by itself)")])
+            raise GaugeError(
+                [
+                    error(
+                        "E610",
+                        model.run.span_of("dtype"),
+                        "dtype = float64 needs JAX's 64-bit mode",
+                        'in Python: jax.config.update("jax_enable_x64", True) first; or set JAX_ENABLE_X64=1 (`gaugedsl design --compare` switches it on by itself)',
+                    )
+                ]
+            )
         self.records = run.records
         everys = [r.every for r in self.records] or [self.steps]
         self.unit = math.gcd(*everys)
@@ -144,7 +173,9 @@ class Ensemble:
         each random draw of a new shape would compile a program of its own). Models with the
         same data block (a designed model and its source) share the data."""
         sites = seeded_sites(self.model)
-        table = np.array([[member_seed(x, s) for x in sites] for s in range(self.seeds)], dtype=np.int64).reshape(self.seeds, len(sites))
+        table = np.array([[member_seed(x, s) for x in sites] for s in range(self.seeds)], dtype=np.int64).reshape(
+            self.seeds, len(sites)
+        )
         members = (jnp.asarray(table.astype(np.int32)), jnp.asarray(np.arange(self.seeds, dtype=np.int32)))
         key = (_data_key(self.model), self.seeds, np.dtype(self.dtype).name, jax.config.jax_enable_x64)
         data = _DATA.get(key)
@@ -221,7 +252,16 @@ class Ensemble:
     def run(self, progress=None) -> EnsembleResult:
         """Simulate every member; `progress` (a text stream) gets a line per chunk."""
         if self.steps % self.unit:
-            raise GaugeError([error("E610", self.model.run.span, f"steps = {self.steps} is not a multiple of the record intervals' common divisor {self.unit}", f"use steps = {self.steps // self.unit * self.unit or self.unit}")])
+            raise GaugeError(
+                [
+                    error(
+                        "E610",
+                        self.model.run.span,
+                        f"steps = {self.steps} is not a multiple of the record intervals' common divisor {self.unit}",
+                        f"use steps = {self.steps // self.unit * self.unit or self.unit}",
+                    )
+                ]
+            )
         labels = [[i.label for i in r.items] for r in self.records]
         kept: dict[str, list] = {lab: [] for group in labels for lab in group}
         theta, done = self.theta0, 0
@@ -247,4 +287,14 @@ class Ensemble:
         records = {lab: np.concatenate(v) for lab, v in kept.items()}
         steps = {lab: np.arange(0, self.steps + 1, r.every) for r, group in zip(self.records, labels) for lab in group}
         theta = np.asarray(theta)
-        return EnsembleResult(self.model, self.seeds, self.steps, records, steps, theta, np.all(np.isfinite(theta), axis=1), wall, self.setup)
+        return EnsembleResult(
+            self.model,
+            self.seeds,
+            self.steps,
+            records,
+            steps,
+            theta,
+            np.all(np.isfinite(theta), axis=1),
+            wall,
+            self.setup,
+        )

@@ -132,29 +132,59 @@ def realize(src: Source) -> Realization:
     op_name = d.get("operator")
     if target == "low_rank" or (target == "spectral_sparsity" and len(shape) == 2):
         if len(shape) != 2:
-            raise _err("E603", span("target"), f"low_rank needs a matrix predictor; '{pred}' has shape {list(shape)}", "for a vector, ask for sparsity (of A w, operator = ...); " + FAMILY)
+            raise _err(
+                "E603",
+                span("target"),
+                f"low_rank needs a matrix predictor; '{pred}' has shape {list(shape)}",
+                "for a vector, ask for sparsity (of A w, operator = ...); " + FAMILY,
+            )
         if op_name not in (None, "identity"):
-            raise _err("E603", span("operator"), f"{target} of a matrix is about its singular values; an analysis operator does not apply", "remove the operator (W = U Vᵀ induces (T/2) Σ log(σ_i + σ_j))")
+            raise _err(
+                "E603",
+                span("operator"),
+                f"{target} of a matrix is about its singular values; an analysis operator does not apply",
+                "remove the operator (W = U Vᵀ induces (T/2) Σ log(σ_i + σ_j))",
+            )
         kind = "factorization"
     else:
         kind = "hadamard"
         if target == "total_variation":
             if op_name not in (None, "difference"):
-                raise _err("E603", span("operator"), f"total_variation is sparsity of the finite differences, not of '{op_name}'", f"drop the operator, or ask for target = sparsity with operator = {op_name}")
+                raise _err(
+                    "E603",
+                    span("operator"),
+                    f"total_variation is sparsity of the finite differences, not of '{op_name}'",
+                    f"drop the operator, or ask for target = sparsity with operator = {op_name}",
+                )
             op_name = "difference"
         elif op_name is None:
             op_name = "cosine" if target == "spectral_sparsity" else "identity"
         if op_name != "identity" and len(shape) != 1:
-            raise _err("E603", span("operator" if d.get("operator") else "target"), f"the operator '{op_name}' acts on vectors; '{pred}' has shape {list(shape)}", "use operator = identity (elementwise sparsity), or design a vector predictor")
+            raise _err(
+                "E603",
+                span("operator" if d.get("operator") else "target"),
+                f"the operator '{op_name}' acts on vectors; '{pred}' has shape {list(shape)}",
+                "use operator = identity (elementwise sparsity), or design a vector predictor",
+            )
     if d.get("rank") is not None and kind != "factorization":
-        raise _err("E603", span("rank"), "rank is the inner size of a factorization; this target is realized by a Hadamard product", "remove rank, or ask for target = low_rank of a matrix predictor")
+        raise _err(
+            "E603",
+            span("rank"),
+            "rank is the inner size of a factorization; this target is realized by a Hadamard product",
+            "remove rank, or ask for target = low_rank of a matrix predictor",
+        )
 
     depth = _depth(src, kind)
     rank = None
     if kind == "factorization":
         rank = d.get("rank", min(shape))
         if rank > min(shape):
-            raise _err("E605", span("rank"), f"rank {rank} exceeds min{tuple(shape)} = {min(shape)}: the extra directions make the GL({rank}) Gram singular", f"use rank ≤ {min(shape)}")
+            raise _err(
+                "E605",
+                span("rank"),
+                f"rank {rank} exceeds min{tuple(shape)} = {min(shape)}: the extra directions make the GL({rank}) Gram singular",
+                f"use rank ≤ {min(shape)}",
+            )
 
     taken = src.names() | set(STDLIB_TEMPLATES)
     fresh = _Fresh(taken - set(replaces) - set(drops))
@@ -212,7 +242,12 @@ def _predictor(src: Source) -> str:
     if not model.predictors and len(model.params) == 1:
         return model.params[0].name
     have = ", ".join(p.name for p in model.predictors) or ", ".join(p.name for p in model.params)
-    raise _err("E606", src.design_block.span, f"which predictor is the bias about? The model has {have}", "say which: predictor = NAME (a predictor, or the parameter itself in a vanilla model)")
+    raise _err(
+        "E606",
+        src.design_block.span,
+        f"which predictor is the bias about? The model has {have}",
+        "say which: predictor = NAME (a predictor, or the parameter itself in a vanilla model)",
+    )
 
 
 def _refs(e: ir.Expr):
@@ -230,17 +265,32 @@ def _replaced(src: Source, pred: str, is_param: bool) -> tuple[tuple[str, ...], 
     if is_param:
         p = model.param(pred)
         if p.manifold.kind != "R":
-            raise _err("E606", p.span, f"'{pred}' lives on {p.manifold.kind}; the designer re-expresses real arrays (R[...])", "design a parameter of type R[...]")
+            raise _err(
+                "E606",
+                p.span,
+                f"'{pred}' lives on {p.manifold.kind}; the designer re-expresses real arrays (R[...])",
+                "design a parameter of type R[...]",
+            )
         replaced = {pred}
     else:
         value = next(p for p in model.predictors if p.name == pred).value
         refs = list(_refs(value))
         for r in refs:
             if r.kind in ("let", "predictor"):
-                raise _err("E606", r.span, f"the predictor '{pred}' uses the {r.kind} '{r.name}'; the designer replaces the parameters a predictor is made of", f"write '{pred}' directly in terms of parameters")
+                raise _err(
+                    "E606",
+                    r.span,
+                    f"the predictor '{pred}' uses the {r.kind} '{r.name}'; the designer replaces the parameters a predictor is made of",
+                    f"write '{pred}' directly in terms of parameters",
+                )
         replaced = {r.name for r in refs if r.kind == "param"}
         if not replaced:
-            raise _err("E606", src.model.design.span_of("predictor"), f"the predictor '{pred}' depends on no parameter", "design a predictor made of parameters")
+            raise _err(
+                "E606",
+                src.model.design.span_of("predictor"),
+                f"the predictor '{pred}' depends on no parameter",
+                "design a predictor made of parameters",
+            )
         # The replaced parameters must not be used by anything but the predictor.
         uses = [("the loss", model.loss.value)] if model.loss else []
         uses += [(f"the let '{x.name}'", x.value) for x in model.lets]
@@ -250,13 +300,23 @@ def _replaced(src: Source, pred: str, is_param: bool) -> tuple[tuple[str, ...], 
         for what, e in uses:
             for r in _refs(e):
                 if r.kind == "param" and r.name in replaced:
-                    raise _err("E606", r.span, f"{what} uses the parameter '{r.name}', which the design replaces (it makes up '{pred}')", f"use '{pred}' there instead of '{r.name}'")
+                    raise _err(
+                        "E606",
+                        r.span,
+                        f"{what} uses the parameter '{r.name}', which the design replaces (it makes up '{pred}')",
+                        f"use '{pred}' there instead of '{r.name}'",
+                    )
     drops = []
     for s in model.symmetries:
         acted = {a.param for a in s.actions}
         if acted & replaced:
             if not acted <= replaced:
-                raise _err("E606", s.span, f"the symmetry '{s.name}' acts on {', '.join(sorted(acted & replaced))} (replaced by the design) and on {', '.join(sorted(acted - replaced))}", "the designer can drop a symmetry of the replaced parameters only; split this one")
+                raise _err(
+                    "E606",
+                    s.span,
+                    f"the symmetry '{s.name}' acts on {', '.join(sorted(acted & replaced))} (replaced by the design) and on {', '.join(sorted(acted - replaced))}",
+                    "the designer can drop a symmetry of the replaced parameters only; split this one",
+                )
             drops.append(s.name)
     order = [p.name for p in model.params if p.name in replaced]
     return tuple(order), tuple(drops)
@@ -270,13 +330,28 @@ def _depth(src: Source, kind: str) -> int:
         if abs(L - round(L)) > 1e-9 or round(L) < 2:
             near = sorted({max(2, math.floor(L)), max(2, math.ceil(L))})
             options = " or ".join(f"{1 - 1 / k:.4g} (depth {k})" for k in near)
-            raise _err("E605", src.model.design.span_of("exponent"), f"the bias exponent {exponent:g} is not realizable: a depth-L product gives 1 − 1/L = 1/2, 2/3, 3/4, ...", f"the nearest are {options}")
+            raise _err(
+                "E605",
+                src.model.design.span_of("exponent"),
+                f"the bias exponent {exponent:g} is not realizable: a depth-L product gives 1 − 1/L = 1/2, 2/3, 3/4, ...",
+                f"the nearest are {options}",
+            )
         if depth is not None and depth != round(L):
-            raise _err("E605", src.model.design.span_of("exponent"), f"exponent {exponent:g} means depth {round(L)}, but depth = {depth}", "set one of them")
+            raise _err(
+                "E605",
+                src.model.design.span_of("exponent"),
+                f"exponent {exponent:g} means depth {round(L)}, but depth = {depth}",
+                "set one of them",
+            )
         depth = int(round(L))
     depth = 2 if depth is None else depth
     if kind == "factorization" and depth != 2:
-        raise _err("E605", src.model.design.span_of("exponent" if exponent is not None else "depth"), "deep factorizations W = W₁ ⋯ W_L are outside the family: their GL(r)^{L−1} bias has no closed form here", "use depth = 2 (W = U Vᵀ); " + FAMILY)
+        raise _err(
+            "E605",
+            src.model.design.span_of("exponent" if exponent is not None else "depth"),
+            "deep factorizations W = W₁ ⋯ W_L are outside the family: their GL(r)^{L−1} bias has no closed form here",
+            "use depth = 2 (W = U Vᵀ); " + FAMILY,
+        )
     return depth
 
 
@@ -284,11 +359,21 @@ def _data_matrix(src: Source, name: str, n: int) -> np.ndarray:
     span = src.model.design.span_of("operator")
     shape = next(x.shape for x in src.model.data if x.name == name)
     if shape != (n, n):
-        raise _err("E604", span, f"the operator '{name}' is {shape[0]}×{shape[1]}; it must be square, {n}×{n}, to be inverted (w = {name}⁻¹ z)", "give an invertible n×n analysis operator (n = the predictor's size)")
+        raise _err(
+            "E604",
+            span,
+            f"the operator '{name}' is {shape[0]}×{shape[1]}; it must be square, {n}×{n}, to be inverted (w = {name}⁻¹ z)",
+            "give an invertible n×n analysis operator (n = the predictor's size)",
+        )
     value = np.asarray(Lowered(src.model).data[name], dtype=np.float64)
     cond = np.linalg.cond(value) if np.all(np.isfinite(value)) else np.inf
     if not np.isfinite(cond) or cond > 1e8:
-        raise _err("E604", span, f"the operator '{name}' is not invertible (condition number {cond:.3g})", "the designed model writes w = A⁻¹ z: give an invertible analysis operator (condition number below 1e8)")
+        raise _err(
+            "E604",
+            span,
+            f"the operator '{name}' is not invertible (condition number {cond:.3g})",
+            "the designed model writes w = A⁻¹ z: give an invertible analysis operator (condition number below 1e8)",
+        )
     return value
 
 
@@ -298,7 +383,12 @@ def _temperature(src: Source) -> tuple[float | None, str]:
     noise = model.noise
     if strength is not None:
         if noise is not None and noise.kind not in ("isotropic", "projected"):
-            raise _err("E608", src.model.design.span_of("strength"), f"strength sets the temperature T of isotropic or projected noise; the model's {noise.kind} noise has no T of its own", "remove strength (the bias is then reported per unit T), or use projected noise")
+            raise _err(
+                "E608",
+                src.model.design.span_of("strength"),
+                f"strength sets the temperature T of isotropic or projected noise; the model's {noise.kind} noise has no T of its own",
+                "remove strength (the bias is then reported per unit T), or use projected noise",
+            )
         return float(strength), "strength"
     if noise is not None and noise.kind in ("isotropic", "projected"):
         return float(noise.get("T")), "the noise model"
@@ -316,18 +406,33 @@ def _init(src: Source, pred: str, is_param: bool, kind: str, depth: int, rank: i
     sigma = None
     if is_param:
         e = model.param(pred).init
-        if isinstance(e, ir.Call) and e.func == "normal" and len(e.args) == 2 and _number(e.args[0]) == 0 and _number(e.args[1]):
+        if (
+            isinstance(e, ir.Call)
+            and e.func == "normal"
+            and len(e.args) == 2
+            and _number(e.args[0]) == 0
+            and _number(e.args[1])
+        ):
             sigma, seed = abs(_number(e.args[1])), e.option("seed")
     if sigma is None:
         import jax
 
         lw = Lowered(model)
         seed_run = model.run.get("seed", 0) if model.run else 0
-        w = np.asarray(lw.predictors(lw.init_params(jax.random.PRNGKey(seed_run)))[pred] if not is_param else lw.init_params(jax.random.PRNGKey(seed_run))[pred])
+        w = np.asarray(
+            lw.predictors(lw.init_params(jax.random.PRNGKey(seed_run)))[pred]
+            if not is_param
+            else lw.init_params(jax.random.PRNGKey(seed_run))[pred]
+        )
         rms = float(np.sqrt(np.mean(w**2))) if w.size else 0.0
         if not rms > 0 or not np.isfinite(rms):
             where = model.param(pred).span if is_param else src.model.design.span_of("predictor")
-            raise _err("E607", where, f"'{pred}' starts at zero: its factors would start at a saddle where gradient descent never moves", "give the predictor a small random initializer, or set init = <std of each factor> in the design block")
+            raise _err(
+                "E607",
+                where,
+                f"'{pred}' starts at zero: its factors would start at a saddle where gradient descent never moves",
+                "give the predictor a small random initializer, or set init = <std of each factor> in the design block",
+            )
         sigma = float(f"{rms:.2g}")  # the scale, not the draw: keep the generated text readable
     if kind == "factorization":
         return float(f"{math.sqrt(sigma / math.sqrt(rank)):.6g}"), seed

@@ -47,7 +47,11 @@ def fourier_matrix(n: int) -> np.ndarray:
     m = (n - 1) // 2
     j = np.arange(n)[None, :]
     k = np.arange(1, m + 1)[:, None]
-    rows = [np.full((1, n), 1.0 / np.sqrt(n)), np.sqrt(2.0 / n) * np.cos(2 * np.pi * k * j / n), np.sqrt(2.0 / n) * np.sin(2 * np.pi * k * j / n)]
+    rows = [
+        np.full((1, n), 1.0 / np.sqrt(n)),
+        np.sqrt(2.0 / n) * np.cos(2 * np.pi * k * j / n),
+        np.sqrt(2.0 / n) * np.sin(2 * np.pi * k * j / n),
+    ]
     if n % 2 == 0:
         rows.append(np.cos(np.pi * j) / np.sqrt(n))
     return np.concatenate(rows, axis=0)
@@ -85,12 +89,40 @@ def make(name: str, n: int, fresh: Callable[[str], str], matrix: np.ndarray | No
     if name == "identity":
         return Operator(name, None, "I", "the coefficients themselves", (), lambda z: z)
     if name == "difference":
-        return Operator(name, difference_matrix(n), "D", "the finite differences: (D w)_i = w_i − w_{i−1}, (D w)_0 = w_0", (), lambda z: f"cumsum({z})")
+        return Operator(
+            name,
+            difference_matrix(n),
+            "D",
+            "the finite differences: (D w)_i = w_i − w_{i−1}, (D w)_0 = w_0",
+            (),
+            lambda z: f"cumsum({z})",
+        )
     if name == "cosine":
         d = fresh("dct")
-        return Operator(name, dct_matrix(n), "C", "the orthonormal cosine (DCT-II) basis", ((d, f"{n}, {n}", _dct_text(n)),), lambda z: f"{d}.T @ {_parens(z)}")
+        return Operator(
+            name,
+            dct_matrix(n),
+            "C",
+            "the orthonormal cosine (DCT-II) basis",
+            ((d, f"{n}, {n}", _dct_text(n)),),
+            lambda z: f"{d}.T @ {_parens(z)}",
+        )
     if name == "fourier":
         d = fresh("fourier_basis")
-        return Operator(name, fourier_matrix(n), "F", "the real orthonormal Fourier basis", ((d, f"{n}, {n}", _fourier_text(n)),), lambda z: f"{d}.T @ {_parens(z)}")
+        return Operator(
+            name,
+            fourier_matrix(n),
+            "F",
+            "the real orthonormal Fourier basis",
+            ((d, f"{n}, {n}", _fourier_text(n)),),
+            lambda z: f"{d}.T @ {_parens(z)}",
+        )
     inv = fresh(f"{name}_inv")
-    return Operator(name, np.asarray(matrix, dtype=np.float64), name, f"the data matrix {name}", ((inv, f"{n}, {n}", f"inv({name})"),), lambda z: f"{inv} @ {_parens(z)}")
+    return Operator(
+        name,
+        np.asarray(matrix, dtype=np.float64),
+        name,
+        f"the data matrix {name}",
+        ((inv, f"{n}, {n}", f"inv({name})"),),
+        lambda z: f"{inv} @ {_parens(z)}",
+    )

@@ -30,9 +30,27 @@ class Source:
         text = loader.read(Path(path))
         program = parse(text, path)
         if not isinstance(model, ir.Model):
-            raise GaugeError([error("E606", Span(path, 1, 1, 1, 2), f"{path} is a library; design needs a model with a design block", "design a model file")])
+            raise GaugeError(
+                [
+                    error(
+                        "E606",
+                        Span(path, 1, 1, 1, 2),
+                        f"{path} is a library; design needs a model with a design block",
+                        "design a model file",
+                    )
+                ]
+            )
         if model.design is None:
-            raise GaugeError([error("E606", next(i.span for i in program.items if isinstance(i, ast.ModelDecl)), f"model '{model.name}' has no design block", "add `design { target = sparsity }` (docs/design.md lists the targets)")])
+            raise GaugeError(
+                [
+                    error(
+                        "E606",
+                        next(i.span for i in program.items if isinstance(i, ast.ModelDecl)),
+                        f"model '{model.name}' has no design block",
+                        "add `design { target = sparsity }` (docs/design.md lists the targets)",
+                    )
+                ]
+            )
         return cls(path, text, program, model, loader)
 
     # ---- declarations ----
@@ -43,7 +61,10 @@ class Source:
     def decl(self, name: str):
         """The statement that declares `name` (a param, predictor, let or symmetry)."""
         for i in self.program.items:
-            if isinstance(i, (ast.ParamDecl, ast.PredictorDecl, ast.LetDecl, ast.SymmetryDecl, ast.SymmetryInst)) and i.name == name:
+            if (
+                isinstance(i, (ast.ParamDecl, ast.PredictorDecl, ast.LetDecl, ast.SymmetryDecl, ast.SymmetryInst))
+                and i.name == name
+            ):
                 return i
         return None
 

@@ -125,11 +125,21 @@ def _temperature_words(r: Realization) -> str:
 def _doc(ed: _Edits, src: Source, r: Realization, rel: str, out_name: str) -> None:
     what = r.target.replace("_", " ")
     text = [
-        *_wrap(f"Designed by `gaugedsl design` from {rel} (model {src.model.name}): inverse design of the implicit bias for {what} of {r.predictor}."),
+        *_wrap(
+            f"Designed by `gaugedsl design` from {rel} (model {src.model.name}): inverse design of the implicit bias for {what} of {r.predictor}."
+        ),
         *_wrap(f"Realization: {r.realized_as()} with the symmetry {r.group()}."),
-        *(_wrap(f"{r.operator.symbol}: {r.operator.what}.") if r.operator is not None and r.operator.matrix is not None else []),
+        *(
+            _wrap(f"{r.operator.symbol}: {r.operator.what}.")
+            if r.operator is not None and r.operator.matrix is not None
+            else []
+        ),
         *_wrap(f"Induced bias (T/2) log det G = {r.formula()} + const, with {_temperature_words(r)}."),
-        *_wrap("Data, loss, noise and run are the source's; only the predictor is re-expressed" + (f" (and lr = {number(r.lr)})" if r.lr is not None else "") + "."),
+        *_wrap(
+            "Data, loss, noise and run are the source's; only the predictor is re-expressed"
+            + (f" (and lr = {number(r.lr)})" if r.lr is not None else "")
+            + "."
+        ),
         f"## Regenerate with: gaugedsl design {rel} -o {out_name}",
     ]
     n = 0
@@ -170,8 +180,19 @@ def _block(r: Realization, inline: bool) -> list[str]:
             "",
             f"predictor {pred} = {f[0]} @ {f[1]}.T",
             "",
-            *_wrap(f"GL({k}): {f[0]} → {f[0]} g, {f[1]} → {f[1]} g⁻ᵀ leaves {pred} = {f[0]} {f[1]}ᵀ unchanged. Induced bias (T/2) log det G = {r.formula()} + const."),
-            *([f"symmetry {r.symmetry} : GL[{k}] {{", f"  {f[0]} -> {f[0]} @ g", f"  {f[1]} -> {f[1]} @ inv(g).T", "}"] if inline else [f"symmetry {r.symmetry} = gl_factorization({f[0]}, {f[1]})"]),
+            *_wrap(
+                f"GL({k}): {f[0]} → {f[0]} g, {f[1]} → {f[1]} g⁻ᵀ leaves {pred} = {f[0]} {f[1]}ᵀ unchanged. Induced bias (T/2) log det G = {r.formula()} + const."
+            ),
+            *(
+                [
+                    f"symmetry {r.symmetry} : GL[{k}] {{",
+                    f"  {f[0]} -> {f[0]} @ g",
+                    f"  {f[1]} -> {f[1]} @ inv(g).T",
+                    "}",
+                ]
+                if inline
+                else [f"symmetry {r.symmetry} = gl_factorization({f[0]}, {f[1]})"]
+            ),
         ]
     op = r.operator
     lines = []
@@ -184,11 +205,16 @@ def _block(r: Realization, inline: bool) -> list[str]:
     if stacked:
         lines.append(f"param {f[0]} : R[{r.depth}, {_dims(r.shape)}] = {_init(r, 0)}")
     else:
-        lines += [f"param {name} : R[{_dims(r.shape)}] = {_init(r, i)}" if r.shape else f"param {name} : R = {_init(r, i)}" for i, name in enumerate(f)]
+        lines += [
+            f"param {name} : R[{_dims(r.shape)}] = {_init(r, i)}" if r.shape else f"param {name} : R = {_init(r, i)}"
+            for i, name in enumerate(f)
+        ]
     synth = op.synthesis(z)
     lines += ["", f"predictor {pred} = {synth}", ""]
     lines += _wrap(
-        f"(R_>0)^{(r.depth - 1) * r.size} rescaling of the factors: it leaves {zname}" + (f", hence {pred}," if zname != pred else "") + " unchanged. "
+        f"(R_>0)^{(r.depth - 1) * r.size} rescaling of the factors: it leaves {zname}"
+        + (f", hence {pred}," if zname != pred else "")
+        + " unchanged. "
         f"Induced bias (T/2) log det G = {r.formula()} + const."
     )
     if inline or len(r.shape) != 1:
@@ -206,7 +232,11 @@ def _inline_symmetry(r: Realization) -> list[str]:
     template's name is taken)."""
     f, L = r.factors, r.depth
     if len(f) == 1:  # stacked layers U : R[L, ...]
-        return [f"symmetry {r.symmetry} : Scale[{_dims([L - 1, *r.shape])}] {{", f"  {f[0]} -> telescope(g) * {f[0]}", "}"]
+        return [
+            f"symmetry {r.symmetry} : Scale[{_dims([L - 1, *r.shape])}] {{",
+            f"  {f[0]} -> telescope(g) * {f[0]}",
+            "}",
+        ]
     dims = ([L - 1] if L > 2 else []) + list(r.shape)
     group = f"Scale[{_dims(dims)}]" if dims else "Scale"
     g = (lambda i: "g") if L == 2 else (lambda i: f"g[{i}]")
@@ -239,7 +269,12 @@ def _rename_observables(ed: _Edits, src: Source, r: Realization) -> None:
         for rec in run.records:
             for item in rec.items:
                 for c in _calls(item.value):
-                    if c.func in ("charge", "logdet_gram") and c.args and isinstance(c.args[0], ast.Name) and c.args[0].id in r.drops:
+                    if (
+                        c.func in ("charge", "logdet_gram")
+                        and c.args
+                        and isinstance(c.args[0], ast.Name)
+                        and c.args[0].id in r.drops
+                    ):
                         ed.replace(c.args[0].span, r.symmetry)
 
 
@@ -261,7 +296,9 @@ def _settings(ed: _Edits, src: Source, r: Realization) -> None:
             ed.replace(t.span, number(r.strength))
         else:
             loss = src.items(ast.LossDecl)[0]
-            ed.insert(ed.offset(loss.span.end_line, loss.span.end_column), f"\n\nnoise projected(T = {number(r.strength)})")
+            ed.insert(
+                ed.offset(loss.span.end_line, loss.span.end_column), f"\n\nnoise projected(T = {number(r.strength)})"
+            )
             if run is not None and not any(s.name == "dynamics" for s in run.settings):
                 add_to_run.append("dynamics = gd")  # a noise model alone would make it an SDE
     if add_to_run:

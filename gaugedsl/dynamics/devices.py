@@ -35,7 +35,11 @@ class ParticleSharding:
         self.particles = particles
         self.count = max(1, min(len(devices), particles))
         self.padded = math.ceil(particles / self.count) * self.count
-        self.sharding = NamedSharding(Mesh(np.asarray(devices[: self.count]), ("particles",)), PartitionSpec("particles")) if self.count > 1 else None
+        self.sharding = (
+            NamedSharding(Mesh(np.asarray(devices[: self.count]), ("particles",)), PartitionSpec("particles"))
+            if self.count > 1
+            else None
+        )
 
     def describe(self) -> str:
         kind = jax.devices()[0].platform

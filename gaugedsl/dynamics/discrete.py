@@ -114,7 +114,9 @@ class DiscreteChunk(eqx.Module):
             return (theta, bad), tuple(outs)
 
         first = tuple(fn(theta) for _, fn in self.groups)
-        (theta, bad), blocks = jax.lax.scan(block, (theta, jnp.asarray(-1, jnp.int32)), jnp.arange(self.length // unit, dtype=jnp.int32))
+        (theta, bad), blocks = jax.lax.scan(
+            block, (theta, jnp.asarray(-1, jnp.int32)), jnp.arange(self.length // unit, dtype=jnp.int32)
+        )
         # Same layout as the SDE path: index 0 at the chunk start, then one per `every` steps.
         records = tuple(
             jax.tree.map(lambda f, rows, k=every // unit: jnp.concatenate([f[None], rows[k - 1 :: k]]), f, rows)

@@ -70,7 +70,11 @@ class DiagonalAction(eqx.Module):
         # owner = (0, 1, …, k−1) repeated B times (e.g. u and v of w = u ⊙ v): sums and
         # spreads are reshapes, which fuse with the elementwise work around them.
         blocks = owner.size // k if k else 0
-        self.tiled = blocks if blocks and owner.size == blocks * k and np.array_equal(owner, np.tile(np.arange(k), blocks)) else 0
+        self.tiled = (
+            blocks
+            if blocks and owner.size == blocks * k and np.array_equal(owner, np.tile(np.arange(k), blocks))
+            else 0
+        )
         # ... and one exponent per block (u: +1, v: −1): then ξ restricted to block b is
         # m_b θ_b and every formula is a few k-vector operations (no constant arrays).
         per_block = np.asarray(expo).reshape(blocks, k) if self.tiled else None

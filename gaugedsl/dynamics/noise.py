@@ -90,7 +90,9 @@ class Projected(AbstractNoise):
 
     def operator(self, theta, args):
         scale = jnp.sqrt(2 * args.T * args.dt).astype(theta.dtype)
-        return self._function(theta, lambda w: scale * self.project(theta, self.constraint.tangent(theta, w)), self.dimension)
+        return self._function(
+            theta, lambda w: scale * self.project(theta, self.constraint.tangent(theta, w)), self.dimension
+        )
 
 
 class Minibatch(AbstractNoise):

@@ -36,7 +36,9 @@ class Objective:
                 self.samples = {k: jnp.asarray(v, dtype) for k, v in lowered.samples().items()}
             else:
                 key = jax.random.PRNGKey(stable_id(f"{lowered.model.name}:stream"))
-                self.samples = {k: jnp.asarray(v, dtype) for k, v in lowered.stream_samples(key, STREAM_SAMPLES).items()}
+                self.samples = {
+                    k: jnp.asarray(v, dtype) for k, v in lowered.stream_samples(key, STREAM_SAMPLES).items()
+                }
             self.n = int(next(iter(self.samples.values())).shape[0])
             self.label, label_shape = ps.binders[-1]
             self.label_size = int(math.prod(label_shape)) if label_shape else 1
@@ -44,7 +46,9 @@ class Objective:
             self.samples, self.n, self.label, self.label_size = None, None, None, 0
             if self.streams:
                 key = jax.random.PRNGKey(stable_id(f"{lowered.model.name}:stream"))
-                self.stream_draws = {k: jnp.asarray(v, dtype) for k, v in lowered.draw_streams(key, STREAM_SAMPLES).items()}
+                self.stream_draws = {
+                    k: jnp.asarray(v, dtype) for k, v in lowered.draw_streams(key, STREAM_SAMPLES).items()
+                }
 
     def params(self, theta):
         return self.layout.unflatten(theta)

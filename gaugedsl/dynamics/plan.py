@@ -95,7 +95,16 @@ def resolve(
     """The plan of `model`'s run block, with overrides. Raises `GaugeError` with a span on
     the setting to change."""
     if model.run is None:
-        raise GaugeError([error("E801", model.name_span, f"model '{model.name}' has no run block", "add `run { dynamics = sde ... }` to simulate it")])
+        raise GaugeError(
+            [
+                error(
+                    "E801",
+                    model.name_span,
+                    f"model '{model.name}' has no run block",
+                    "add `run { dynamics = sde ... }` to simulate it",
+                )
+            ]
+        )
     run = model.run
     dynamics = run.get("dynamics")
     noise = model.noise.kind if model.noise is not None else None
@@ -105,8 +114,21 @@ def resolve(
     steps = steps if steps is not None else run.get("steps", 1000)
     seed = seed if seed is not None else run.get("seed", 0)
     if particles < 1 or steps < 1 or seed < 0:
-        bad = [f"{name} = {value}" for name, value, low in (("particles", particles, 1), ("steps", steps, 1), ("seed", seed, 0)) if value < low]
-        raise GaugeError([error("E803", run.span, f"{', '.join(bad)}: particles and steps must be at least 1, seed at least 0", "change the run block's setting, or the override (--particles, --steps, --seed)")])
+        bad = [
+            f"{name} = {value}"
+            for name, value, low in (("particles", particles, 1), ("steps", steps, 1), ("seed", seed, 0))
+            if value < low
+        ]
+        raise GaugeError(
+            [
+                error(
+                    "E803",
+                    run.span,
+                    f"{', '.join(bad)}: particles and steps must be at least 1, seed at least 0",
+                    "change the run block's setting, or the override (--particles, --steps, --seed)",
+                )
+            ]
+        )
     everys = [r.every for r in run.records]
     unit = math.gcd(*everys) if everys else 1
     lcm = math.lcm(*everys) if everys else 1
@@ -114,7 +136,16 @@ def resolve(
     if chunk is None and run.get("chunk") is not None:
         chunk = run.get("chunk")
         if chunk % lcm:
-            raise GaugeError([error("E804", model.run.span_of("chunk"), f"chunk = {chunk} is not a multiple of the record intervals (every {', '.join(map(str, sorted(set(everys))))})", f"use chunk = {_round_up(chunk, lcm)}")])
+            raise GaugeError(
+                [
+                    error(
+                        "E804",
+                        model.run.span_of("chunk"),
+                        f"chunk = {chunk} is not a multiple of the record intervals (every {', '.join(map(str, sorted(set(everys))))})",
+                        f"use chunk = {_round_up(chunk, lcm)}",
+                    )
+                ]
+            )
     elif chunk is not None and chunk % lcm:
         chunk = _round_up(chunk, lcm)
     if chunk is None:
@@ -190,7 +221,14 @@ def _unused(model: ir.Model, plan: Plan, name: str, value, used: tuple[str, ...]
     else:
         why = f"there is no numeric setting '{name}'"
         hint = f"{what} uses: {', '.join(used)}"
-    return error("E813", model.run.span, f"the override {name} = {value:g} cannot change this run: {why}" if isinstance(value, (int, float)) else f"the override {name} cannot change this run: {why}", hint)
+    return error(
+        "E813",
+        model.run.span,
+        f"the override {name} = {value:g} cannot change this run: {why}"
+        if isinstance(value, (int, float))
+        else f"the override {name} cannot change this run: {why}",
+        hint,
+    )
 
 
 def _size(shape) -> int:

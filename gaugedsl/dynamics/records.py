@@ -46,7 +46,9 @@ class Recorder:
             params = self.lowered.layout.unflatten(theta)
             extra = {"loss": self.loss(theta)} if needs_loss else None
             return {
-                i.label: jnp.broadcast_to(jnp.asarray(self.lowered.evaluate(i.value, params, extra, self.hooks)), i.value.shape).astype(self.dtype)
+                i.label: jnp.broadcast_to(
+                    jnp.asarray(self.lowered.evaluate(i.value, params, extra, self.hooks)), i.value.shape
+                ).astype(self.dtype)
                 for i in items
             }
 

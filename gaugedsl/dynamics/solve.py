@@ -34,7 +34,9 @@ _ADDITIVE = {"sea": diffrax.SEA, "sra1": diffrax.SRA1, "shark": diffrax.ShARK}
 _LEVY_SOLVERS = (diffrax.SEA, diffrax.SRA1, diffrax.ShARK, diffrax.SPaRK)
 
 
-def solver_for(model: ir.Model, plan: Plan, noise: AbstractNoise, constraint: Constraint, keeper=None) -> diffrax.AbstractSolver:
+def solver_for(
+    model: ir.Model, plan: Plan, noise: AbstractNoise, constraint: Constraint, keeper=None
+) -> diffrax.AbstractSolver:
     """The solver the run block names, if it fits the noise; a diagnostic otherwise.
 
     Itô (euler, milstein) and Stratonovich (heun, reversible_heun, spark) solvers agree only
@@ -63,7 +65,16 @@ def solver_for(model: ir.Model, plan: Plan, noise: AbstractNoise, constraint: Co
             msg = f"solver = {name} needs commutative noise, but {why}"
         raise GaugeError([error("E810", span, msg, "use solver = euler (Itô Euler–Maruyama)")])
     if name == "reversible_heun" and not constraint.trivial:
-        raise GaugeError([error("E810", span, "solver = reversible_heun keeps a second state that a constrained (Positive) parameter's reflection would break", "use solver = euler or heun")])
+        raise GaugeError(
+            [
+                error(
+                    "E810",
+                    span,
+                    "solver = reversible_heun keeps a second state that a constrained (Positive) parameter's reflection would break",
+                    "use solver = euler or heun",
+                )
+            ]
+        )
     inner = (_ITO.get(name) or _STRATONOVICH.get(name) or _ADDITIVE[name])()
     wrapper = _ConstrainedIto if isinstance(inner, diffrax.AbstractItoSolver) else _ConstrainedStratonovich
     return wrapper(inner, constraint, keeper)
@@ -172,7 +183,9 @@ class SDEChunk(eqx.Module):
         # Chunk-relative time in the state's dtype (Diffrax would promote a float32 state to a
         # float64 time); the increments depend only on (particle, step of the run).
         shape = jax.ShapeDtypeStruct(self.noise.shape, theta.dtype)
-        levy = diffrax.SpaceTimeLevyArea if isinstance(_inner(self.solver), _LEVY_SOLVERS) else diffrax.BrownianIncrement
+        levy = (
+            diffrax.SpaceTimeLevyArea if isinstance(_inner(self.solver), _LEVY_SOLVERS) else diffrax.BrownianIncrement
+        )
         bm = StepBrownianPath(shape, key, jnp.asarray(start, jnp.int32), levy)
         terms = diffrax.MultiTerm(diffrax.ODETerm(self.drift), diffrax.ControlTerm(self.noise, bm))
         subs = [diffrax.SubSaveAt(t0=True, steps=every, fn=_at(fn)) for every, fn in self.groups]

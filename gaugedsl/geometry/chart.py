@@ -243,9 +243,9 @@ class SliceChart:
             if c.kind == "pair":
                 s[..., self.starts[i] : self.starts[i] + c.up.size] = theta[..., c.up]
                 norm = np.linalg.norm(theta[..., c.down], axis=-1, keepdims=True)
-                s[..., self.starts[i] + c.up.size : self.starts[i] + c.up.size + c.down.size] = (
-                    theta[..., c.down] / np.maximum(norm, 1e-300)
-                )
+                s[..., self.starts[i] + c.up.size : self.starts[i] + c.up.size + c.down.size] = theta[
+                    ..., c.down
+                ] / np.maximum(norm, 1e-300)
             else:
                 signed = sigma[..., c.coords] * theta[..., c.coords]
                 s[..., self.starts[i]] = np.sign(signed[..., 0]) * np.sqrt(np.mean(signed**2, axis=-1))

@@ -46,23 +46,29 @@ def symmetry_violations(geo: Geometry, points: int = 8, seed: int = 0, spread: f
             scale = np.abs(p0[n]).reshape(points, -1).max(axis=1) + 1e-12
             worst_pred = max(worst_pred, float(np.max(change / scale)))
         if not np.isfinite(worst_loss) or worst_loss > tol:
-            out.append(error(
-                "E901", sym.span,
-                f"symmetry '{name}' does not leave the loss invariant: relative change up to {worst_loss:.3g} at random points",
-                "check the action rules: the loss must be unchanged under every g (tolerance "
-                f"{tol:.0e}); a bias is only defined for true symmetries",
-            ))
+            out.append(
+                error(
+                    "E901",
+                    sym.span,
+                    f"symmetry '{name}' does not leave the loss invariant: relative change up to {worst_loss:.3g} at random points",
+                    "check the action rules: the loss must be unchanged under every g (tolerance "
+                    f"{tol:.0e}); a bias is only defined for true symmetries",
+                )
+            )
         for block, worst in zip(constraint.blocks, off.max(axis=0) if constraint.blocks else ()):
             if not np.isfinite(worst) or worst > tol:
                 out.append(_off_manifold(geo, name, block, float(worst)))
         if not any(d.code in ("E901", "E904") and d.span == sym.span for d in out) and (
             not np.isfinite(worst_pred) or worst_pred > tol and geo.model.predictors
         ):
-            out.append(warning(
-                "W903", sym.span,
-                f"symmetry '{name}' leaves the loss invariant but changes a predictor (relative change up to {worst_pred:.3g})",
-                "a predictor should be a function of the orbit; declare an invariant quantity as the predictor",
-            ))
+            out.append(
+                warning(
+                    "W903",
+                    sym.span,
+                    f"symmetry '{name}' leaves the loss invariant but changes a predictor (relative change up to {worst_pred:.3g})",
+                    "a predictor should be a function of the orbit; declare an invariant quantity as the predictor",
+                )
+            )
     return out
 
 
@@ -93,13 +99,16 @@ def degeneracy_at(geo: Geometry, thetas, where: str, names: list[str] | None = N
         place = where
         if names is not None and bad.size < len(names):
             place = f"{where} of {names[first]} ({bad.size} of the {len(names)} checked)"
-        out.append(error(
-            "E902", sym.span,
-            f"the Gram matrix of '{name}' is degenerate {place}: {int(ranks[first])} of {k} generators are independent "
-            "(the orbit has lower dimension there)",
-            "log det G is −∞ at such points; start away from them (e.g. nonzero initial weights) or use --at slice "
-            "from a generic point",
-        ))
+        out.append(
+            error(
+                "E902",
+                sym.span,
+                f"the Gram matrix of '{name}' is degenerate {place}: {int(ranks[first])} of {k} generators are independent "
+                "(the orbit has lower dimension there)",
+                "log det G is −∞ at such points; start away from them (e.g. nonzero initial weights) or use --at slice "
+                "from a generic point",
+            )
+        )
     return out
 
 
@@ -176,7 +185,8 @@ def _off_manifold(geo: Geometry, name: str, block, worst: float) -> Diagnostic:
     param = next(p for p in geo.model.params if geo.layout.slice_of(p.name).start == block.offset)
     dims = f"[{', '.join(map(str, param.manifold.shape))}]" if param.manifold.shape else ""
     return error(
-        "E904", geo.symmetries[name].span,
+        "E904",
+        geo.symmetries[name].span,
         f"symmetry '{name}' moves '{param.name}' off its manifold {param.manifold.kind}{dims}: "
         f"{_MEASURE[block.kind](worst)} after random group elements",
         f"{_PRESERVING[block.kind]}; change the group or the action, or declare '{param.name}' on R",

@@ -93,7 +93,13 @@ def closed_form(sym: ir.Symmetry, pattern: Pattern | None, model: ir.Model) -> C
             def numeric(params):
                 return float(np.sum(np.log(fn(np.abs(np.prod(np.asarray(params[names[0]]), axis=0))))))
 
-        return ClosedForm(block, bias, cond, numeric, f"w = {'⊙'.join(names) if pattern.kind == 'hadamard' else 'prod(' + names[0] + ', axis = 0)'}")
+        return ClosedForm(
+            block,
+            bias,
+            cond,
+            numeric,
+            f"w = {'⊙'.join(names) if pattern.kind == 'hadamard' else 'prod(' + names[0] + ', axis = 0)'}",
+        )
     if pattern.kind in ("neuron", "columns"):
         block, w = _balanced_block("hadamard", 2)
         a, b = sp.IndexedBase("a")[i], sp.IndexedBase("b")[i]
@@ -177,8 +183,10 @@ def chain_closed_form(geo, name: str) -> tuple[ClosedForm | None, str | None]:
         return None, None  # not a torus action: nothing to say beyond "no closed form"
     chains = [_chain(c) for c in components]
     if any(c is None for c in chains):
-        return None, ("a rescaling, but not of product chains (a component's generators do not span all traceless "
-                      "exponent vectors)")
+        return None, (
+            "a rescaling, but not of product chains (a component's generators do not span all traceless "
+            "exponent vectors)"
+        )
     labels = [[_coordinate(geo.layout, j) for j in c.coords] for c in components]
     aligned = _aligned(labels)
     groups: dict[tuple[int, float], list[int]] = {}

@@ -135,7 +135,9 @@ class Geometry:
         for pattern in self.patterns.values():
             if pattern is not None and pattern.kind in _CLOSED_FORM_BALANCE:
                 theta = _balance(pattern, self.layout, theta)
-        remaining = [n for n, p in self.patterns.items() if p is None or p.kind not in _CLOSED_FORM_BALANCE + ("orthogonal",)]
+        remaining = [
+            n for n, p in self.patterns.items() if p is None or p.kind not in _CLOSED_FORM_BALANCE + ("orthogonal",)
+        ]
         if not remaining:
             return theta
         return self._minimise_norm(theta, remaining, max_steps)
@@ -164,7 +166,9 @@ class Geometry:
             point = self._joint_act(names, moved, a)
             return jnp.concatenate([self.charges(n, point) for n in names])
 
-        polish = optx.root_find(residual, optx.Newton(rtol=1e-14, atol=1e-14), jnp.zeros(k, dtype=theta.dtype), max_steps=32, throw=False)
+        polish = optx.root_find(
+            residual, optx.Newton(rtol=1e-14, atol=1e-14), jnp.zeros(k, dtype=theta.dtype), max_steps=32, throw=False
+        )
         return self._joint_act(names, moved, polish.value)
 
     # ---- horizontal space and the quotient metric ----

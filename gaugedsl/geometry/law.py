@@ -75,13 +75,17 @@ class PredictedLaw:
         return np.interp(x, self.w, c / c[-1])
 
 
-def predicted_law(geo: Geometry, T: float, theta0=None, step: float | None = None, max_steps: int = 200_000, cutoff: float = 40.0) -> PredictedLaw:
+def predicted_law(
+    geo: Geometry, T: float, theta0=None, step: float | None = None, max_steps: int = 200_000, cutoff: float = 40.0
+) -> PredictedLaw:
     model = geo.model
     scalar = [p for p in model.predictors if p.shape == ()]
     if len(scalar) != 1 or len(model.predictors) != 1:
         raise LawUnavailable("the predicted law is computed for models with one scalar predictor")
     if geo.dimension - geo.algebra_dim != 1:
-        raise LawUnavailable(f"the gauge slice has dimension {geo.dimension - geo.algebra_dim}; the quadrature handles a curve (dimension 1)")
+        raise LawUnavailable(
+            f"the gauge slice has dimension {geo.dimension - geo.algebra_dim}; the quadrature handles a curve (dimension 1)"
+        )
     name = scalar[0].name
     lowered, layout = geo.lowered, geo.layout
     if theta0 is None:

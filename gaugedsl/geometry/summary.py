@@ -22,7 +22,9 @@ def bias_summary(lowered: Lowered, at: str = "init", law: bool = True) -> dict:
     problems = symmetry_violations(geo)
     if any(d.severity == "error" for d in problems):
         raise GaugeError(problems)
-    theta = lowered.layout.flatten(lowered.init_params(jax.random.PRNGKey(model.run.get("seed", 0) if model.run else 0)))
+    theta = lowered.layout.flatten(
+        lowered.init_params(jax.random.PRNGKey(model.run.get("seed", 0) if model.run else 0))
+    )
     if at == "slice":
         theta = geo.project_to_slice(theta)
     where = "at the initial point" if at == "init" else "at the slice point"
@@ -122,7 +124,9 @@ def render(summary: dict) -> str:
             lines.append(f"predicted stationary law: not computed ({law['unavailable']})")
         else:
             lines.append(f"predicted stationary law of {law['predictor']} (projected noise): {law['density']}")
-            lines.append(f"  E[{law['predictor']}] = {law['mean']:.6g}, std = {law['std']:.6g}   (the plain Gibbs law exp(−L/T) would give E = {law['gibbs_mean']:.6g})")
+            lines.append(
+                f"  E[{law['predictor']}] = {law['mean']:.6g}, std = {law['std']:.6g}   (the plain Gibbs law exp(−L/T) would give E = {law['gibbs_mean']:.6g})"
+            )
     return "\n".join(lines)
 
 

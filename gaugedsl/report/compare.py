@@ -182,7 +182,10 @@ def distances(samples: np.ndarray, law, bins: int = 40) -> tuple[float, float]:
     lo, hi = min(samples[0], law.w[0]), np.quantile(samples, 0.999)
     edges = np.linspace(lo, hi, bins + 1)
     hist, _ = np.histogram(samples, edges)
-    l1 = float(np.sum(np.abs(hist / samples.size - np.diff(law.cdf(edges)))) + abs(1 - law.cdf(np.array([hi]))[0] - np.mean(samples > hi)))
+    l1 = float(
+        np.sum(np.abs(hist / samples.size - np.diff(law.cdf(edges))))
+        + abs(1 - law.cdf(np.array([hi]))[0] - np.mean(samples > hi))
+    )
     cdf = law.cdf(samples)
     n = samples.size
     ks = float(max(np.max(np.arange(1, n + 1) / n - cdf), np.max(cdf - np.arange(n) / n)))

@@ -98,9 +98,12 @@ def law_rows(sim, result, label: str, values: np.ndarray, out, predictor: str | 
 
     noise = result.plan.noise
     if noise != "projected" or sim.model.noise is None:
-        why = {"isotropic": "isotropic noise does not balance: the charges are martingales and exp(−L/T) is not "
-                            "normalisable along the orbits (P3); no stationary law on the slice"}.get(  # fmt: skip
-            noise, f"the stationary law on the slice is predicted for projected noise (here: {noise or 'none'})")
+        why = {
+            "isotropic": "isotropic noise does not balance: the charges are martingales and exp(−L/T) is not "
+            "normalisable along the orbits (P3); no stationary law on the slice"
+        }.get(  # fmt: skip
+            noise, f"the stationary law on the slice is predicted for projected noise (here: {noise or 'none'})"
+        )
         return [_plain(label, values), Row(f"law of {label}", None, verdict=verdict.NO_PREDICTION, why=why, note=why)]
     if values.shape[0] < MIN_RECORDS:
         why = (f"only {values.shape[0]} records of {label}: the time averages and the stationarity check need at least "
@@ -140,8 +143,19 @@ def law_rows(sim, result, label: str, values: np.ndarray, out, predictor: str | 
     final = flat[-1][sample.particles]
     ks, ks_floor = _permuted(final, pred, _max_ks, np.random.default_rng(seed))
     v, why = verdict.by_floor(ks, ks_floor.mean(), ks_floor.std())
-    rows.append(Row(f"max_i KS({label}_i, law) (end)", ks, None, float(ks_floor.mean()), float(ks_floor.std()), source,
-                    f"predicted = floor: permutations within patterns, {c} particles vs {c * k} draws", v, why))
+    rows.append(
+        Row(
+            f"max_i KS({label}_i, law) (end)",
+            ks,
+            None,
+            float(ks_floor.mean()),
+            float(ks_floor.std()),
+            source,
+            f"predicted = floor: permutations within patterns, {c} particles vs {c * k} draws",
+            v,
+            why,
+        )
+    )
     sub = pred[:, :: max(k // 4, 1)][:, :4]  # four draws a chain: the pairwise distances stay small
     scale = np.maximum(pred.reshape(-1, m).std(0), 1e-300)
     en, en_floor = _energy_permuted(final / scale, sub / scale, np.random.default_rng(seed + 1))
@@ -158,8 +172,14 @@ def law_rows(sim, result, label: str, values: np.ndarray, out, predictor: str | 
         out._branch_row_given = True
     out.law_draws = getattr(out, "law_draws", {})
     name = predictor or label
-    out.law_draws[label] = LawDraws(label, shape, flat[-1], pred.reshape(-1, m),
-                                    lambda: _gibbs_draws(gibbs, push, name, m), _sparse_target(sim, shape))
+    out.law_draws[label] = LawDraws(
+        label,
+        shape,
+        flat[-1],
+        pred.reshape(-1, m),
+        lambda: _gibbs_draws(gibbs, push, name, m),
+        _sparse_target(sim, shape),
+    )
     return rows
 
 
@@ -254,6 +274,7 @@ def _sample(sim, result, seed):
     why = not_normalisable(sample, chart)
     if why is not None:
         raise LawUnavailable(f"no stationary law (not normalisable: {why})")
+
     def gibbs():
         """The plain Gibbs law exp(−L/T) dw of the (single) predictor, or None where it has no density."""
         if len(sim.model.predictors) != 1:

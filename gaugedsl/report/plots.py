@@ -35,7 +35,14 @@ def plot(folder: Path, model: ir.Model, result: Result, comparison: Comparison) 
         law, label, samples = comparison.law, comparison.law_label, comparison.law_samples
         fig, ax = plt.subplots(figsize=(6, 4))
         hi = np.quantile(samples, 0.999)
-        heights, _, _ = ax.hist(samples, bins=60, range=(min(samples.min(), law.w[0]), hi), density=True, alpha=0.5, label=f"simulated ({samples.size} particles, end)")
+        heights, _, _ = ax.hist(
+            samples,
+            bins=60,
+            range=(min(samples.min(), law.w[0]), hi),
+            density=True,
+            alpha=0.5,
+            label=f"simulated ({samples.size} particles, end)",
+        )
         keep = law.w <= hi
         ax.plot(law.w[keep], law.density[keep], "k", lw=1.5, label="predicted: exp(−L/T) det G^(−1/2)")
         ax.axvline(law.mean, color="k", ls="--", lw=1, label=f"predicted mean {law.mean:.4f}")
@@ -49,7 +56,9 @@ def plot(folder: Path, model: ir.Model, result: Result, comparison: Comparison) 
         written.append(_save(fig, folder / f"law_{label}.png", plt))
     for draws in getattr(comparison, "law_draws", {}).values():
         written.append(_law_figure(folder, model, draws, plt))
-    charges = [i for r in result.plan.records for i in r.items if isinstance(i.value, ir.Call) and i.value.func == "charge"]
+    charges = [
+        i for r in result.plan.records for i in r.items if isinstance(i.value, ir.Call) and i.value.func == "charge"
+    ]
     if charges:
         fig, axes = plt.subplots(len(charges), 1, figsize=(7, 3 * len(charges)), squeeze=False)
         for ax, item in zip(axes[:, 0], charges):
@@ -62,7 +71,10 @@ def plot(folder: Path, model: ir.Model, result: Result, comparison: Comparison) 
                 for p in range(min(3, v.shape[1])):
                     ax.plot(t, v[:, p, a], color=line.get_color(), lw=0.4, alpha=0.5)
             ax.axhline(0, color="k", lw=0.5)
-            ax.set_title(f"{item.label}: ensemble mean ± sd, and three particles" + (f" (first 6 of {v.shape[2]})" if v.shape[2] > 6 else ""))
+            ax.set_title(
+                f"{item.label}: ensemble mean ± sd, and three particles"
+                + (f" (first 6 of {v.shape[2]})" if v.shape[2] > 6 else "")
+            )
             ax.set_xlabel(unit)
             ax.legend(fontsize=7, ncol=3)
         written.append(_save(fig, folder / "charges.png", plt))
@@ -80,7 +92,9 @@ def plot(folder: Path, model: ir.Model, result: Result, comparison: Comparison) 
             else:
                 flat = v.reshape(len(t), v.shape[1], -1).mean(1)
                 ax.plot(t, flat[:, :20], lw=1)
-                ax.set_title(f"{label}: ensemble mean of each entry" + (" (first 20)" if flat.shape[1] > 20 else ""), fontsize=9)
+                ax.set_title(
+                    f"{label}: ensemble mean of each entry" + (" (first 20)" if flat.shape[1] > 20 else ""), fontsize=9
+                )
             ax.set_ylabel(label)
             ax.set_xlabel(unit)
         written.append(_save(fig, folder / "records.png", plt))
@@ -117,22 +131,32 @@ def _law_figure(folder: Path, model: ir.Model, draws, plt) -> Path:
         pooled = np.concatenate([sim[:, i], pred[:, i]])
         lo, hi = np.quantile(pooled, [0.005, 0.995])
         bins = np.linspace(lo, hi, 41)
-        ax.hist(sim[:, i], bins, density=True, alpha=0.45, color=SIM,
-                label=f"simulated ({sim.shape[0]} particles, end)")
+        ax.hist(
+            sim[:, i], bins, density=True, alpha=0.45, color=SIM, label=f"simulated ({sim.shape[0]} particles, end)"
+        )
         ax.hist(pred[:, i], bins, density=True, histtype="step", lw=1.5, color=PRED, label="predicted (sampler)")
         if gibbs is not None:
-            ax.hist(gibbs[:, i], bins, density=True, histtype="step", lw=1.2, ls="--", color=GIBBS,
-                    label="exp(−L/T) dw (no correction)")
+            ax.hist(
+                gibbs[:, i],
+                bins,
+                density=True,
+                histtype="step",
+                lw=1.2,
+                ls="--",
+                color=GIBBS,
+                label="exp(−L/T) dw (no correction)",
+            )
         name = f"{draws.label}[{','.join(map(str, np.unravel_index(i, draws.shape)))}]" if draws.shape else draws.label
         where = "" if on is None else f" ({'on' if on[i] else 'off'} the support of {target})"
         ax.set_title(name + where, fontsize=9)
         ax.set_xlabel(name)
         ax.set_ylabel("density")
     axes[0][0].legend(fontsize=7, loc="upper right")
-    for ax in axes[0][len(shown):]:
+    for ax in axes[0][len(shown) :]:
         ax.axis("off")
     bottom = axes[1]
     if matrix:
+
         def svals(x):
             return np.linalg.svd(x.reshape(-1, *draws.shape), compute_uv=False)
 
@@ -141,8 +165,14 @@ def _law_figure(folder: Path, model: ir.Model, draws, plt) -> Path:
             sets.append(("exp(−L/T) dw", svals(gibbs), GIBBS))
         ax = bottom[0]
         for name, sv, color in sets:
-            ax.boxplot(sv, positions=np.arange(sv.shape[1]) + {"simulated": -0.25, "predicted": 0.0}.get(name, 0.25),
-                       widths=0.2, patch_artist=True, boxprops={"facecolor": color, "alpha": 0.4}, showfliers=False)
+            ax.boxplot(
+                sv,
+                positions=np.arange(sv.shape[1]) + {"simulated": -0.25, "predicted": 0.0}.get(name, 0.25),
+                widths=0.2,
+                patch_artist=True,
+                boxprops={"facecolor": color, "alpha": 0.4},
+                showfliers=False,
+            )
             ax.plot([], [], color=color, lw=6, alpha=0.4, label=name)
         ax.set_xticks(range(sets[0][1].shape[1]))
         ax.set_xlabel("singular value index")
@@ -161,15 +191,26 @@ def _law_figure(folder: Path, model: ir.Model, draws, plt) -> Path:
             bins = np.linspace(0, top, 41)
             for name, x, color, kind in parts:
                 a = np.abs(x[:, mask]).ravel()
-                ax.hist(a, bins, density=True, histtype=kind, alpha=0.45 if kind == "stepfilled" else 1.0, color=color,
-                        lw=1.5, label=f"{name}: mean {a.mean():.3g}")
+                ax.hist(
+                    a,
+                    bins,
+                    density=True,
+                    histtype=kind,
+                    alpha=0.45 if kind == "stepfilled" else 1.0,
+                    color=color,
+                    lw=1.5,
+                    label=f"{name}: mean {a.mean():.3g}",
+                )
             ax.set_xlabel(f"|{draws.label}_i|")
             ax.set_ylabel("density")
             title = f"{where} the support of {target}" if where != "all" else "all coordinates"
             ax.set_title(f"|{draws.label}_i| {title} ({int(mask.sum())} coordinates)", fontsize=9)
             ax.legend(fontsize=7, loc="upper right")
-        for ax in bottom[len(groups):]:
+        for ax in bottom[len(groups) :]:
             ax.axis("off")
-    fig.suptitle(f"{model.name}: stationary law of {draws.label} — simulated, predicted exp(−L/T)·det G^(−1/2) "
-                 "on the slice, and exp(−L/T) dw without the gauge correction", fontsize=10)
+    fig.suptitle(
+        f"{model.name}: stationary law of {draws.label} — simulated, predicted exp(−L/T)·det G^(−1/2) "
+        "on the slice, and exp(−L/T) dw without the gauge correction",
+        fontsize=10,
+    )
     return _save(fig, folder / f"law_{draws.label}.png", plt)

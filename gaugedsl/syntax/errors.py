@@ -204,7 +204,7 @@ def _bad_character(exc: UnexpectedCharacters, text: str, path: str) -> Diagnosti
             'close it with a `"` on the same line; strings cannot span lines',
         )
     if char == "'":
-        return error("E002", span, "unexpected character \"'\"", 'strings use double quotes: "file.npz"')
+        return error("E002", span, 'unexpected character "\'"', 'strings use double quotes: "file.npz"')
     if char in "!<>=&|" or _LOOKALIKES.get(char, ("", ""))[1] == "comparison":
         return error("E002", span, f"unexpected character '{char}'", "gauge has no comparisons or logic; remove it")
     if char == ";":
@@ -235,7 +235,12 @@ def _unexpected_token(exc: UnexpectedToken, text: str, path: str) -> Diagnostic:
     if kind in _CLOSERS:
         opened = unclosed_bracket(text[:pos])
         if opened is None:
-            return error("E004", span, f"this '{tok}' has no matching '{_CLOSE[str(tok)]}'", "remove it, or add the opening bracket it belongs to")
+            return error(
+                "E004",
+                span,
+                f"this '{tok}' has no matching '{_CLOSE[str(tok)]}'",
+                "remove it, or add the opening bracket it belongs to",
+            )
         char, line, col = opened
         if _OPEN[char] != str(tok):
             return error(
@@ -251,7 +256,12 @@ def _unexpected_token(exc: UnexpectedToken, text: str, path: str) -> Diagnostic:
         if opened is not None:
             char, line, col = opened
             follows = _next_code(text, pos + len(tok))
-            if kind != "$END" and "NAME" in expected and follows in ("->", "=", ":") and not (kind == "LOSS" and follows == "="):
+            if (
+                kind != "$END"
+                and "NAME" in expected
+                and follows in ("->", "=", ":")
+                and not (kind == "LOSS" and follows == "=")
+            ):
                 return _keyword_as_name(tok, span)
             if kind != "$END" and unclosed_bracket(text) is None:
                 # Every bracket is closed later: the statement really is inside a block.
@@ -291,7 +301,12 @@ def _unexpected_token(exc: UnexpectedToken, text: str, path: str) -> Diagnostic:
             "use '=' to define or set a value",
         )
     if kind == "STAR" and _previous_char(text, tok) == "*":
-        return error("E010", _span_at(path, span.line, span.column - 1, 2), "'**' is not an operator", "write powers with '^', as in x^2")
+        return error(
+            "E010",
+            _span_at(path, span.line, span.column - 1, 2),
+            "'**' is not an operator",
+            "write powers with '^', as in x^2",
+        )
     if kind in ("NAME", "NUMBER") and _previous_char(text, tok) == '"':
         return error(
             "E009",
@@ -318,7 +333,12 @@ def _unexpected_token(exc: UnexpectedToken, text: str, path: str) -> Diagnostic:
             else:
                 hint = "is an operator missing? write u * v, not u v; or start the next statement on a new line"
             return error("E001", span, f"unexpected {describe_token(tok)} after a complete statement", hint)
-        return error("E006", span, f"unknown statement '{word}'", "a statement starts with one of: " + ", ".join(STATEMENT_KEYWORDS))
+        return error(
+            "E006",
+            span,
+            f"unknown statement '{word}'",
+            "a statement starts with one of: " + ", ".join(STATEMENT_KEYWORDS),
+        )
     if kind in KEYWORDS and "NAME" in expected:
         return _keyword_as_name(tok, span)
     if kind == "COMMA" and "RBRACE" in expected:

@@ -359,9 +359,7 @@ class _Builder(Transformer):
         group = nodes[0]
         actions = tuple(nodes[1:])
         doc = self._doc(ch)
-        return ast.SymmetryDecl(
-            str(name), self._tspan(name), params, group, actions, doc, self._span(ch)
-        )
+        return ast.SymmetryDecl(str(name), self._tspan(name), params, group, actions, doc, self._span(ch))
 
     def sym_params(self, ch):
         return list(_nodes(ch))
