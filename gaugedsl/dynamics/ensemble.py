@@ -18,7 +18,7 @@ from .. import ir
 from .._threefry import straight_line_threefry
 from ..diagnostics import Diagnostic, GaugeError, error, warning
 from ..lowering import Lowered
-from . import _geometry, branches, cone, quotient
+from . import _geometry, branches, cone, gl_quotient, quotient
 from .devices import ParticleSharding
 from .discrete import DiscreteChunk, steps_ahead
 from .drift import Drift
@@ -107,7 +107,12 @@ class Simulation:
             # The projected-noise SDE on the slice's lines (quotient.py): no charges to keep.
             self.quotient = chart = quotient.line_chart(model, self.geo)
             positive = tuple(bool(p) for p in chart.positive)
-            if isinstance(chart, cone.ConeChart):  # lines and cones (cone.py): ω on spheres
+            if isinstance(chart, gl_quotient.GLQuotientChart):  # GL(r): the quotient's own chart
+                reflection = quotient.Reflection(positive)
+                self.noise = gl_quotient.GLQuotientNoise(reflection, chart)
+                solver = solver_for(model, plan, self.noise, reflection)
+                drift = gl_quotient.GLQuotientDrift(self.objective.grad, chart)
+            elif isinstance(chart, cone.ConeChart):  # lines and cones (cone.py): ω on spheres
                 spheres = tuple((w, n) for _, _, _, w, _, n in chart.pairs)
                 self.noise = cone.ConeNoise(cone.ConeRetraction(positive, spheres), chart)
                 solver = solver_for(model, plan, self.noise, self.noise.constraint)

@@ -41,7 +41,9 @@ from .. import ir
 from ..diagnostics import GaugeError, error
 from ..geometry.chart import ChartUnavailable, SliceChart, TorusForm
 from ..geometry.engine import Geometry
+from ..geometry.gl_chart import GLChart, gl_chart_applies
 from .cone import ConeChart
+from .gl_quotient import GLQuotientChart
 from .noise import AbstractNoise
 from .plan import Numbers
 from .solve import _LEVY_SOLVERS, StepBrownianPath, _inner
@@ -107,10 +109,13 @@ class LineChart:
         return jax.ops.segment_sum(sigma * v, self.index, num_segments=self.dimension)
 
 
-def line_chart(model: ir.Model, geo: Geometry) -> "LineChart | ConeChart":
-    """The slice chart `dynamics = quotient` integrates on — lines (`LineChart`), or lines and
-    cones (`cone.ConeChart`) — or E812 with the reason there is none."""
+def line_chart(model: ir.Model, geo: Geometry) -> "LineChart | ConeChart | GLQuotientChart":
+    """The chart `dynamics = quotient` integrates on — lines (`LineChart`), lines and cones
+    (`cone.ConeChart`), or the quotient of one GL(r) factorization (`gl_quotient`) — or E812
+    with the reason there is none."""
     span = model.run.span_of("dynamics")
+    if gl_chart_applies(geo):
+        return _gl_chart(model, geo, span)
 
     def refuse(why: str, hint: str):
         raise GaugeError([error("E812", span, f"dynamics = quotient needs a chart of the gauge slice (lines or cones): {why}", hint)])
@@ -137,6 +142,23 @@ def line_chart(model: ir.Model, geo: Geometry) -> "LineChart | ConeChart":
     if not chart.all_lines:  # balanced pairs of blocks: cones (cone.py)
         return ConeChart(chart)
     return LineChart(chart)
+
+
+def _gl_chart(model: ir.Model, geo: Geometry, span) -> GLQuotientChart:
+    """The quotient chart of a GL(r) factorization (gl_quotient.py), or E812 with the reason."""
+
+    def refuse(why: str):
+        hint = "use dynamics = sde, which integrates the projected-noise SDE in θ"
+        raise GaugeError([error("E812", span, f"dynamics = quotient needs a chart of the quotient of the GL factorization: {why}", hint)])
+
+    try:
+        chart = GLChart(geo)
+    except ChartUnavailable as exc:
+        refuse(str(exc))
+    for p in model.params:
+        if p.manifold.kind != "R":  # free parameters get g = I: no reflection or retraction here
+            refuse(f"parameter '{p.name}' lives on {p.manifold.kind}; the GL quotient dynamics is built for R parameters only")
+    return GLQuotientChart(chart)
 
 
 class Reflection(eqx.Module):
