@@ -1,28 +1,33 @@
 """`dynamics = quotient` for a GL(r) factorization W = U Vᵀ: Riemannian Langevin on the
-rank-r matrices with the quotient metric, in the chart of `geometry/gl_chart.py`
-(docs/theory.md §9.1(d)).
+rank-r matrices with the quotient metric (docs/theory.md §9.1(d)), stepped in a chart centred
+at the current point.
 
-Chart s = (U₀, Ṽ, free), W Πᵀ = U₀ Ṽ₀ᵀ, Ṽ₀ = [I; Ṽ] (Π a per-particle column order). With
-Dψ = ∂W/∂s (p = r(m+n−r) columns) and the mobility M = J Jᵀ (Jᵀ Z = (Z V, Zᵀ U) at the balanced
-factors), the chart metric is g = Dψᵀ M⁺ Dψ and, since M maps into T_W = range Dψ,
+The quotient metric has inverse M Z = Z V Vᵀ + U Uᵀ Z = J Jᵀ Z at the balanced factors
+(Jᵀ Z = (Z V, Zᵀ U)). Its Riemannian Langevin SDE in any chart x (Itô),
 
-    g⁻¹ = A Aᵀ,   A = (DψᵀDψ)⁻¹ Dψᵀ J      (p × (m+n)r).
+    dx = [−g⁻¹ ∇_x ℓ + T (1/√det g) ∂_j(√det g g^{ij})] dt + sqrt(2T) g^{−½} dB,
 
-The SDE (Itô)
+has generator T Δ_g − ⟨∇ℓ, ∇·⟩_g, which is intrinsic and symmetric in L²(e^{−ℓ/T} vol_g), so
+its law is exp(−ℓ/T) dvol_quotient (law (A)) whatever chart a step is taken in. Each step takes
+the chart centred at the balanced θ = (U, V):
 
-    ds = [−g⁻¹ ∇_s ℓ + T (∂_j g^{ij} + g^{ij} ∂_j log √det g)] dt + sqrt(2T) A dB,   dB ∈ R^{(m+n)r}
+    ψ(x) = W(θ + B x),   B an orthonormal basis of H (the orthogonal complement of the r²
+                          generators ξ_X = (U X, −V Xᵀ); p = (m+n)r − r² = dim of the rank-r matrices),
 
-has generator T e^{ℓ/T} det g^{−½} ∂_i(det g^{½} e^{−ℓ/T} g^{ij} ∂_j ·) = T Δ_g − ⟨∇ℓ, ∇·⟩_g, so
-its stationary law is exp(−ℓ/T) √det g ds — law (A) — and the process does not depend on the
-chart (each chunk may re-pick Π). A is a non-square root of g⁻¹: Euler–Maruyama increments have
-the right covariance without a matrix square root. The divergence and ∇ log √det g
-(= −½ ∇ log det g⁻¹) come from one forward-mode Jacobian of g⁻¹(s) (p³ numbers: fine for the
-small factors this is built for). ∇_s ℓ is taken at the unbalanced factors (U₀, Ṽ₀): the loss is
-GL-invariant, so it equals ℓ at the balanced ones without differentiating the balancing.
-Free coordinates (parameters no symmetry moves) have g = I: plain Langevin.
+a horizontal plane through θ. With Dψ = J(θ + Bx) B and M at the balanced factors of ψ(x),
+g⁻¹(x) = L M Lᵀ, L = (DψᵀDψ)⁻¹Dψᵀ (a left inverse of Dψ on T_W, which contains the range
+of M). At x = 0, Dψ = J B and g(0) = Bᵀ Jᵀ (J Jᵀ)⁺ J B = Bᵀ P_H B = I: the step's noise is
+sqrt(2T dt) B ζ (projected noise) and its gradient term −B Bᵀ ∇_θ L, the full SDE's; what the
+quotient adds is the Itô term T (∂_j g^{ij} + ∂_i log √det g)(0) = T (div g⁻¹ − ½ ∇ log det g⁻¹)(0),
+from one forward-mode Jacobian of g⁻¹(x) (p³ numbers: built for small factors). Then
+θ + B x₁ is re-balanced (same W, `GLBalance`): the next step's chart is centred there. The
+charts are well conditioned (Dψ's singular values are sqrt(σ_i + σ_j), not the σ_r/σ_1 of a
+fixed U₀[I; Ṽ]ᵀ chart, whose Euler steps blew up near small σ_r: measured).
 
-The runner's state stays θ = balanced (U, V); each chunk picks the pivoted column order of its
-W (greedy pivoting, in JAX), reads s off θ and hands back the balanced factors.
+M needs only P = A⁻¹ # B (U Uᵀ = U P Uᵀ and V P⁻¹ Vᵀ after balancing, A = UᵀU, B = VᵀV), and
+P's derivative at P = I (every balanced point) is taken through `_spd_sqrt`'s own Sylvester
+rule — eigh's derivative is undefined at repeated eigenvalues. Free coordinates (parameters no
+symmetry moves) have g = I: plain Langevin. The runner's state is θ, balanced after every step.
 """
 
 from __future__ import annotations
@@ -36,128 +41,177 @@ from ..geometry.gl_chart import GLChart
 from .noise import AbstractNoise
 
 
+@jax.custom_jvp
+def _spd_sqrt(a):
+    lam, vec = jnp.linalg.eigh(0.5 * (a + a.T))
+    return (vec * jnp.sqrt(lam)) @ vec.T
+
+
+@_spd_sqrt.defjvp
+def _spd_sqrt_jvp(primals, tangents):
+    # S X + X S = E in S's eigenbasis: X_ij = E_ij / (s_i + s_j), defined at repeated eigenvalues
+    (a,), (e,) = primals, tangents
+    lam, vec = jnp.linalg.eigh(0.5 * (a + a.T))
+    s = jnp.sqrt(lam)
+    ee = vec.T @ (0.5 * (e + e.T)) @ vec
+    return (vec * s) @ vec.T, vec @ (ee / (s[:, None] + s[None, :])) @ vec.T
+
+
+def mean_matrix(a, b):
+    """P = A⁻¹ # B (P A P = B) and P⁻¹, through SPD square roots only."""
+    ah = _spd_sqrt(a)
+    ah_inv = jnp.linalg.inv(ah)
+    c = _spd_sqrt(ah @ b @ ah)
+    p = ah_inv @ c @ ah_inv
+    p_inv = ah @ jnp.linalg.inv(c) @ ah
+    return p, p_inv
+
+
 class GLQuotientChart:
-    """θ ↔ (s, Π) for the quotient SDE, jit- and vmap-able; g⁻¹ and its root A of a chart point."""
+    """Factor bookkeeping and the centred chart's metric for one GL(r) factorization (module
+    docstring); jit- and vmap-able. `split`/`gradient` serve `Simulation.stability_limit`."""
 
     def __init__(self, chart: GLChart):
         self.gl = chart
         self.m, self.n, self.r, self.p = chart.m, chart.n, chart.r, chart.p
-        self.dimension = chart.dimension
+        self.k = (self.m + self.n) * self.r  # factor coordinates
         self.free = chart.dimension - chart.p
-        self.noise_dimension = (self.m + self.n) * self.r + self.free
+        self.noise_dimension = self.p + self.free
         self.positive = chart.positive
-        self.metric = None
+        self._u, self._v, self._free = chart._u, chart._v, chart._free
+        self.transposed = chart.pattern.transposed
 
-    # ---- θ ↔ s ----
+    # ---- θ ↔ (U, V) ----
 
-    def _order(self, w):
-        """Greedy column pivoting of W (as pivoted QR): r well-conditioned columns first, then the
-        rest in their own order. Returns the permutation π (int32)."""
-        n, r = self.n, self.r
-        res = w
-        key = jnp.arange(n, dtype=w.dtype)
-        taken = jnp.zeros(n, bool)
-        for k in range(r):
-            norms = jnp.where(taken, -1.0, jnp.sum(res * res, axis=0))
-            j = jnp.argmax(norms)
-            q = res[:, j] / jnp.linalg.norm(res[:, j])
-            res = res - jnp.outer(q, q @ res)
-            taken = taken.at[j].set(True)
-            key = key.at[j].set(k - n)
-        return jnp.argsort(key).astype(jnp.int32)
+    def factors(self, theta):
+        u = theta[self._u].reshape(self.m, self.r)
+        v = theta[self._v]
+        v = v.reshape(self.r, self.n).T if self.transposed else v.reshape(self.n, self.r)
+        return u, v
+
+    def flat(self, theta):
+        """The factor block y = (vec U, vec V) of a θ-shaped vector."""
+        u, v = self.factors(theta)
+        return jnp.concatenate([jnp.ravel(u), jnp.ravel(v)])
+
+    def _unflat(self, y):
+        mr = self.m * self.r
+        return y[:mr].reshape(self.m, self.r), y[mr:].reshape(self.n, self.r)
+
+    def scatter(self, y, free, like):
+        """A θ-shaped vector from a factor block y and the free coordinates."""
+        u, v = self._unflat(y)
+        out = jnp.zeros(like.shape, y.dtype)
+        out = out.at[self._u].set(jnp.ravel(u))
+        out = out.at[self._v].set(jnp.ravel(v.T if self.transposed else v))
+        if self.free:
+            out = out.at[self._free].set(free)
+        return out
 
     def split(self, theta):
-        """(s, π) of balanced (or any full-rank) factors θ."""
-        u, v = self.gl._factors(theta)
-        order = self._order(u @ v.T)
-        vp = v[order]
-        head = vp[: self.r]
-        u0 = u @ head.T
-        tail = jnp.linalg.solve(head.T, vp[self.r :].T).T  # V_rest head⁻¹
-        parts = [jnp.ravel(u0), jnp.ravel(tail)]
-        if self.free:
-            parts.append(theta[self.gl._free])
-        return jnp.concatenate(parts), order
+        return theta, None
 
-    def embed(self, s, order):
-        """θ at the balanced factors of s (the state the runner keeps)."""
-        return self.gl.embed(s, order)
+    # ---- the horizontal plane and the metric ----
 
-    def unbalanced(self, s, order):
-        """θ at the factors (U₀, Ṽ₀) of s: the same W, so the same (GL-invariant) loss."""
-        gl = self.gl
-        u0, v0 = gl._split(s)
-        v = jnp.zeros_like(v0).at[order].set(v0)
-        theta = jnp.zeros(gl.geo.dimension, s.dtype)
-        theta = theta.at[gl._u].set(jnp.ravel(u0))
-        theta = theta.at[gl._v].set(jnp.ravel(v.T if gl.pattern.transposed else v))
-        if self.free:
-            theta = theta.at[gl._free].set(s[self.p :])
-        return theta
+    def horizontal(self, theta):
+        """B: an orthonormal basis of H at θ, (k, p)."""
+        u, v = self.factors(theta)
+        eye = jnp.eye(self.r, dtype=theta.dtype)
+        x = jnp.stack([jnp.outer(eye[a], eye[b]) for a in range(self.r) for b in range(self.r)])
+        gens = jax.vmap(lambda e: jnp.concatenate([jnp.ravel(u @ e), jnp.ravel(-v @ e.T)]))(x).T  # (k, r²)
+        q, _ = jnp.linalg.qr(gens, mode="complete")
+        return q[:, self.r * self.r :]
 
-    # ---- the metric of the quotient block ----
+    def inverse_metric(self, y0, basis, x):
+        """g⁻¹(x) of the chart x ↦ W(y0 + B x)."""
+        u, v = self._unflat(y0 + basis @ x)
 
-    def root(self, q):
-        """A = (DψᵀDψ)⁻¹ Dψᵀ J at the chart point q = s[:p] (g⁻¹ = A Aᵀ on the quotient block)."""
-        gl = self.gl
-        pad = jnp.zeros(self.free, q.dtype)
-        d = jax.jacfwd(lambda x: jnp.ravel(gl.predictor(jnp.concatenate([x, pad]))))(q)  # (m n, p)
-        u, v = gl._balanced(jnp.concatenate([q, pad]))
+        def dw(col):  # J δθ = δU Vᵀ + U δVᵀ
+            du, dv = self._unflat(col)
+            return jnp.ravel(du @ v.T + u @ dv.T)
 
-        def jt(col):  # Jᵀ Z = (Z V, Zᵀ U), in the column order π (M commutes with it)
+        d = jax.vmap(dw, in_axes=1, out_axes=1)(basis)  # Dψ, (m n, p)
+        p, p_inv = mean_matrix(u.T @ u, v.T @ v)
+        left, right = u @ p @ u.T, v @ p_inv @ v.T  # U Uᵀ and V Vᵀ at the balanced factors
+
+        def mob(col):
             z = col.reshape(self.m, self.n)
-            return jnp.concatenate([jnp.ravel(z @ v), jnp.ravel(z.T @ u)])
+            return jnp.ravel(z @ right + left @ z)
 
-        x = jax.vmap(jt, in_axes=1)(d)  # (p, (m+n) r) = Dψᵀ J
-        return jnp.linalg.solve(d.T @ d, x)
+        md = jax.vmap(mob, in_axes=1, out_axes=1)(d)
+        gram = d.T @ d
+        return jnp.linalg.solve(gram, jnp.linalg.solve(gram, d.T @ md).T)
 
-    def inverse_metric(self, q):
-        a = self.root(q)
-        return a @ a.T
-
-    def ito(self, q, T):
-        """T (1/√det g) ∂_j(√det g g^{ij}) = T (∂_j g^{ij} + g^{ij} ∂_j log √det g), on q = s[:p]."""
-        ginv = self.inverse_metric(q)
-        jac = jax.jacfwd(self.inverse_metric)(q)  # [i, j, k] = ∂_k g^{ij}
+    def ito(self, y0, basis, T, x=None):
+        """T (∂_j g^{ij} + g^{ij} ∂_j log √det g) at x (default 0, where it vanishes: g = I + O(|x|²))
+        in the chart x ↦ W(y0 + B x)."""
+        fn = lambda x: self.inverse_metric(y0, basis, x)  # noqa: E731
+        x = jnp.zeros(self.p, y0.dtype) if x is None else x
+        ginv = fn(x)
+        jac = jax.jacfwd(fn)(x)  # [i, j, l] = ∂_l g^{ij}
         div = jnp.einsum("ijj->i", jac)
-        # ∂_k log √det g = −½ tr(g ∂_k g⁻¹)
-        dlogvol = -0.5 * jnp.einsum("ij,jik->k", jnp.linalg.inv(ginv), jac)
+        dlogvol = -0.5 * jnp.einsum("ij,jil->l", jnp.linalg.inv(ginv), jac)  # ∂ log √det g = −½ ∂ log det g⁻¹
         return T * (div + ginv @ dlogvol)
+
+    def balance(self, theta):
+        """The balanced factors (UᵀU = VᵀV) of θ's W: U g, V g⁻¹ with g = P^½."""
+        u, v = self.factors(theta)
+        p, _ = mean_matrix(u.T @ u, v.T @ v)
+        g = _spd_sqrt(p)
+        y = jnp.concatenate([jnp.ravel(u @ g), jnp.ravel(v @ jnp.linalg.inv(g))])
+        return self.scatter(y, theta[self._free] if self.free else None, theta)
+
+
+class GLBalance(eqx.Module):
+    """After each step: back to the balanced factors of the same W (moves along the GL orbit)."""
+
+    chart: GLQuotientChart = eqx.field(static=True)
+
+    @property
+    def trivial(self) -> bool:
+        return False
+
+    @property
+    def projects(self) -> bool:
+        return True
+
+    def tangent(self, theta, v):
+        return v
+
+    def retract(self, theta):
+        return self.chart.balance(theta)
 
 
 class GLQuotientDrift(eqx.Module):
-    """`dt · (−g⁻¹ ∇_s ℓ + Itô term)`; `args = (numbers, π)`."""
+    """`−dt · B Bᵀ ∇_θ L` on the factors, `−dt ∇L` on free coordinates: the centred chart's drift,
+    whose Itô term vanishes at the centre (module docstring; `GLQuotientChart.ito` computes it,
+    tests/test_gl_quotient.py checks it is 0 and that it matters off the centre)."""
 
     grad: object = eqx.field(static=True)  # θ ↦ ∇_θ L
     chart: GLQuotientChart = eqx.field(static=True)
 
-    def gradient(self, s, order):
-        """g⁻¹ ∇_s ℓ (the deterministic velocity −ds/dt at T = 0)."""
+    def gradient(self, theta, _=None):
+        """P_H ∇_θ L (∇L itself on free coordinates): −dθ/dt at T = 0."""
         c = self.chart
-        lift = lambda x: c.unbalanced(x, order)  # noqa: E731
-        theta, pull = jax.vjp(lift, s)
-        (gs,) = pull(self.grad(theta).astype(s.dtype))
-        a = c.root(s[: c.p])
-        out = a @ (a.T @ gs[: c.p])
-        if c.free:
-            out = jnp.concatenate([out, gs[c.p :]])
-        return out
+        g = self.grad(theta).astype(theta.dtype)
+        basis = c.horizontal(theta)
+        return c.scatter(basis @ (basis.T @ c.flat(g)), g[c._free] if c.free else None, theta)
 
-    def __call__(self, t, s, args):
-        numbers, order = args
+    def __call__(self, t, theta, args):
+        numbers = args[0] if isinstance(args, tuple) else args
         c = self.chart
-        T = jnp.asarray(numbers.T, s.dtype)
-        ito = c.ito(s[: c.p], T)
-        if c.free:
-            ito = jnp.concatenate([ito, jnp.zeros(c.free, s.dtype)])
-        return (numbers.dt * (ito - self.gradient(s, order))).astype(s.dtype)
+        basis = c.horizontal(theta)
+        g = self.grad(theta).astype(theta.dtype)
+        step = -(basis @ (basis.T @ c.flat(g)))
+        out = c.scatter(step, -g[c._free] if c.free else None, theta)
+        return (numbers.dt * out).astype(theta.dtype)
 
 
 class GLQuotientNoise(AbstractNoise):
-    """`sqrt(2T dt) A` on the quotient block (a (m+n)r-dimensional Brownian increment), identity
-    on free coordinates. It depends on s: Itô Euler–Maruyama only."""
+    """`sqrt(2T dt)` B ζ on the factors (ζ ∈ R^p), identity on free coordinates. It depends on θ:
+    Itô Euler–Maruyama only."""
 
-    constraint: object
+    constraint: GLBalance
     chart: GLQuotientChart = eqx.field(static=True)
 
     gl_chart = True  # for E810's wording
@@ -166,17 +220,13 @@ class GLQuotientNoise(AbstractNoise):
     def shape(self):
         return (self.chart.noise_dimension,)
 
-    def operator(self, s, args):
+    def operator(self, theta, args):
         numbers = args[0] if isinstance(args, tuple) else args
         c = self.chart
-        scale = jnp.sqrt(2 * numbers.T * numbers.dt).astype(s.dtype)
-        a = c.root(s[: c.p])
-        k = a.shape[1]
+        scale = jnp.sqrt(2 * numbers.T * numbers.dt).astype(theta.dtype)
+        basis = c.horizontal(theta)
 
-        def mv(xi):
-            out = a @ xi[:k]
-            if c.free:
-                out = jnp.concatenate([out, xi[k:]])
-            return scale * out
+        def mv(zeta):
+            return scale * c.scatter(basis @ zeta[: c.p], zeta[c.p :] if c.free else None, theta)
 
-        return lx.FunctionLinearOperator(mv, jax.ShapeDtypeStruct(self.shape, s.dtype))
+        return lx.FunctionLinearOperator(mv, jax.ShapeDtypeStruct(self.shape, theta.dtype))
