@@ -154,6 +154,10 @@ def _gl_chart(model: ir.Model, geo: Geometry, span) -> GLQuotientChart:
     try:
         chart = GLChart(geo)
     except ChartUnavailable as exc:
+        if "square factors" in str(exc):  # the sampler's reason is NUTS'; the dynamics' is the chart's
+            refuse("square factors (m = n = r): W's rank drops on the hypersurface det W = 0, which the paths cross "
+                   "and where the balanced factors and every chart of the quotient are singular (the law's density "
+                   "∝ |det W|^(−1/2))")  # fmt: skip
         refuse(str(exc))
     for p in model.params:
         if p.manifold.kind != "R":  # free parameters get g = I: no reflection or retraction here
