@@ -16,15 +16,24 @@ the chart centred at the balanced θ = (U, V):
 
 a horizontal plane through θ. With Dψ = J(θ + Bx) B and M at the balanced factors of ψ(x),
 g⁻¹(x) = L M Lᵀ, L = (DψᵀDψ)⁻¹Dψᵀ (a left inverse of Dψ on T_W, which contains the range
-of M). At x = 0, Dψ = J B and g(0) = Bᵀ Jᵀ (J Jᵀ)⁺ J B = Bᵀ P_H B = I: the step's noise is
-sqrt(2T dt) B ζ (projected noise) and its gradient term −B Bᵀ ∇_θ L, the full SDE's; what the
-quotient adds is the Itô term T (∂_j g^{ij} + ∂_i log √det g)(0) = T (div g⁻¹ − ½ ∇ log det g⁻¹)(0),
-from one forward-mode Jacobian of g⁻¹(x) (p³ numbers: built for small factors). Then
-θ + B x₁ is re-balanced (same W, `GLBalance`): the next step's chart is centred there. The
-charts are well conditioned (Dψ's singular values are sqrt(σ_i + σ_j), not the σ_r/σ_1 of a
-fixed U₀[I; Ṽ]ᵀ chart, whose Euler steps blew up near small σ_r: measured).
+of M). g(x) = I + O(|x|²): at x = 0, Dψ = J B and g(0) = Bᵀ Jᵀ (J Jᵀ)⁺ J B = Bᵀ P_H B = I; the
+symmetric charges UᵀU − VᵀV change along Bx only at second order (Bx ⊥ the symmetric
+generators), so the balanced lift of ψ(x) is θ + Bx + O(|x|²) and g(x) = Bᵀ P_H(θ+Bx) B + O(|x|²),
+whose first-order term vanishes (a projector's derivative maps H into its complement). So the
+Itô term T (∂_j g^{ij} + ∂_i log √det g) is 0 at the centre (`GLQuotientChart.ito` computes it;
+tests/test_gl_quotient.py checks it is 0 there and not elsewhere), and the Euler step from the
+centre is x₁ = −dt Bᵀ∇_θ L + sqrt(2T dt) ζ, ζ ~ N(0, I_p): in θ, the projected-noise step
+θ − dt P_H∇L + sqrt(2T dt) B ζ, after which θ is re-balanced (same W, `GLBalance`) and the next
+step's chart is centred there. The metric's variation is carried by the chart map: W moves by
+δU Vᵀ + U δVᵀ + δU δVᵀ, and E[δU δVᵀ]/dt is W's Itô drift (dropping it biases E[σ₂] by −0.09,
+12 standard errors: the test's check that can fail). (`dynamics = sde` takes the same step
+without re-balancing: there is no charge keeper for GL, so it keeps the symmetric charges only
+to O(dt) per step.) The charts are well conditioned (Dψ's singular values are sqrt(σ_i + σ_j), σ_k = 0 beyond r);
+a fixed U₀[I; Ṽ]ᵀ chart per chunk (condition ∝ σ₁/σ₂, and an Itô term ∝ 1/σ₂) blew up as σ₂ → 0.05
+(measured), and so did the horizontal chart kept for 10–20 steps (NaN in some particles).
 
-M needs only P = A⁻¹ # B (U Uᵀ = U P Uᵀ and V P⁻¹ Vᵀ after balancing, A = UᵀU, B = VᵀV), and
+M needs only P = A⁻¹ # B (A = UᵀU, B = VᵀV; the balanced factors U P^½, V P^{−½} have
+U_b U_bᵀ = U P Uᵀ and V_b V_bᵀ = V P⁻¹ Vᵀ), and
 P's derivative at P = I (every balanced point) is taken through `_spd_sqrt`'s own Sylvester
 rule — eigh's derivative is undefined at repeated eigenvalues. Free coordinates (parameters no
 symmetry moves) have g = I: plain Langevin. The runner's state is θ, balanced after every step.
