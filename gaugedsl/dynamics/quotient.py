@@ -22,7 +22,8 @@ line goes on through the origin.
 
 Slices with cones (balanced pairs of blocks: attention columns, equal fan-in/fan-out units) have
 a non-constant metric; `line_chart` hands them to `cone.py`, which integrates them next to
-their lines.
+their lines. One GL(r) factorization goes to `gl_quotient.py` (Langevin on the quotient, whose
+steps keep θ and run in `solve.SDEChunk`).
 
 The runner's state stays θ = φ(s) (N, D) — checkpoints, records, results and sharding are
 those of the other dynamics; each chunk reads (s, σ) off θ and hands back φ(s).
