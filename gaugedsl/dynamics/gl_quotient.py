@@ -78,12 +78,11 @@ def mean_matrix(a, b):
 
 class GLQuotientChart:
     """Factor bookkeeping and the centred chart's metric for one GL(r) factorization (module
-    docstring); jit- and vmap-able. `split`/`gradient` serve `Simulation.stability_limit`."""
+    docstring); jit- and vmap-able."""
 
     def __init__(self, chart: GLChart):
         self.gl = chart
         self.m, self.n, self.r, self.p = chart.m, chart.n, chart.r, chart.p
-        self.k = (self.m + self.n) * self.r  # factor coordinates
         self.free = chart.dimension - chart.p
         self.noise_dimension = self.p + self.free
         self.positive = chart.positive
@@ -118,6 +117,7 @@ class GLQuotientChart:
         return out
 
     def split(self, theta):
+        """(θ, None): the state is θ itself (`Simulation.stability_limit` reads the drift there)."""
         return theta, None
 
     # ---- the horizontal plane and the metric ----
