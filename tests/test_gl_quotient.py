@@ -22,16 +22,15 @@ error in the metric (law (B) or Gibbs on dvol_W, E[σ] ≈ (1.21, 0.52)) by more
 
 from __future__ import annotations
 
-import numpy as np
-import pytest
-
 import jax
 import jax.numpy as jnp
+import numpy as np
+import pytest
+from test_gl_law import rect_model
 
 from gaugedsl.check import check_text
 from gaugedsl.diagnostics import GaugeError
 from gaugedsl.dynamics import Simulation
-from test_gl_law import rect_model
 
 jax.config.update("jax_enable_x64", True)
 T, DT, EVERY = 0.1, 5e-3, 100
@@ -92,7 +91,7 @@ def test_the_centred_chart_is_orthonormal_with_no_ito_term_at_its_centre(small):
     @jax.jit
     def probe(theta, x):
         basis, y0 = c.horizontal(theta), c.flat(theta)
-        fn = lambda x: c.inverse_metric(y0, basis, x)  # noqa: E731
+        fn = lambda x: c.inverse_metric(y0, basis, x)
         zero = jnp.zeros(c.p, theta.dtype)
         return fn(zero), jax.jacfwd(fn)(zero), c.ito(y0, basis, T), c.ito(y0, basis, T, x), c.balance(theta)
 
