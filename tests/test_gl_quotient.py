@@ -11,8 +11,8 @@ docs/theory.md §9.1(d)): m = n = 3, r = 2, ℓ = ½‖W − diag(1, 0.3, 0)‖�
   the Itô drift of W (E[δU δVᵀ]/dt, which the factor step carries) — must disagree.
 
 Statistics as in test_gl_law.py: each particle's time average over the second half, the standard
-error the spread of those over sqrt(N). SAMPLER is the NUTS value on the quotient chart that
-test_gl_law.py's sampler test measures (32 chains × 25 draws; docs/theory.md §9.1(d)), with its
+error the spread of those over sqrt(N). SAMPLER is the NUTS value on the quotient chart recorded in
+docs/theory.md §9.1(d) (the sampler test_gl_law.py checks against the full SDE), with its
 standard error; a z-test uses the combined error. Two agreement checks (σ1, σ2) at |z| ≤ 3: a
 0.54% false alarm for both together (Bonferroni), and the seeds are fixed, so each test is
 deterministic. This is enough because the effect the test must catch is large: dropping the Itô
