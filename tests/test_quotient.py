@@ -298,11 +298,12 @@ def test_isotropic_noise_is_refused_by_the_checker():
     assert d.span.line == program.splitlines().index("  dynamics = quotient") + 1 and d.hint
 
 
-def test_gl_factorization_is_refused_with_the_charts_reason(tmp_path):
+def test_square_gl_factorization_is_refused_with_the_charts_reason(tmp_path):
+    # rectangular GL factorizations run (gl_quotient.py, tests/test_gl_quotient.py); square ones do not
     program = """model gl
 import std.factorization
-param U : R[3, 2] = normal(0, 1)
-param V : R[3, 2] = normal(0, 1)
+param U : R[2, 2] = normal(0, 1)
+param V : R[2, 2] = normal(0, 1)
 predictor W = U @ V.T
 loss = 0.5 * sum((W - 1)^2)
 symmetry gl = gl_factorization(U, V)
@@ -312,7 +313,7 @@ run {
 }
 """
     (d,) = _refused(program, tmp_path)
-    assert d.code == "E812" and "not a torus action" in d.message and d.span.line == 10 and d.hint
+    assert d.code == "E812" and "square factors" in d.message and d.span.line == 10 and d.hint
 
 
 def test_generators_with_a_trace_are_refused(tmp_path):

@@ -18,7 +18,7 @@ from .. import ir
 from .._threefry import straight_line_threefry
 from ..diagnostics import Diagnostic, GaugeError, error, warning
 from ..lowering import Lowered
-from . import _geometry, branches, cone, quotient
+from . import _geometry, branches, cone, gl_quotient, quotient
 from .devices import ParticleSharding
 from .discrete import DiscreteChunk, steps_ahead
 from .drift import Drift
@@ -107,7 +107,13 @@ class Simulation:
             # The projected-noise SDE on the slice's lines (quotient.py): no charges to keep.
             self.quotient = chart = quotient.line_chart(model, self.geo)
             positive = tuple(bool(p) for p in chart.positive)
-            if isinstance(chart, cone.ConeChart):  # lines and cones (cone.py): ω on spheres
+            if isinstance(chart, gl_quotient.GLQuotientChart):  # GL(r): a chart centred at each step, state θ
+                balance = gl_quotient.GLBalance(chart)
+                self.noise = gl_quotient.GLQuotientNoise(balance, chart)
+                solver = solver_for(model, plan, self.noise, balance)
+                drift = gl_quotient.GLQuotientDrift(self.objective.grad, chart)
+                self.particle_chunk = SDEChunk(drift, self.noise, solver, groups, plan.chunk)
+            elif isinstance(chart, cone.ConeChart):  # lines and cones (cone.py): ω on spheres
                 spheres = tuple((w, n) for _, _, _, w, _, n in chart.pairs)
                 self.noise = cone.ConeNoise(cone.ConeRetraction(positive, spheres), chart)
                 solver = solver_for(model, plan, self.noise, self.noise.constraint)
@@ -117,7 +123,8 @@ class Simulation:
                 self.noise = quotient.QuotientNoise(reflection, tuple(float(m) for m in chart.metric))
                 solver = solver_for(model, plan, self.noise, reflection)
                 drift = quotient.QuotientDrift(self.objective.grad, chart)
-            self.particle_chunk = quotient.QuotientChunk(drift, self.noise, solver, chart, groups, plan.chunk)
+            if not isinstance(chart, gl_quotient.GLQuotientChart):
+                self.particle_chunk = quotient.QuotientChunk(drift, self.noise, solver, chart, groups, plan.chunk)
         elif plan.dynamics == "sde":
             # The SDE's charges follow an ODE that Euler–Maruyama only matches on average; the
             # keeper integrates it (gauge.py). The discrete maps are run as written: their own

@@ -22,7 +22,8 @@ line goes on through the origin.
 
 Slices with cones (balanced pairs of blocks: attention columns, equal fan-in/fan-out units) have
 a non-constant metric; `line_chart` hands them to `cone.py`, which integrates them next to
-their lines.
+their lines. One GL(r) factorization goes to `gl_quotient.py` (Langevin on the quotient, whose
+steps keep θ and run in `solve.SDEChunk`).
 
 The runner's state stays θ = φ(s) (N, D) — checkpoints, records, results and sharding are
 those of the other dynamics; each chunk reads (s, σ) off θ and hands back φ(s).
@@ -41,7 +42,9 @@ from .. import ir
 from ..diagnostics import GaugeError, error
 from ..geometry.chart import ChartUnavailable, SliceChart, TorusForm
 from ..geometry.engine import Geometry
+from ..geometry.gl_chart import GLChart, gl_chart_applies
 from .cone import ConeChart
+from .gl_quotient import GLQuotientChart
 from .noise import AbstractNoise
 from .plan import Numbers
 from .solve import _LEVY_SOLVERS, StepBrownianPath, _inner
@@ -107,10 +110,13 @@ class LineChart:
         return jax.ops.segment_sum(sigma * v, self.index, num_segments=self.dimension)
 
 
-def line_chart(model: ir.Model, geo: Geometry) -> "LineChart | ConeChart":
-    """The slice chart `dynamics = quotient` integrates on — lines (`LineChart`), or lines and
-    cones (`cone.ConeChart`) — or E812 with the reason there is none."""
+def line_chart(model: ir.Model, geo: Geometry) -> "LineChart | ConeChart | GLQuotientChart":
+    """The chart `dynamics = quotient` integrates on — lines (`LineChart`), lines and cones
+    (`cone.ConeChart`), or the quotient of one GL(r) factorization (`gl_quotient`) — or E812
+    with the reason there is none."""
     span = model.run.span_of("dynamics")
+    if gl_chart_applies(geo):
+        return _gl_chart(model, geo, span)
 
     def refuse(why: str, hint: str):
         raise GaugeError([error("E812", span, f"dynamics = quotient needs a chart of the gauge slice (lines or cones): {why}", hint)])
@@ -137,6 +143,27 @@ def line_chart(model: ir.Model, geo: Geometry) -> "LineChart | ConeChart":
     if not chart.all_lines:  # balanced pairs of blocks: cones (cone.py)
         return ConeChart(chart)
     return LineChart(chart)
+
+
+def _gl_chart(model: ir.Model, geo: Geometry, span) -> GLQuotientChart:
+    """The quotient chart of a GL(r) factorization (gl_quotient.py), or E812 with the reason."""
+
+    def refuse(why: str):
+        hint = "use dynamics = sde, which integrates the projected-noise SDE in θ"
+        raise GaugeError([error("E812", span, f"dynamics = quotient needs a chart of the quotient of the GL factorization: {why}", hint)])
+
+    try:
+        chart = GLChart(geo)
+    except ChartUnavailable as exc:
+        if "square factors" in str(exc):  # the sampler's reason is NUTS'; the dynamics' is the chart's
+            refuse("square factors (m = n = r): W's rank drops on the hypersurface det W = 0, which the paths cross "
+                   "and where the balanced factors and every chart of the quotient are singular (the law's density "
+                   "∝ |det W|^(−1/2))")  # fmt: skip
+        refuse(str(exc))
+    for p in model.params:
+        if p.manifold.kind != "R":  # free parameters get g = I: no reflection or retraction here
+            refuse(f"parameter '{p.name}' lives on {p.manifold.kind}; the GL quotient dynamics is built for R parameters only")
+    return GLQuotientChart(chart)
 
 
 class Reflection(eqx.Module):
