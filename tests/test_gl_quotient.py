@@ -91,7 +91,10 @@ def test_the_centred_chart_is_orthonormal_with_no_ito_term_at_its_centre(small):
     @jax.jit
     def probe(theta, x):
         basis, y0 = c.horizontal(theta), c.flat(theta)
-        fn = lambda x: c.inverse_metric(y0, basis, x)
+
+        def fn(x):
+            return c.inverse_metric(y0, basis, x)
+
         zero = jnp.zeros(c.p, theta.dtype)
         return fn(zero), jax.jacfwd(fn)(zero), c.ito(y0, basis, T), c.ito(y0, basis, T, x), c.balance(theta)
 
@@ -125,7 +128,13 @@ def test_dropping_the_ito_drift_of_w_is_detected(small):
 
 
 def test_square_factors_and_stratonovich_solvers_are_refused(small):
-    square = quotient_model(2, 2).replace("R[3, 2]", "R[2, 2]").replace("[[1.0, 0.0, 0.0], [0.0, 0.3, 0.0], [0.0, 0.0, 0.0]]", "[[1.0, 0.0], [0.0, 0.3]]").replace("R[3, 3]", "R[2, 2]").replace("svdvals(W)[:2]", "svdvals(W)")
+    square = (
+        quotient_model(2, 2)
+        .replace("R[3, 2]", "R[2, 2]")
+        .replace("[[1.0, 0.0, 0.0], [0.0, 0.3, 0.0], [0.0, 0.0, 0.0]]", "[[1.0, 0.0], [0.0, 0.3]]")
+        .replace("R[3, 3]", "R[2, 2]")
+        .replace("svdvals(W)[:2]", "svdvals(W)")
+    )
     with pytest.raises(GaugeError) as err:
         Simulation(check_text(square, "<glq>"))
     (d,) = err.value.diagnostics

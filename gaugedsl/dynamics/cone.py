@@ -30,7 +30,9 @@ import numpy as np
 from ..geometry.chart import SliceChart
 from .noise import AbstractNoise
 
-_SHRINK = float(1.0 - 1.0 / np.sqrt(2.0))  # a Python float, weakly typed (keeps float32 runs float32); (I − ½ââᵀ)^{1/2} = I − (1 − 1/√2) ââᵀ
+_SHRINK = float(
+    1.0 - 1.0 / np.sqrt(2.0)
+)  # a Python float, weakly typed (keeps float32 runs float32); (I − ½ââᵀ)^{1/2} = I − (1 − 1/√2) ââᵀ
 
 
 class ConeChart:

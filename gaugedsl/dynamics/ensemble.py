@@ -84,11 +84,30 @@ class Simulation:
     between runs without recompiling, as can the seed.
     """
 
-    def __init__(self, model: ir.Model, *, particles=None, steps=None, seed=None, chunk=None, dtype=None, max_traces: int | None = None):
+    def __init__(
+        self,
+        model: ir.Model,
+        *,
+        particles=None,
+        steps=None,
+        seed=None,
+        chunk=None,
+        dtype=None,
+        max_traces: int | None = None,
+    ):
         self.model = model
         self.plan = plan = resolve(model, particles=particles, steps=steps, seed=seed, chunk=chunk, dtype=dtype)
         if plan.dtype == "float64" and not jax.config.jax_enable_x64:
-            raise GaugeError([error("E805", model.run.span_of("dtype"), "dtype = float64 needs JAX's 64-bit mode", "in Python: jax.config.update(\"jax_enable_x64\", True) before loading; or set JAX_ENABLE_X64=1 (`gaugedsl run` switches it on by itself)")])
+            raise GaugeError(
+                [
+                    error(
+                        "E805",
+                        model.run.span_of("dtype"),
+                        "dtype = float64 needs JAX's 64-bit mode",
+                        'in Python: jax.config.update("jax_enable_x64", True) before loading; or set JAX_ENABLE_X64=1 (`gaugedsl run` switches it on by itself)',
+                    )
+                ]
+            )
         self.dtype = jnp.float64 if plan.dtype == "float64" else jnp.float32
         with _one_off():
             self.lowered = Lowered(model, seed=0)
@@ -158,7 +177,14 @@ class Simulation:
         self._init = eqx.filter_jit(self._initial_points)
         self.notes: list[Diagnostic] = []
         if plan.dynamics == "gd" and plan.noise == "sgd":
-            self.notes.append(warning("W801", model.noise.span, "dynamics = gd takes full batches: the sgd noise model is not used", "use dynamics = sgd for the minibatch map, or dynamics = sde for its diffusion limit"))
+            self.notes.append(
+                warning(
+                    "W801",
+                    model.noise.span,
+                    "dynamics = gd takes full batches: the sgd noise model is not used",
+                    "use dynamics = sgd for the minibatch map, or dynamics = sde for its diffusion limit",
+                )
+            )
 
     # ---- construction ----
 
@@ -172,7 +198,16 @@ class Simulation:
             return Projected(self.constraint, _geometry.horizontal_projection(self.geo), D)
         obj = self.objective
         if not obj.per_sample:
-            raise GaugeError([error("E509", self.model.noise.span, f"{kind} noise needs a per-sample loss", "write the loss as `loss per (x, t) in (X, y) = ...`")])
+            raise GaugeError(
+                [
+                    error(
+                        "E509",
+                        self.model.noise.span,
+                        f"{kind} noise needs a per-sample loss",
+                        "write the loss as `loss per (x, t) in (X, y) = ...`",
+                    )
+                ]
+            )
         mb = Minibatch(self.constraint, obj.per_sample_grads, obj.n, obj.finite)
         if kind == "sgd":
             return mb
@@ -203,7 +238,14 @@ class Simulation:
         init_keys, noise_keys = self.keys(seed)
         theta = np.asarray(self._init(init_keys))
         self._check_initial(theta)
-        return State(theta, np.asarray(noise_keys), 0, {label: [] for label in self.recorder.labels}, np.full(self.plan.particles, -1, np.int64), theta.copy())
+        return State(
+            theta,
+            np.asarray(noise_keys),
+            0,
+            {label: [] for label in self.recorder.labels},
+            np.full(self.plan.particles, -1, np.int64),
+            theta.copy(),
+        )
 
     def _check_initial(self, theta):
         if not np.all(np.isfinite(theta)):
@@ -218,10 +260,23 @@ class Simulation:
             block = self.constraint.block_of(self.layout.slice_of(p.name).start)
             if block is None:
                 continue
-            off = float(np.max(jax.vmap(lambda t: self.constraint.block_violation(block, t))(jnp.asarray(theta))))
+            off = float(
+                np.max(jax.vmap(lambda t, block=block: self.constraint.block_violation(block, t))(jnp.asarray(theta)))
+            )
             if off > tol:
-                hint = {"Sphere": "normalize(...) the initializer", "Stiefel": "use orthonormal()", "Positive": "use a positive initializer, e.g. abs(normal(1, 0.1))"}[p.manifold.kind]
-                bad.append(error("E807", p.span, f"the initial value of '{p.name}' is not on {p.manifold.kind} (off by {off:.3g})", hint))
+                hint = {
+                    "Sphere": "normalize(...) the initializer",
+                    "Stiefel": "use orthonormal()",
+                    "Positive": "use a positive initializer, e.g. abs(normal(1, 0.1))",
+                }[p.manifold.kind]
+                bad.append(
+                    error(
+                        "E807",
+                        p.span,
+                        f"the initial value of '{p.name}' is not on {p.manifold.kind} (off by {off:.3g})",
+                        hint,
+                    )
+                )
         if bad:
             raise GaugeError(bad)
 
@@ -232,7 +287,13 @@ class Simulation:
         chunk (label → (R, N, ...)) and the first non-finite step per particle."""
         put, take = self.sharding.put, self.sharding.take
         with self._lowering():  # applies when the chunk is compiled, on the first call
-            theta, records, bad = self._chunk(put(state.theta), put(state.keys), jnp.asarray(state.step, jnp.int32), jnp.asarray(n, jnp.int32), numbers)
+            theta, records, bad = self._chunk(
+                put(state.theta),
+                put(state.keys),
+                jnp.asarray(state.step, jnp.int32),
+                jnp.asarray(n, jnp.int32),
+                numbers,
+            )
         theta = take(theta)
         first = 0 if state.step == 0 else 1
         out = {}
@@ -276,7 +337,16 @@ class Simulation:
             bad = np.where(ended_bad, np.minimum(bad, first), bad)
         return bad
 
-    def run(self, numbers: Numbers | None = None, *, seed: int | None = None, steps: int | None = None, state: State | None = None, on_chunk: Callable[[State], None] | None = None, stop_after: int | None = None) -> Result:
+    def run(
+        self,
+        numbers: Numbers | None = None,
+        *,
+        seed: int | None = None,
+        steps: int | None = None,
+        state: State | None = None,
+        on_chunk: Callable[[State], None] | None = None,
+        stop_after: int | None = None,
+    ) -> Result:
         """Simulates the whole run (or continues `state`); `steps` overrides the run length
         (no recompilation). `on_chunk(state)` is called after every chunk (progress bars,
         checkpoints); `stop_after` stops after that many chunks (to test interruption).
@@ -311,7 +381,9 @@ class Simulation:
         if self.chains is not None and theta0 is not None:
             diags.extend(self._branch_check(theta0, state.theta, healthy, numbers))
         plan = plan if seed is None else dataclasses.replace(plan, seed=seed)  # what this run used
-        return Result(plan, numbers.as_dict(), records, steps, state.theta, theta0, healthy, state.diverged_at, wall, diags)
+        return Result(
+            plan, numbers.as_dict(), records, steps, state.theta, theta0, healthy, state.diverged_at, wall, diags
+        )
 
     def _record_steps(self, label: str, done: int) -> np.ndarray:
         every = self.recorder.every(label)
@@ -322,7 +394,7 @@ class Simulation:
         n, N = bad.size, self.plan.particles
         first, median = int(bad.min()), int(np.median(bad))
         setting = "dt" if self.plan.dynamics in ("sde", "quotient") else "lr"
-        value = float(getattr(numbers, "dt"))
+        value = float(numbers.dt)
         limit = self.stability_limit()
         hint = f"reduce {setting} (now {value:g})"
         if limit is not None:
@@ -330,12 +402,18 @@ class Simulation:
                 hint += f"; the drift's stability limit at the start is about 2/λ_max = {limit:.3g}"
             else:
                 hint += f"; gradient steps are stable at the start for lr below 2/λ_max ≈ {limit:.3g}"
-        span = self.model.run.span_of(setting) if self.model.run.get(setting) is not None else (self.model.noise.span if self.model.noise is not None and setting == "lr" else self.model.run.span)
+        span = (
+            self.model.run.span_of(setting)
+            if self.model.run.get(setting) is not None
+            else (self.model.noise.span if self.model.noise is not None and setting == "lr" else self.model.run.span)
+        )
         what = f"all {N} particles diverged" if everyone else f"{n} of {N} particles diverged"
         msg = f"{what} (θ became infinite or NaN; the first at step {first}, half of them by step {median})"
         if everyone:
             return error("E811", span, msg, hint)
-        return warning("W811", span, msg + "; their records are NaN from then on and the statistics use the other particles", hint)
+        return warning(
+            "W811", span, msg + "; their records are NaN from then on and the statistics use the other particles", hint
+        )
 
     def _branch_check(self, theta0, theta, healthy, numbers: Numbers) -> list[Diagnostic]:
         """W802 where particles left their sign branch through a degenerate orbit."""

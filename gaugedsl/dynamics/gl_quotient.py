@@ -154,7 +154,10 @@ class GLQuotientChart:
     def ito(self, y0, basis, T, x=None):
         """T (∂_j g^{ij} + g^{ij} ∂_j log √det g) at x (default 0, where it vanishes: g = I + O(|x|²))
         in the chart x ↦ W(y0 + B x)."""
-        fn = lambda x: self.inverse_metric(y0, basis, x)
+
+        def fn(x):
+            return self.inverse_metric(y0, basis, x)
+
         x = jnp.zeros(self.p, y0.dtype) if x is None else x
         ginv = fn(x)
         jac = jax.jacfwd(fn)(x)  # [i, j, l] = ∂_l g^{ij}

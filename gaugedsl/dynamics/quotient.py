@@ -119,7 +119,9 @@ def line_chart(model: ir.Model, geo: Geometry) -> "LineChart | ConeChart | GLQuo
         return _gl_chart(model, geo, span)
 
     def refuse(why: str, hint: str):
-        raise GaugeError([error("E812", span, f"dynamics = quotient needs a chart of the gauge slice (lines or cones): {why}", hint)])
+        raise GaugeError(
+            [error("E812", span, f"dynamics = quotient needs a chart of the gauge slice (lines or cones): {why}", hint)]
+        )
 
     sde = "use dynamics = sde, which integrates the projected-noise SDE in θ"
     form = TorusForm.detect(geo)
@@ -150,7 +152,16 @@ def _gl_chart(model: ir.Model, geo: Geometry, span) -> GLQuotientChart:
 
     def refuse(why: str):
         hint = "use dynamics = sde, which integrates the projected-noise SDE in θ"
-        raise GaugeError([error("E812", span, f"dynamics = quotient needs a chart of the quotient of the GL factorization: {why}", hint)])
+        raise GaugeError(
+            [
+                error(
+                    "E812",
+                    span,
+                    f"dynamics = quotient needs a chart of the quotient of the GL factorization: {why}",
+                    hint,
+                )
+            ]
+        )
 
     try:
         chart = GLChart(geo)
@@ -162,7 +173,9 @@ def _gl_chart(model: ir.Model, geo: Geometry, span) -> GLQuotientChart:
         refuse(str(exc))
     for p in model.params:
         if p.manifold.kind != "R":  # free parameters get g = I: no reflection or retraction here
-            refuse(f"parameter '{p.name}' lives on {p.manifold.kind}; the GL quotient dynamics is built for R parameters only")
+            refuse(
+                f"parameter '{p.name}' lives on {p.manifold.kind}; the GL quotient dynamics is built for R parameters only"
+            )
     return GLQuotientChart(chart)
 
 

@@ -58,7 +58,9 @@ def solver_for(
         if getattr(noise, "cone_chart", False):
             why = "on a cone of the gauge slice the quotient's mobility depends on the state (through |a|)"
         if getattr(noise, "gl_chart", False):
-            why = "on the quotient of a GL factorization the mobility depends on the state (through W's singular values)"
+            why = (
+                "on the quotient of a GL factorization the mobility depends on the state (through W's singular values)"
+            )
         if name in _STRATONOVICH:
             msg = f"solver = {name} converges to the Stratonovich SDE, but {why}: that would add the Itô–Stratonovich drift and change the stationary law"
         elif name in _ADDITIVE:

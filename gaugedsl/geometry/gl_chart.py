@@ -93,7 +93,9 @@ class GLChart:
             if p.manifold.kind != "R" and p.name in pattern.params:
                 raise ChartUnavailable(f"parameter '{p.name}' lives on {p.manifold.kind}: the GL chart needs R")
             if p.manifold.kind in ("Sphere", "Stiefel"):
-                raise ChartUnavailable(f"parameter '{p.name}' lives on {p.manifold.kind}: no chart for curved manifolds")
+                raise ChartUnavailable(
+                    f"parameter '{p.name}' lives on {p.manifold.kind}: no chart for curved manifolds"
+                )
         self._u = np.arange(layout.dimension)[layout.slice_of(u_name)]
         self._v = np.arange(layout.dimension)[layout.slice_of(v_name)]
         moved = np.zeros(layout.dimension, bool)
