@@ -36,7 +36,9 @@ def _run(program: Path, out: Path, devices: int) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.parametrize("example", ["diagonal_net.gauge", "e1_relu.gauge"])
+@pytest.mark.parametrize(
+    "example", ["diagonal_net.gauge", pytest.param("e1_relu.gauge", marks=pytest.mark.slow)]
+)  # CI: the SDE case (suite time); the streamed SGD map under --runslow
 def test_sharded_ensemble_gives_the_same_numbers_as_one_device(tmp_path, example):
     """SDE with projected noise (diagonal_net) and the discrete SGD map with streamed data
     (e1_relu): the trajectories agree bit for bit, since no particle's dynamics depends on

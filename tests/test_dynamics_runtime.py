@@ -119,7 +119,7 @@ def test_a_resumed_run_equals_an_uninterrupted_one(noise, dynamics):
     "noise, dynamics",
     [
         ("projected(T = 0.01)", "sde"),
-        ("isotropic(T = 0.01)", "sde"),
+        pytest.param("isotropic(T = 0.01)", "sde", marks=pytest.mark.slow),  # CI: projected and sra1 cover it
         ("isotropic(T = 0.01)", "sde  solver = sra1"),
         ("sgd(lr = 0.05, batch = 3)", "sgd"),
     ],
