@@ -147,6 +147,7 @@ def test_gaugedsl_run_uses_every_core(tmp_path):
     assert any("'jit_chunk'" in line for line in _read_back(again.stderr))
 
 
+@pytest.mark.slow  # a cache property, not a result; CI: test_gaugedsl_run_uses_every_core reads its cache back
 def test_gaugedsl_bias_asked_again_compiles_nothing(tmp_path):
     """`bias` compiles dozens of small programs for the geometry; the second time it reads
     them all back from the user's cache folder, and says the same."""

@@ -169,7 +169,7 @@ def test_positive_factor_reflects_at_zero():
     assert res.theta[:, 0].min() >= 0
 
 
-@pytest.mark.parametrize("depth, dtype", [(2, "float64"), (3, "float32"),
+@pytest.mark.parametrize("depth, dtype", [pytest.param(2, "float64", marks=pytest.mark.slow), (3, "float32"),
                                           pytest.param(2, "float32", marks=pytest.mark.slow),
                                           pytest.param(3, "float64", marks=pytest.mark.slow)])  # fmt: skip
 def test_transient_is_the_full_simulations(depth, dtype):
