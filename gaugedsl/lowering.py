@@ -395,23 +395,31 @@ class Lowered:
     # -- the model's functions --
 
     def env(
-        self, params: Mapping[str, Array], extra: Mapping[str, Array] | None = None, evaluator: Evaluator | None = None
+        self,
+        params: Mapping[str, Array],
+        extra: Mapping[str, Array] | None = None,
+        evaluator: Evaluator | None = None,
+        fixed: Mapping[str, Array] | None = None,
     ) -> dict[str, Array]:
-        """Data, parameters, lets and predictors (in dependency order)."""
+        """Data, parameters, lets and predictors (in dependency order); a let or predictor named
+        in `fixed` takes that value instead of its definition's."""
         ev = evaluator or Evaluator(hooks=self.hooks, folder=self.folder)
         env = {**self.data, **params, **(extra or {})}
+        fixed = fixed or {}
         for d in _ordered(self.model):
-            env[d.name] = ev(d.value, env)
+            env[d.name] = fixed[d.name] if d.name in fixed else ev(d.value, env)
         return env
 
     def predictors(self, params: Mapping[str, Array]) -> dict[str, Array]:
         env = self.env(params)
         return {p.name: env[p.name] for p in self.model.predictors}
 
-    def sample_loss(self, params: Mapping[str, Array], sample: Mapping[str, Array]) -> Array:
-        """The loss of one sample: `sample` maps the binders (and streams) to arrays."""
+    def sample_loss(
+        self, params: Mapping[str, Array], sample: Mapping[str, Array], fixed: Mapping[str, Array] | None = None
+    ) -> Array:
+        """The loss of one sample: `sample` maps the binders (and streams) to arrays; `fixed` as for `env`."""
         ev = Evaluator(hooks=self.hooks, folder=self.folder)
-        return ev(self.model.loss.value, self.env(params, sample, ev))
+        return ev(self.model.loss.value, self.env(params, sample, ev, fixed))
 
     def samples(self, indices: Array | None = None) -> dict[str, Array]:
         """The dataset's samples (rows of the sources), keyed by binder name."""
@@ -446,9 +454,11 @@ class Lowered:
             return jnp.mean(jax.vmap(lambda s: self.sample_loss(params, s))(draws))
         return self.sample_loss(params, {})
 
-    def batch_loss(self, params: Mapping[str, Array], batch: Mapping[str, Array]) -> Array:
+    def batch_loss(
+        self, params: Mapping[str, Array], batch: Mapping[str, Array], fixed: Mapping[str, Array] | None = None
+    ) -> Array:
         """The mean loss over a batch of samples (leading axis of each entry)."""
-        return jnp.mean(jax.vmap(lambda s: self.sample_loss(params, s))(batch))
+        return jnp.mean(jax.vmap(lambda s: self.sample_loss(params, s, fixed))(batch))
 
     def act(self, symmetry: ir.Symmetry, params: Mapping[str, Array], g: Array) -> dict[str, Array]:
         """The symmetry's action g · θ (rules apply simultaneously; others unchanged)."""

@@ -55,13 +55,15 @@ class Objective:
 
     # -- the training loss --
 
-    def loss(self, theta):
+    def loss(self, theta, fixed=None):
+        """The training loss at θ; `fixed` maps predictor (or let) names to values that replace
+        theirs (the loss as a function of the predictor, for `geometry/normalisable.py`)."""
         p = self.params(theta)
         if self.per_sample:
-            return self.lowered.batch_loss(p, self.samples)
+            return self.lowered.batch_loss(p, self.samples, fixed)
         if self.streams:
-            return jnp.mean(jax.vmap(lambda s: self.lowered.sample_loss(p, s))(self.stream_draws))
-        return self.lowered.sample_loss(p, {})
+            return jnp.mean(jax.vmap(lambda s: self.lowered.sample_loss(p, s, fixed))(self.stream_draws))
+        return self.lowered.sample_loss(p, {}, fixed)
 
     def grad(self, theta):
         return jax.grad(self.loss)(theta).astype(theta.dtype)

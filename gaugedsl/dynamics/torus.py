@@ -162,18 +162,46 @@ def _solve(a, b):
     then ridged by g ε: that keeps the computed determinant above its rounding error, so the
     solve is finite at a degenerate orbit (where the steps that use it are clipped or
     line-searched), and it shifts a result by ~ε relative elsewhere, the precision's own level.
-    Sizes 1 and 2 (a pair, a depth-3 chain) in closed form: a batched LAPACK solve of a 2 × 2
-    costs more than the rest."""
+    Sizes 1 and 2 (a pair, a depth-3 chain) in closed form, sizes up to `_UNROLLED` by an
+    unrolled Cholesky: a batched LAPACK solve of a tiny matrix costs far more than the rest of
+    the step (a depth-4 chain ran at ~1e3 particle-steps/s through it)."""
     g = a.shape[0]
+    ridge = g * jnp.finfo(a.dtype).eps
     scale = jnp.abs(jnp.trace(a)) + jnp.finfo(a.dtype).tiny
-    a = a / scale + g * jnp.finfo(a.dtype).eps * jnp.eye(g, dtype=a.dtype)
+    a = a / scale + ridge * jnp.eye(g, dtype=a.dtype)
     b = b / scale
     if g == 1:
         return b / a[0, 0]
     if g == 2:
         adjugate = jnp.array([[a[1, 1], -a[0, 1]], [-a[1, 0], a[0, 0]]])
         return adjugate @ b / (a[0, 0] * a[1, 1] - a[0, 1] * a[1, 0])
+    if g <= _UNROLLED:
+        return _cholesky_solve(a, b, ridge)
     return jnp.linalg.solve(a, b)
+
+
+_UNROLLED = 8  # beyond, the unrolled code (g³/6 scalar operations) outgrows one LAPACK call
+
+
+def _cholesky_solve(a, b, ridge):
+    """a⁻¹b for a symmetric positive definite g × g `a` whose eigenvalues are ≥ `ridge`, as
+    scalar operations XLA fuses. A Cholesky pivot is a Schur complement, ≥ the least
+    eigenvalue in exact arithmetic; rounding can push one below, so pivots are held at
+    `ridge / 2` (finite where `a` is near singular, as the ridged LU was)."""
+    g = a.shape[0]
+    low = [[None] * g for _ in range(g)]
+    for j in range(g):
+        pivot = a[j, j] - sum(low[j][k] ** 2 for k in range(j))
+        low[j][j] = jnp.sqrt(jnp.maximum(pivot, 0.5 * ridge))
+        for i in range(j + 1, g):
+            low[i][j] = (a[i, j] - sum(low[i][k] * low[j][k] for k in range(j))) / low[j][j]
+    y = []
+    for i in range(g):
+        y.append((b[i] - sum(low[i][k] * y[k] for k in range(i))) / low[i][i])
+    x = [None] * g
+    for i in reversed(range(g)):
+        x[i] = (y[i] - sum(low[k][i] * x[k] for k in range(i + 1, g))) / low[i][i]
+    return jnp.stack(x)
 
 
 def drive(m, x):

@@ -253,6 +253,7 @@ def _sample(sim, result, seed):
     import jax
     import jax.numpy as jnp
 
+    from ..geometry.normalisable import power_counting
     from ..geometry.sampler import chart_for, not_normalisable, sample_slice_law
 
     plan = result.plan
@@ -260,10 +261,13 @@ def _sample(sim, result, seed):
         raise LawUnavailable("the stationary law on the slice is predicted for projected noise")
     chart = chart_for(sim.geo)
     T = float(result.numbers["T"])
+    theta0 = np.asarray(result.theta)[result.healthy]
+    why = power_counting(sim, theta0)  # structural, before the sampler: a slow divergence escapes its detector
+    if why is not None:
+        raise LawUnavailable(f"no stationary law ({why})")
     # Each chain follows its particle's branch as it is at the end of the run: a particle started off
     # the slice may change its sign pattern while its charges relax (docs/theory.md §9.2), and the
     # ensemble's law is the mixture over the branches reached, not over the initial ones.
-    theta0 = np.asarray(result.theta)[result.healthy]
     lowered, layout = sim.lowered, sim.layout
 
     def predictors(theta):
