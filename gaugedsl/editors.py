@@ -53,8 +53,8 @@ def keywords() -> list[str]:
 def vocabulary() -> dict[str, list[str]]:
     """Every word list the highlighters use, each sorted and free of duplicates."""
     from .check.functions import CONSTANTS, FUNCTIONS
-    from .check.kinds import GROUPS, MANIFOLDS
     from .check.settings import DESIGN_OPERATORS, DESIGN_SETTINGS, NOISE_KINDS, RUN_SETTINGS
+    from .kinds import GROUPS, MANIFOLDS
 
     kw = keywords()
     settings = set(RUN_SETTINGS) | set(DESIGN_SETTINGS)

@@ -33,11 +33,11 @@ from . import __version__, ir
 from ._resources import stdlib_dir
 from .check import Loader
 from .check.functions import CONSTANTS, FUNCTIONS, Function
-from .check.kinds import GROUPS, MANIFOLDS
 from .check.loader import import_folders
 from .check.settings import DESIGN_OPERATORS, DESIGN_SETTINGS, NOISE_KINDS, RUN_SETTINGS, Setting
 from .check.shapes import show as show_shape
 from .diagnostics import Diagnostic, GaugeError, Span
+from .kinds import GROUPS, MANIFOLDS
 from .syntax import ast, parse
 
 log = logging.getLogger("gaugedsl.lsp")

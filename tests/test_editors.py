@@ -23,8 +23,8 @@ import tomllib
 
 from gaugedsl import editors
 from gaugedsl.check.functions import FUNCTIONS
-from gaugedsl.check.kinds import GROUPS, MANIFOLDS
 from gaugedsl.format import tokens
+from gaugedsl.kinds import GROUPS, MANIFOLDS
 from gaugedsl.syntax import ast, parse
 
 ROOT = Path(__file__).resolve().parent.parent

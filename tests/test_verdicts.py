@@ -199,3 +199,11 @@ def test_bias_on_an_isotropic_model_shows_no_projected_noise_law(capsys):
     out = capsys.readouterr().out
     assert "predicted stationary law of w" not in out and "E[w] =" not in out
     assert "predicted stationary law: none for scalar_isotropic (isotropic noise: the charges are martingales" in out
+
+
+def test_a_permutation_floor_judges_by_its_p_value():
+    floor = [0.1 + 0.001 * i for i in range(999)]  # 0.1 … 1.098
+    assert verdict.by_permutation(0.5, floor)[0] == "agrees"  # p ≈ 0.6
+    v, why = verdict.by_permutation(1.0975, floor)  # one floor value above: p = 2/1000 ≤ 0.0027
+    assert v == "disagrees" and "p = 0.002" in why
+    assert verdict.by_permutation(float("nan"), floor)[0] == "disagrees"

@@ -9,12 +9,12 @@ from typing import Any
 
 from .. import ir
 from ..diagnostics import Diagnostic, GaugeError, Span, error, warning
+from ..kinds import GROUPS, MANIFOLDS
 from ..syntax import ast
 from ..syntax.errors import KEYWORDS as _KEYWORD_TERMINALS
 from . import functions as F
 from . import settings as S
 from .expressions import _BAD, KIND_WORDS, Binding, Context, ExprChecker
-from .kinds import GROUPS, MANIFOLDS
 from .shapes import MAX_SIZE, Shape, ShapeError, broadcast, naming_sizes, show
 
 
@@ -378,10 +378,10 @@ class FileChecker:
         kind = MANIFOLDS.get(t.name)
         if kind is None:
             if t.name in GROUPS:
-                hint = f"{t.name} is a group; parameters live on R, Positive, Sphere or Stiefel"
+                hint = f"{t.name} is a group; parameters live on {_either(MANIFOLDS, 'or')}"
             else:
                 guess = difflib.get_close_matches(t.name, list(MANIFOLDS), n=1, cutoff=0.5)
-                hint = f"did you mean '{guess[0]}'?" if guess else "types are R, Positive, Sphere and Stiefel"
+                hint = f"did you mean '{guess[0]}'?" if guess else f"types are {_either(MANIFOLDS, 'and')}"
             self._error("E208", t.name_span, f"unknown type '{t.name}'", hint)
             return None
         dims = self._dims(t)
@@ -1250,13 +1250,12 @@ def _reserved(name: str) -> str | None:
 def _default_init(m: ir.Manifold, span: Span) -> ir.Expr:
     """The initializer of a parameter declared without one (documented in docs/language.md)."""
     zero, one = ir.Const(0.0, (), span), ir.Const(1.0, (), span)
+    kind = MANIFOLDS[m.kind]
+    if kind.default_init_call is not None:
+        return ir.Call(kind.default_init_call, (), (), m.shape, span)
     draw = ir.Call("normal", (zero, one), (), m.shape, span)
-    if m.kind == "Positive":
-        return ir.Call("abs", (draw,), (), m.shape, span)
-    if m.kind == "Sphere":
-        return ir.Call("normalize", (draw,), (), m.shape, span)
-    if m.kind == "Stiefel":
-        return ir.Call("orthonormal", (), (), m.shape, span)
+    for wrapper in kind.default_init_wrappers:
+        draw = ir.Call(wrapper, (draw,), (), m.shape, span)
     return draw
 
 
@@ -1327,3 +1326,9 @@ def source_hash(texts: list[str]) -> str:
         h.update(t.encode("utf-8", errors="surrogatepass"))
         h.update(b"\0")
     return h.hexdigest()
+
+
+def _either(names, word: str) -> str:
+    """`a, b, c or d` (the registered kinds, in registry order)."""
+    names = list(names)
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} {word} {names[-1]}"

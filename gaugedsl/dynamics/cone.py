@@ -28,6 +28,7 @@ import lineax as lx
 import numpy as np
 
 from ..geometry.chart import SliceChart
+from ..kinds.manifolds import coordinates_where
 from .noise import AbstractNoise
 
 _SHRINK = float(
@@ -42,11 +43,7 @@ class ConeChart:
     def __init__(self, chart: SliceChart):
         self.chart = chart
         self.dimension = chart.dimension
-        d = chart.geo.dimension
-        positive = np.zeros(d, bool)
-        for p in chart.geo.model.params:
-            if p.manifold.kind == "Positive":
-                positive[chart.geo.layout.slice_of(p.name)] = True
+        positive = coordinates_where(chart.geo.model, chart.geo.layout, "absolute")
         coords, index, leads = [], [], []
         pairs = []
         for start, c in zip(chart.starts, chart.components):

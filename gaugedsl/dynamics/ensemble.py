@@ -17,6 +17,8 @@ import numpy as np
 from .. import ir
 from .._threefry import straight_line_threefry
 from ..diagnostics import Diagnostic, GaugeError, error, warning
+from ..kinds import MANIFOLDS
+from ..kinds.manifolds import coordinates_where
 from ..lowering import Lowered
 from . import _geometry, branches, cone, gl_quotient, quotient
 from .devices import ParticleSharding
@@ -152,10 +154,7 @@ class Simulation:
             # What the exact projected SDE keeps and a step may still break near a degenerate
             # orbit: the relative signs along balanced chains (branches.py, W802).
             action = _geometry.torus_action(self.geo) if plan.noise == "projected" else None
-            positive = np.zeros(self.geo.dimension, bool)
-            for p in model.params:
-                if p.manifold.kind == "Positive":
-                    positive[self.geo.layout.slice_of(p.name)] = True
+            positive = coordinates_where(model, self.geo.layout, "absolute")
             self.chains = None if action is None else branches.chains(action, positive)
             solver = solver_for(model, plan, self.noise, self.constraint, keeper)
             drift = Drift(self.objective.grad, self.constraint)
@@ -264,11 +263,7 @@ class Simulation:
                 np.max(jax.vmap(lambda t, block=block: self.constraint.block_violation(block, t))(jnp.asarray(theta)))
             )
             if off > tol:
-                hint = {
-                    "Sphere": "normalize(...) the initializer",
-                    "Stiefel": "use orthonormal()",
-                    "Positive": "use a positive initializer, e.g. abs(normal(1, 0.1))",
-                }[p.manifold.kind]
+                hint = MANIFOLDS[p.manifold.kind].init_hint
                 bad.append(
                     error(
                         "E807",

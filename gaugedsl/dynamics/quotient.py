@@ -43,6 +43,7 @@ from ..diagnostics import GaugeError, error
 from ..geometry.chart import ChartUnavailable, SliceChart, TorusForm
 from ..geometry.engine import Geometry
 from ..geometry.gl_chart import GLChart, gl_chart_applies
+from ..kinds.manifolds import coordinates_where
 from .cone import ConeChart
 from .gl_quotient import GLQuotientChart
 from .noise import AbstractNoise
@@ -66,10 +67,7 @@ class LineChart:
         self.dimension = chart.dimension
         self.index = np.zeros(d, np.int32)
         self.lead = np.zeros(chart.dimension, np.int32)
-        positive = np.zeros(d, bool)
-        for p in chart.geo.model.params:
-            if p.manifold.kind == "Positive":
-                positive[chart.geo.layout.slice_of(p.name)] = True
+        positive = coordinates_where(chart.geo.model, chart.geo.layout, "absolute")
         for start, c in zip(chart.starts, chart.components):
             self.index[c.coords] = start
             self.lead[start] = c.coords[np.argmax(positive[c.coords])] if c.positive else c.coords[0]

@@ -39,6 +39,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..kinds import MANIFOLDS
+from ..kinds.manifolds import coordinates_where
 from .engine import Geometry
 
 
@@ -116,13 +118,12 @@ class SliceChart:
         self.geo = geo
         model = geo.model
         layout = geo.layout
-        positive = np.zeros(geo.dimension, bool)
         for p in model.params:
-            kind = p.manifold.kind
-            if kind in ("Sphere", "Stiefel"):
-                raise ChartUnavailable(f"parameter '{p.name}' lives on {kind}: no slice chart for curved manifolds")
-            if kind == "Positive":
-                positive[layout.slice_of(p.name)] = True
+            if not MANIFOLDS[p.manifold.kind].charted:
+                raise ChartUnavailable(
+                    f"parameter '{p.name}' lives on {p.manifold.kind}: no slice chart for curved manifolds"
+                )
+        positive = coordinates_where(model, layout, "absolute")
         form = TorusForm.detect(geo)
         if form is None:
             raise ChartUnavailable("the symmetries do not act by rescaling coordinates (not a torus action), "
@@ -196,11 +197,7 @@ class SliceChart:
         return out
 
     def _positive_coords(self) -> np.ndarray:
-        positive = np.zeros(self.geo.dimension, bool)
-        for p in self.geo.model.params:
-            if p.manifold.kind == "Positive":
-                positive[self.geo.layout.slice_of(p.name)] = True
-        return positive
+        return coordinates_where(self.geo.model, self.geo.layout, "absolute")
 
     def _positive_mask(self, c: Component) -> np.ndarray:
         return self._positive_coords()[c.coords]

@@ -139,15 +139,8 @@ def _normal_draws(key, first: int, points: int, k: int, dtype):
 
 
 def _manifold_point(block, rng) -> np.ndarray:
-    """A random point of a Sphere, Stiefel or Positive block. Positive coordinates spread
-    over three decades down to 1e-3, so that an action that can cross 0 does so."""
-    if block.kind == "Sphere":
-        x = rng.normal(size=block.shape)
-        return x / np.linalg.norm(x)
-    if block.kind == "Stiefel":
-        q, r = np.linalg.qr(rng.normal(size=block.shape))
-        return q * np.sign(np.diag(r))
-    return 10.0 ** rng.uniform(-3.0, 0.0, size=block.shape)
+    """A random point of a constrained block (its manifold's `random_point`)."""
+    return block.manifold.random_point(block.shape, rng)
 
 
 def _measure(geo: Geometry, constraint):
@@ -169,18 +162,6 @@ def _measure(geo: Geometry, constraint):
     return jax.jit(jax.vmap(one))
 
 
-_PRESERVING = {
-    "Stiefel": "an action on a Stiefel parameter must multiply it on the right by orthogonal matrices (O[r], SO[r])",
-    "Sphere": "an action on a Sphere parameter must rotate it (O[n], SO[n]); rescaling it leaves the sphere",
-    "Positive": "an action on a Positive parameter must multiply it by positive factors (Scale, Diag)",
-}
-_MEASURE = {  # of `Constraint.block_violation`'s value v
-    "Stiefel": lambda v: f"max |XᵀX − I| up to {v:.3g}",
-    "Sphere": lambda v: f"| |x| − 1 | up to {v:.3g}",
-    "Positive": lambda v: f"a coordinate down to {1 - v:.3g}",  # v = 1 − x at the least x ≤ 0
-}
-
-
 def _off_manifold(geo: Geometry, name: str, block, worst: float) -> Diagnostic:
     param = next(p for p in geo.model.params if geo.layout.slice_of(p.name).start == block.offset)
     dims = f"[{', '.join(map(str, param.manifold.shape))}]" if param.manifold.shape else ""
@@ -188,6 +169,6 @@ def _off_manifold(geo: Geometry, name: str, block, worst: float) -> Diagnostic:
         "E904",
         geo.symmetries[name].span,
         f"symmetry '{name}' moves '{param.name}' off its manifold {param.manifold.kind}{dims}: "
-        f"{_MEASURE[block.kind](worst)} after random group elements",
-        f"{_PRESERVING[block.kind]}; change the group or the action, or declare '{param.name}' on R",
+        f"{block.manifold.describe_violation(worst)} after random group elements",
+        f"{block.manifold.preserved_by}; change the group or the action, or declare '{param.name}' on R",
     )

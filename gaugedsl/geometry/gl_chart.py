@@ -36,6 +36,8 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.linalg
 
+from ..kinds import MANIFOLDS
+from ..kinds.manifolds import coordinates_where
 from .chart import ChartUnavailable
 from .engine import Geometry
 
@@ -92,7 +94,7 @@ class GLChart:
         for p in geo.model.params:
             if p.manifold.kind != "R" and p.name in pattern.params:
                 raise ChartUnavailable(f"parameter '{p.name}' lives on {p.manifold.kind}: the GL chart needs R")
-            if p.manifold.kind in ("Sphere", "Stiefel"):
+            if not MANIFOLDS[p.manifold.kind].charted:
                 raise ChartUnavailable(
                     f"parameter '{p.name}' lives on {p.manifold.kind}: no chart for curved manifolds"
                 )
@@ -104,10 +106,8 @@ class GLChart:
         self.p = self.r * (self.m + self.n - self.r)
         self.dimension = self.p + self._free.size
         self.positive = np.zeros(self.dimension, bool)
-        for q in geo.model.params:
-            if q.manifold.kind == "Positive":
-                idx = np.arange(layout.dimension)[layout.slice_of(q.name)]
-                self.positive[self.p + np.searchsorted(self._free, idx)] = True
+        absolute = np.flatnonzero(coordinates_where(geo.model, layout, "absolute"))
+        self.positive[self.p + np.searchsorted(self._free, absolute)] = True
         self.metric = None
 
     # ---- factors of a flat θ ----

@@ -34,6 +34,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..kinds.manifolds import coordinates_where
 from .chart import TorusForm
 from .engine import Geometry
 
@@ -91,10 +92,7 @@ def predicted_law(
     if theta0 is None:
         theta0 = layout.flatten(lowered.init_params(jax.random.PRNGKey(0)))
     theta0 = geo.project_to_slice(jnp.asarray(theta0))
-    positive = np.zeros(geo.dimension, bool)
-    for p in model.params:
-        if p.manifold.kind == "Positive":
-            positive[layout.slice_of(p.name)] = True
+    positive = coordinates_where(model, layout, "absolute")
 
     # A rescaling commutes with the reflection t_j → |t_j| (generators at the unfolded point are those at the
     # folded one, mirrored), so the walk may run unfolded through a `Positive` coordinate's 0.

@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import ir
+from ..kinds import GROUPS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -120,8 +121,8 @@ def _times_telescope(e) -> str | None:
 
 def recognise(sym: ir.Symmetry) -> Pattern | None:
     rules = {a.param: a.value for a in sym.actions}
-    kind = sym.group.kind
-    if kind == "Scale" and len(rules) == 2:
+    kind = GROUPS[sym.group.kind]
+    if kind.rescaling and len(rules) == 2:
         (p1, e1), (p2, e2) = rules.items()
         for (pa, ea), (pb, eb) in (((p1, e1), (p2, e2)), ((p2, e2), (p1, e1))):
             if _times_g(ea) == pa and _over_g(eb) == pb:
@@ -132,18 +133,18 @@ def recognise(sym: ir.Symmetry) -> Pattern | None:
                     return Pattern("columns", (pa, pb))
             if _diag_g_matmul(ea) == pa and _over_g(eb) == pb:
                 return Pattern("neuron", (pa, pb))
-    if kind == "Scale" and len(rules) == 1:
+    if kind.rescaling and len(rules) == 1:
         ((p, e),) = rules.items()
         if _times_telescope(e) == p:
             return Pattern("telescope", (p,))
-    if kind in ("GL", "O", "SO") and len(rules) == 2:
+    if kind.factorization is not None and len(rules) == 2:
         (p1, e1), (p2, e2) = rules.items()
         for (pa, ea), (pb, eb) in (((p1, e1), (p2, e2)), ((p2, e2), (p1, e1))):
             if _matmul_g(ea) == pa and _matmul_inv_t_g(eb) == pb:
-                return Pattern("gl" if kind == "GL" else "orthogonal", (pa, pb))
+                return Pattern(kind.factorization, (pa, pb))
             if _matmul_g(ea) == pa and _inv_g_matmul(eb) == pb:
-                return Pattern("gl" if kind == "GL" else "orthogonal", (pa, pb), transposed=True)
-            if kind != "GL" and _matmul_g(ea) == pa and _matmul_g(eb) == pb and pa < pb:
+                return Pattern(kind.factorization, (pa, pb), transposed=True)
+            if kind.factorization == "orthogonal" and _matmul_g(ea) == pa and _matmul_g(eb) == pb and pa < pb:
                 return Pattern("orthogonal", (pa, pb))
     return None
 

@@ -26,6 +26,7 @@ import numpy as np
 
 from ..dynamics.gauge import DiagonalAction
 from ..geometry import Geometry, per_geometry
+from ..kinds.manifolds import coordinates_where
 
 # The dense route builds A (k, D, D); beyond this many numbers the action is not analysed.
 _DENSE_LIMIT = 2**22
@@ -78,7 +79,9 @@ def action_facts(geo: Geometry, name: str) -> ActionFacts:
     """The facts of symmetry `name` of `geo`, from its generators (module docstring)."""
     sym = geo.symmetries[name]
     k, dim = sym.group.algebra_dim, geo.dimension
-    curved_coords = _curved_coordinates(geo)
+    # the reflection that keeps a `Positive` parameter in its orthant keeps every θ_j², hence every
+    # charge of a diagonal action: for these only the manifolds that project count
+    curved_coords = coordinates_where(geo.model, geo.layout, "projects")
     diagonal = DiagonalAction.detect(lambda t, a: geo.act(name, t, a), k, dim)
     if diagonal is not None:
         owner, expo = diagonal.owner, diagonal.expo
@@ -108,19 +111,8 @@ def action_facts(geo: Geometry, name: str) -> ActionFacts:
     vanishing = bool(np.allclose(a1, -transposed, atol=tol * scale))
     moved = np.any(np.abs(a1) > tol * scale, axis=(0, 1)) | np.any(np.abs(a1) > tol * scale, axis=(0, 2))
     traces = np.trace(a1, axis1=1, axis2=2)
-    curved = _curved_coordinates(geo, ("Sphere", "Stiefel", "Positive"))
+    curved = coordinates_where(geo.model, geo.layout, "constrained")
     return ActionFacts(name, k, True, closed, vanishing, traces, a1, curved=bool(np.any(curved & moved)))
-
-
-def _curved_coordinates(geo: Geometry, kinds=("Sphere", "Stiefel")) -> np.ndarray:
-    """Coordinates of parameters on the manifolds `kinds`. The reflection that keeps a `Positive`
-    parameter in its orthant keeps every θ_j², hence every charge of a diagonal action: it counts
-    only for other actions."""
-    out = np.zeros(geo.dimension, bool)
-    for param in geo.model.params:
-        if param.manifold.kind in kinds:
-            out[geo.layout.slice_of(param.name)] = True
-    return out
 
 
 def balanced_rates(geo: Geometry, facts: ActionFacts, thetas: np.ndarray, T: float) -> np.ndarray | None:

@@ -53,6 +53,19 @@ def by_floor(distance: float, floor_mean: float, floor_sd: float) -> tuple[str, 
     return verdict, f"{distance:.3g} {'≤' if verdict == AGREES else '>'} floor + {Z_THRESHOLD:g} sd = {limit:.3g}"
 
 
+def by_permutation(distance: float, floor) -> tuple[str, str]:
+    """A distance against its permutation floor (the distances of the relabelled samples, an
+    exact null distribution): agrees unless the permutation p-value, (1 + #floor ≥ distance) /
+    (1 + #floor), is at most the single row's false-alarm rate (0.27%, as |z| > 3)."""
+    if not math.isfinite(distance):
+        return DISAGREES, "not finite"
+    n = len(floor)
+    p = (1 + sum(1 for f in floor if f >= distance)) / (1 + n)
+    alpha = math.erfc(Z_THRESHOLD / math.sqrt(2.0))
+    verdict = AGREES if p > alpha else DISAGREES
+    return verdict, f"permutation p = {p:.3g} {'>' if verdict == AGREES else '≤'} {alpha:.2g} ({n} permutations)"
+
+
 def exact(holds: bool, detail: str) -> tuple[str, str]:
     """An identity that must hold to rounding: (verdict, why)."""
     return (AGREES if holds else DISAGREES), detail

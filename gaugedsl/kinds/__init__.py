@@ -1,0 +1,30 @@
+"""The language's kinds, one registry each: Lie groups (`groups.py`) and manifolds
+(`manifolds.py`).
+
+Each kind is one object that carries all of its behaviour — what the checker accepts, its Lie
+algebra or its constraint, how the dynamics keeps a parameter on it, what the reports say about
+it — and every stage asks the registry, never a kind's name. Adding a kind is one class and one
+`register` call (docs/architecture.md has the recipe); a name the registry does not know is a
+checker diagnostic, never a `KeyError` later.
+"""
+
+from __future__ import annotations
+
+from .groups import GROUPS, GroupKind
+from .manifolds import MANIFOLDS, ManifoldKind
+
+
+def register(kind: GroupKind | ManifoldKind) -> None:
+    """Add (or replace) a kind in its registry: from then on the checker accepts its name and
+    every stage uses its behaviour."""
+    registry: dict = GROUPS if isinstance(kind, GroupKind) else MANIFOLDS
+    registry[kind.name] = kind
+
+
+def unregister(name: str) -> None:
+    """Remove a kind added by `register` (tests use it to clean up)."""
+    GROUPS.pop(name, None)
+    MANIFOLDS.pop(name, None)
+
+
+__all__ = ["GROUPS", "MANIFOLDS", "GroupKind", "ManifoldKind", "register", "unregister"]
