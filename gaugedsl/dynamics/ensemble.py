@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import ir
+from .._jax_config import x64_enabled
 from .._threefry import straight_line_threefry
 from ..diagnostics import Diagnostic, GaugeError, error, warning
 from ..lowering import Lowered
@@ -97,7 +98,7 @@ class Simulation:
     ):
         self.model = model
         self.plan = plan = resolve(model, particles=particles, steps=steps, seed=seed, chunk=chunk, dtype=dtype)
-        if plan.dtype == "float64" and not jax.config.jax_enable_x64:
+        if plan.dtype == "float64" and not x64_enabled():
             raise GaugeError(
                 [
                     error(
