@@ -222,5 +222,6 @@ def _radial(chart: SliceChart) -> np.ndarray:
     keep = np.ones(chart.dimension, bool)
     for i, c in enumerate(chart.components):
         if c.kind == "pair":
-            keep[chart.starts[i] + c.up.size : chart.starts[i] + c.up.size + c.down.size] = False
+            up, down = c.blocks()
+            keep[chart.starts[i] + up.size : chart.starts[i] + up.size + down.size] = False
     return keep
