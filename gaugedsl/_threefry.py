@@ -26,6 +26,7 @@ import contextlib
 import dataclasses
 import importlib
 import inspect
+import types
 from functools import partial
 
 import jax
@@ -46,7 +47,7 @@ class Support:
 
     kind: str
     why: str
-    module: object = None
+    module: types.ModuleType | None = None  # where threefry2x32_p lives (for patch and native)
 
 
 def support() -> Support:
@@ -93,6 +94,7 @@ def straight_line_threefry():
     from jax._src.interpreters import mlir
 
     module = found.module
+    assert module is not None  # support() found it
     table = mlir._platform_specific_lowerings["cpu"]
     previous = table[module.threefry2x32_p]
     rule = mlir.lower_fun(partial(module._threefry2x32_lowering, use_rolled_loops=False), multiple_results=True)

@@ -90,15 +90,15 @@ class Model:
         """Simulate the run block (`gaugedsl run`), with optional overrides; `numbers` are
         numeric settings such as `T=0.05` or `lr=1e-3` that, like `seed`, change without
         recompiling: the simulation of each (particles, steps, chunk) is kept and reused."""
-        import jax
 
+        from ._jax_config import x64_enabled
         from .dynamics import Simulation
         from .geometry.preflight import run_checks
         from .lowering import Lowered
         from .report import compare
 
         try:
-            key = (particles, steps, chunk, bool(jax.config.jax_enable_x64))
+            key = (particles, steps, chunk, x64_enabled())
             sim = self._simulations.get(key)
             checked = self._checked_seeds.setdefault(key, set())
             if sim is None or seed not in checked:  # what `bias` refuses, at this seed's initial points

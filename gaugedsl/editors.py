@@ -58,7 +58,7 @@ def vocabulary() -> dict[str, list[str]]:
 
     kw = keywords()
     settings = set(RUN_SETTINGS) | set(DESIGN_SETTINGS)
-    values = set(DESIGN_OPERATORS)
+    values: set[str] = set(DESIGN_OPERATORS)
     for s in list(RUN_SETTINGS.values()) + list(DESIGN_SETTINGS.values()):
         values.update(s.choices)
     noise_settings = {s.name for _, params in NOISE_KINDS.values() for s in params}

@@ -36,6 +36,7 @@ import lark
 from .diagnostics import GaugeError
 from .syntax import ast, parse
 from .syntax.parser import grammar
+from .syntax.tokens import position as token_position
 
 __all__ = ["FormatError", "Tok", "format_text", "tokens"]
 
@@ -110,7 +111,7 @@ def tokens(text: str, path: str = "<string>") -> list[Tok]:
         raise
     finally:
         _sink.pop()
-    return [Tok(t.type, str(t), t.line, t.column, t.end_line, t.end_column) for t in collected if t.type != "WS"]
+    return [Tok(t.type, str(t), *token_position(t)) for t in collected if t.type != "WS"]
 
 
 # ---- spacing ----------------------------------------------------------------------------
@@ -183,7 +184,7 @@ def _space(toks, i, unary, slice_colons, record_colon) -> str:
 class _Line:
     indent: str
     code: str
-    comment: str | None = None
+    comment: str = ""  # a trailing comment, or ""
     blank: bool = False  # a blank line (code and comment unused)
 
 

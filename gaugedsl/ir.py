@@ -13,14 +13,13 @@ from typing import Any, Union
 
 from .diagnostics import Span
 
-node = dataclasses.dataclass(frozen=True)
 Shape = tuple[int, ...]
 
 
 # ---- expressions ----------------------------------------------------------------------
 
 
-@node
+@dataclasses.dataclass(frozen=True)
 class Const:
     """A number (or nested list of numbers, from a list literal of constants)."""
 
@@ -29,7 +28,7 @@ class Const:
     span: Span
 
 
-@node
+@dataclasses.dataclass(frozen=True)
 class Ref:
     """A name. `kind` is one of: `data`, `stream`, `param`, `let`, `predictor`, `bound`
     (a per-sample variable of the loss), `group` (the group element `g` in an action),
@@ -41,7 +40,7 @@ class Ref:
     span: Span
 
 
-@node
+@dataclasses.dataclass(frozen=True)
 class Op:
     """An operator: `add sub mul div pow matmul neg transpose`."""
 
@@ -51,7 +50,7 @@ class Op:
     span: Span
 
 
-@node
+@dataclasses.dataclass(frozen=True)
 class Call:
     """A built-in function (`gaugedsl.check.functions` lists them). `static` holds the
     arguments that must be known when checking (axis, seed, shape, ...). A random call's
@@ -70,7 +69,7 @@ class Call:
         return dict(self.static).get(name, default)
 
 
-@node
+@dataclasses.dataclass(frozen=True)
 class Stack:
     """A list literal with non-constant items: stacked along a new leading axis."""
 
@@ -79,13 +78,13 @@ class Stack:
     span: Span
 
 
-@node
+@dataclasses.dataclass(frozen=True)
 class SliceSpec:
     start: int | None
     stop: int | None
 
 
-@node
+@dataclasses.dataclass(frozen=True)
 class Index:
     """Indexing with static integers and slices: `x[0]`, `x[:, 1:3]`."""
 
@@ -139,7 +138,7 @@ def transform(e: Expr, f: Callable[[Expr], Expr]) -> Expr:
 # ---- declarations ---------------------------------------------------------------------
 
 
-@node
+@dataclasses.dataclass(frozen=True)
 class DataDef:
     name: str
     shape: Shape
@@ -147,7 +146,7 @@ class DataDef:
     span: Span
 
 
-@node
+@dataclasses.dataclass(frozen=True)
 class StreamDef:
     """One sample of a data stream, drawn fresh at every step. `value` draws it (a random
     call) or computes it from other streams and data."""
@@ -158,7 +157,7 @@ class StreamDef:
     span: Span
 
 
-@node
+@dataclasses.dataclass(frozen=True)
 class Manifold:
     """`R`, `Positive`, `Sphere` (unit vectors in R^n) or `Stiefel` (n×k, orthonormal columns)."""
 
@@ -166,7 +165,7 @@ class Manifold:
     shape: Shape
 
 
-@node
+@dataclasses.dataclass(frozen=True)
 class Param:
     name: str
     manifold: Manifold
@@ -179,7 +178,7 @@ class Param:
         return self.manifold.shape
 
 
-@node
+@dataclasses.dataclass(frozen=True)
 class Let:
     name: str
     value: Expr
@@ -190,7 +189,7 @@ class Let:
         return self.value.shape
 
 
-@node
+@dataclasses.dataclass(frozen=True)
 class Predictor:
     name: str
     value: Expr
@@ -201,7 +200,7 @@ class Predictor:
         return self.value.shape
 
 
-@node
+@dataclasses.dataclass(frozen=True)
 class PerSample:
     """`loss per (x, t) in (X, y)`: binders with their per-sample shapes, the datasets or
     streams they range over, and the dataset size (`None` for streams)."""
@@ -211,7 +210,7 @@ class PerSample:
     size: int | None
 
 
-@node
+@dataclasses.dataclass(frozen=True)
 class Loss:
     """The training loss. With `per_sample`, `value` is the loss of one sample and the
     training loss is its mean over the dataset (or its expectation over the stream)."""
@@ -221,7 +220,7 @@ class Loss:
     span: Span
 
 
-@node
+@dataclasses.dataclass(frozen=True)
 class Group:
     """A built-in Lie group kind with its dimensions: `Scale[20]`, `GL[3]`, ..."""
 
@@ -231,14 +230,14 @@ class Group:
     algebra_dim: int
 
 
-@node
+@dataclasses.dataclass(frozen=True)
 class Action:
     param: str
     value: Expr
     span: Span
 
 
-@node
+@dataclasses.dataclass(frozen=True)
 class Symmetry:
     name: str
     group: Group
@@ -263,7 +262,7 @@ class _Settings:
         return dict(self.spans).get(name, self.span)
 
 
-@node
+@dataclasses.dataclass(frozen=True)
 class Noise(_Settings):
     kind: str
     settings: tuple[tuple[str, float], ...]
@@ -271,21 +270,21 @@ class Noise(_Settings):
     spans: tuple[tuple[str, Span], ...] = ()
 
 
-@node
+@dataclasses.dataclass(frozen=True)
 class RecordItem:
     label: str
     value: Expr
     span: Span
 
 
-@node
+@dataclasses.dataclass(frozen=True)
 class Record:
     every: int
     items: tuple[RecordItem, ...]
     span: Span
 
 
-@node
+@dataclasses.dataclass(frozen=True)
 class Run(_Settings):
     settings: tuple[tuple[str, Any], ...]
     records: tuple[Record, ...]
@@ -293,14 +292,14 @@ class Run(_Settings):
     spans: tuple[tuple[str, Span], ...] = ()
 
 
-@node
+@dataclasses.dataclass(frozen=True)
 class Design(_Settings):
     settings: tuple[tuple[str, Any], ...]
     span: Span
     spans: tuple[tuple[str, Span], ...] = ()
 
 
-@node
+@dataclasses.dataclass(frozen=True)
 class Model:
     name: str
     path: str
@@ -336,7 +335,7 @@ class Model:
         return total
 
 
-@node
+@dataclasses.dataclass(frozen=True)
 class Library:
     """A checked file without a model (a stdlib module): its parametric symmetries."""
 

@@ -419,11 +419,13 @@ class Lowered:
     ) -> Array:
         """The loss of one sample: `sample` maps the binders (and streams) to arrays; `fixed` as for `env`."""
         ev = Evaluator(hooks=self.hooks, folder=self.folder)
+        assert self.model.loss is not None  # a checked model has a loss (E206)
         return ev(self.model.loss.value, self.env(params, sample, ev, fixed))
 
     def samples(self, indices: Array | None = None) -> dict[str, Array]:
         """The dataset's samples (rows of the sources), keyed by binder name."""
         ps = self.per_sample
+        assert ps is not None, "samples() of a model without a per-sample loss"
         out = {}
         for (name, _), src in zip(ps.binders, ps.sources):
             values = self.data[src]

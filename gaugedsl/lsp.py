@@ -516,7 +516,7 @@ def completions(
         for s in DESIGN_SETTINGS.values()
         if s.name not in RUN_SETTINGS and s.name not in KEYWORD_DOCS
     ]
-    values = set(DESIGN_OPERATORS)
+    values: set[str] = set(DESIGN_OPERATORS)
     for s in list(RUN_SETTINGS.values()) + list(DESIGN_SETTINGS.values()):
         values.update(s.choices)
     items += [item(v, K.Value, "setting value", sort="6") for v in sorted(values - set(NOISE_KINDS))]

@@ -296,6 +296,13 @@ def test_command_errors(tmp_path, capsys):
     assert cli.main(["design", str(src), "-o", str(src)]) == 2  # would overwrite its source
 
 
+def test_compare_refuses_a_library(capsys):
+    # A library among the files is a usage error (it was an internal error).
+    lib, model = ROOT / "stdlib/rescaling.gauge", ROOT / "examples/attention_diagonal.gauge"
+    assert cli.main(["design", "--compare", str(lib), str(model)]) == 2
+    assert "is a library" in capsys.readouterr().err
+
+
 # ---- the examples are the designer's output -----------------------------------------------
 
 

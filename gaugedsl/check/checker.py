@@ -25,6 +25,16 @@ class Template:
     decl: ast.SymmetryDecl
     origin: str  # the file that declares it
 
+    def __post_init__(self) -> None:
+        if self.decl.params is None:
+            raise ValueError(f"'{self.decl.name}' has no parameter list: it is not a parametric symmetry")
+
+    @property
+    def params(self) -> tuple[ast.SymParam, ...]:
+        """The declared parameters (`decl.params`, never None for a template)."""
+        assert self.decl.params is not None  # checked in __post_init__
+        return self.decl.params
+
 
 KEYWORDS = frozenset(_KEYWORD_TERMINALS.values())
 RESERVED = {"g": "the group element in symmetry actions", "pi": "the constant π"}
@@ -195,8 +205,9 @@ class FileChecker:
                         "rename it",
                     )
                 elif self._declare(item.name, "template", item, item.name_span):
-                    if self._check_template_signature(item):
-                        self._templates[item.name] = Template(item, self.program.path)
+                    template = Template(item, self.program.path)
+                    if self._check_template_signature(template):
+                        self._templates[item.name] = template
                     else:
                         self._broken_templates.add(item.name)
             elif isinstance(item, (ast.SymmetryDecl, ast.SymmetryInst)):
@@ -212,10 +223,10 @@ class FileChecker:
     def _check_template(self, name: str, t: Template) -> None:
         """Instantiate a parametric symmetry with stand-in sizes, so that errors in its body
         show where it is declared, not only where it is used."""
-        literals = {int(d.value) for p in t.decl.params for d in p.type.dims or () if isinstance(d, ast.Number)}
+        literals = {int(d.value) for p in t.params for d in p.type.dims or () if isinstance(d, ast.Number)}
         pool = [n for n in _SAMPLE_SIZES if n not in literals]
         sizes: dict[str, int] = {}
-        for p in t.decl.params:
+        for p in t.params:
             for d in p.type.dims or ():
                 if isinstance(d, ast.Name) and d.id not in sizes and d.id not in F.CONSTANTS:
                     sizes[d.id] = pool[len(sizes) % len(pool)]
@@ -223,7 +234,7 @@ class FileChecker:
         self._locals.append({k: Binding("size", k, (), None, v) for k, v in sizes.items()})
         try:
             fake = []
-            for p in t.decl.params:
+            for p in t.params:
                 dims = []
                 for d in p.type.dims or ():
                     value = sizes[d.id] if isinstance(d, ast.Name) and d.id in sizes else self.exprs.constant(d, None)
@@ -240,16 +251,15 @@ class FileChecker:
                     dims.append(value)
                 fake.append((p.name, Binding("param", p.name, tuple(dims), p.span)))
             with naming_sizes({v: k for k, v in sizes.items()}):
-                self._instantiate(
-                    t, name, fake, t.decl.span, t.decl.doc, [p.span for p in t.decl.params], stand_in=True
-                )
+                self._instantiate(t, name, fake, t.decl.span, t.decl.doc, [p.span for p in t.params], stand_in=True)
         finally:
             self._locals.pop()
 
-    def _check_template_signature(self, d: ast.SymmetryDecl) -> bool:
+    def _check_template_signature(self, t: Template) -> bool:
+        d = t.decl
         ok = True
         seen: dict[str, Span] = {}
-        for p in d.params:
+        for p in t.params:
             problem = _reserved(p.name)
             if problem is not None:
                 self._error("E210", p.span, problem, f"choose another name, such as '{p.name}_'")
@@ -565,18 +575,21 @@ class FileChecker:
         return ir.Loss(value, per_sample, d.span)
 
     def _check_binders(self, d: ast.LossDecl, local: dict[str, Binding]) -> ir.PerSample | None:
-        if len(d.binders) != len(d.sources):
+        names, sources = d.binders, d.sources
+        # a per-sample loss (the caller checks binders); the grammar writes sources with binders
+        assert names is not None and sources is not None
+        if len(names) != len(sources):
             self._error(
                 "E311",
                 d.span,
-                f"{len(d.binders)} per-sample name{'s' if len(d.binders) != 1 else ''} but {len(d.sources)} dataset{'s' if len(d.sources) != 1 else ''}",
+                f"{len(names)} per-sample name{'s' if len(names) != 1 else ''} but {len(sources)} dataset{'s' if len(sources) != 1 else ''}",
                 "pair each name with a dataset: loss per (x, t) in (X, y) = ...",
             )
             return None
         sizes: dict[int, Span] = {}
         kinds = set()
         binders = []
-        for b, src in zip(d.binders, d.sources):
+        for b, src in zip(names, sources):
             source = self._lookup(src.id)
             if source is None:
                 self.exprs._unknown_name(src.id, src.span)
@@ -641,7 +654,7 @@ class FileChecker:
             )
             return None
         size = next(iter(sizes)) if sizes else None
-        return ir.PerSample(tuple(binders), tuple(s.id for s in d.sources), size)
+        return ir.PerSample(tuple(binders), tuple(s.id for s in sources), size)
 
     # ---- symmetries ----
 
@@ -674,8 +687,8 @@ class FileChecker:
             return None
         return ir.Group(t.name, dims, kind.element_shape(dims), algebra)
 
-    def _check_actions(self, name: str, decl_span: Span, group: ir.Group, actions, params: dict[str, Binding],
-                       rename: dict[str, str]) -> tuple[ir.Action, ...] | None:  # fmt: skip
+    def _check_actions(self, name: str, decl_span: Span, group: ir.Group, actions: tuple[ast.Action, ...],
+                       params: dict[str, Binding], rename: dict[str, str]) -> tuple[ir.Action, ...] | None:  # fmt: skip
         local = dict(params)
         local["g"] = Binding("group", "g", group.element_shape, None)
         ctx = Context(
@@ -776,13 +789,13 @@ class FileChecker:
             )
             self._error("E406", d.template_span, f"unknown parametric symmetry '{d.template}'", hint)
             return
-        want = len(t.decl.params)
+        want = len(t.params)
         if len(d.args) != want:
             self._error(
                 "E407",
                 d.span,
                 f"{d.template} takes {want} parameter{'s' if want != 1 else ''}, got {len(d.args)}",
-                f"usage: {_template_signature(t.decl)}",
+                f"usage: {_template_signature(t)}",
             )
             return
         args = []
@@ -805,7 +818,7 @@ class FileChecker:
                     "E408",
                     a.span,
                     f"'{a.id}' is passed twice; a symmetry acts on distinct parameters",
-                    f"usage: {_template_signature(t.decl)}",
+                    f"usage: {_template_signature(t)}",
                 )
                 return
             args.append((a.id, b))
@@ -817,7 +830,7 @@ class FileChecker:
                      arg_spans: list[Span] | None = None, stand_in: bool = False) -> ir.Symmetry | None:  # fmt: skip
         sizes: dict[str, int] = {}
         where = arg_spans or [span] * len(args)
-        for p, (arg_name, b), arg_span in zip(t.decl.params, args, where):
+        for p, (arg_name, b), arg_span in zip(t.params, args, where):
             dims = p.type.dims or ()
             kind = p.type.name
             entry = self._globals.get(arg_name)
@@ -830,7 +843,7 @@ class FileChecker:
                     "E409",
                     arg_span,
                     f"{t.decl.name} needs '{p.name}' on {kind}, but '{arg_name}' is on {arg_kind}",
-                    f"usage: {_template_signature(t.decl)}",
+                    f"usage: {_template_signature(t)}",
                 )
                 return None
             if len(dims) != len(b.shape):
@@ -838,7 +851,7 @@ class FileChecker:
                     "E409",
                     arg_span,
                     f"{t.decl.name} needs '{p.name}' of {len(dims)} axes ({_show_type(p.type)}), but '{arg_name}' has shape {show(b.shape)}",
-                    f"usage: {_template_signature(t.decl)}",
+                    f"usage: {_template_signature(t)}",
                 )
                 return None
             for d, actual in zip(dims, b.shape):
@@ -848,12 +861,12 @@ class FileChecker:
                             "E409",
                             arg_span,
                             f"{t.decl.name}: size '{d.id}' would be both {sizes[d.id]} and {actual} ('{arg_name}' has shape {show(b.shape)})",
-                            f"usage: {_template_signature(t.decl)}",
+                            f"usage: {_template_signature(t)}",
                         )
                         return None
         self._locals.append({k: Binding("size", k, (), None, v) for k, v in sizes.items()})
         try:
-            for p, (arg_name, b), arg_span in zip(t.decl.params, args, where):
+            for p, (arg_name, b), arg_span in zip(t.params, args, where):
                 for d, actual in zip(p.type.dims or (), b.shape):
                     if not isinstance(d, ast.Name):
                         value = self.exprs.constant(d, None)
@@ -864,16 +877,14 @@ class FileChecker:
                                 "E409",
                                 arg_span,
                                 f"{t.decl.name} needs '{p.name}' of shape {_show_type(p.type)} = {value} on that axis, but '{arg_name}' has shape {show(b.shape)}",
-                                f"usage: {_template_signature(t.decl)}",
+                                f"usage: {_template_signature(t)}",
                             )
                             return None
             group = self._group(t.decl.group)
             if group is None:
                 return None
-            params = {
-                p.name: Binding("param", arg_name, b.shape, b.span) for p, (arg_name, b) in zip(t.decl.params, args)
-            }
-            rename = {p.name: arg_name for p, (arg_name, _) in zip(t.decl.params, args)}
+            params = {p.name: Binding("param", arg_name, b.shape, b.span) for p, (arg_name, b) in zip(t.params, args)}
+            rename = {p.name: arg_name for p, (arg_name, _) in zip(t.params, args)}
             actions = self._check_actions(name, t.decl.span, group, t.decl.actions, params, rename)
         finally:
             self._locals.pop()
@@ -1310,9 +1321,9 @@ def _show_dim(d: ast.Expr) -> str:
     return "?"
 
 
-def _template_signature(d: ast.SymmetryDecl) -> str:
-    params = ", ".join(f"{p.name} : {_show_type(p.type)}" for p in d.params)
-    return f"symmetry {d.name}({params}) : {_show_type(d.group)}"
+def _template_signature(t: Template) -> str:
+    params = ", ".join(f"{p.name} : {_show_type(p.type)}" for p in t.params)
+    return f"symmetry {t.decl.name}({params}) : {_show_type(t.decl.group)}"
 
 
 def _noise_signature(kind: str) -> str:

@@ -130,8 +130,9 @@ class ExprChecker:
         self._error("E201", span, f"unknown name '{name}'", hint)
 
     def _ListLit(self, e: ast.ListLit, ctx):
-        items = [self.check(i, ctx) for i in e.items]
-        if any(i is None for i in items):
+        checked = [self.check(i, ctx) for i in e.items]
+        items = [i for i in checked if i is not None]
+        if len(items) != len(checked):
             return None
         if not items:
             self._error("E316", e.span, "an empty list has no shape", "write at least one entry")
@@ -147,8 +148,9 @@ class ExprChecker:
                 )
                 return None
         shape = (len(items),) + first
-        if all(isinstance(i, ir.Const) for i in items):
-            return ir.Const([i.value for i in items], shape, e.span)
+        consts = [i for i in items if isinstance(i, ir.Const)]
+        if len(consts) == len(items):
+            return ir.Const([c.value for c in consts], shape, e.span)
         return ir.Stack(tuple(items), shape, e.span)
 
     # ---- operators ----

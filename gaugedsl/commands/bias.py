@@ -27,6 +27,7 @@ def register(sub) -> None:
 def run(args, sources) -> int:
     import jax
 
+    from .. import ir
     from .._threefry import straight_line_threefry
     from ..check import Loader
     from ..geometry.summary import bias_summary, render
@@ -39,7 +40,7 @@ def run(args, sources) -> int:
     loader = Loader()
     loader.sources = sources  # diagnostics quote the files read
     model = loader.check_file(args.file)
-    if not hasattr(model, "params"):
+    if not isinstance(model, ir.Model):
         raise UsageError(f"{args.file} is a library (parametric symmetries only); `bias` needs a model")
     with straight_line_threefry():  # its one-off draws compile several times faster; same numbers
         summary = bias_summary(Lowered(model), at=args.at, law=not args.no_law)

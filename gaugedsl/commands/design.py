@@ -71,6 +71,7 @@ def run(args, sources) -> int:
 
 
 def _compare(args, sources) -> int:
+    from .. import ir
     from ..check import Loader
     from ..design.compare import compare, render
 
@@ -81,8 +82,13 @@ def _compare(args, sources) -> int:
     xla_cache()
     loader = Loader()
     loader.sources = sources
-    models = [loader.check_file(existing_file(p)) for p in args.files]
-    if any(getattr(m, "run", None) is not None and m.run.get("dtype") == "float64" for m in models):
+    models = []
+    for p in args.files:
+        model = loader.check_file(existing_file(p))
+        if not isinstance(model, ir.Model):
+            raise UsageError(f"{p} is a library (parametric symmetries only); --compare needs models")
+        models.append(model)
+    if any(m.run is not None and m.run.get("dtype") == "float64" for m in models):
         import jax
 
         jax.config.update("jax_enable_x64", True)  # as `gaugedsl run`: the program asks for float64

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 from ..diagnostics import GaugeError
 from ._common import EXIT_OK, EXIT_PROGRAM, UsageError, existing_file, report, xla_cache
@@ -105,16 +106,19 @@ def run(args, sources) -> int:
 def _simulate(args, model, loader) -> int:
     import jax
 
+    from .._jax_config import x64_enabled
     from ..dynamics import Simulation
     from ..geometry.preflight import run_checks
     from ..lowering import Lowered
     from ..report import compare, load_checkpoint, render, save_checkpoint, write_results
     from ..report.progress import Progress
 
-    if model.run is not None and model.run.get("dtype") == "float64" and not jax.config.jax_enable_x64:
+    if model.run is not None and model.run.get("dtype") == "float64" and not x64_enabled():
         jax.config.update("jax_enable_x64", True)  # the program asks for float64
     dtype = "float64" if args.x64 else None
-    overrides = dict(particles=args.particles, steps=args.steps, seed=args.seed, chunk=args.chunk, dtype=dtype)
+    overrides: dict[str, Any] = dict(
+        particles=args.particles, steps=args.steps, seed=args.seed, chunk=args.chunk, dtype=dtype
+    )
     warnings = run_checks(model, **overrides)  # what `bias` refuses, before anything is allocated
     sim = Simulation(model, **overrides)
     sim.notes.extend(warnings)

@@ -109,6 +109,8 @@ def design(
             model = (loader or Loader()).check_text(text, str(out))
         except GaugeError as again:
             raise AssertionError(f"the designed model does not check:\n{again}\n---\n{text}") from None
+    if not isinstance(model, ir.Model):
+        raise AssertionError(f"the designed text is not a model:\n{text}")  # a bug here
     check = verify(model, r, points=points)
     if not check.ok():
         raise GaugeError(

@@ -69,7 +69,7 @@ def compare(models: list[ir.Model], seeds: int = 5, steps: int | None = None, pr
     return Comparison(runs, seeds, time.perf_counter() - start)
 
 
-def _fmt(x: float) -> str:
+def _fmt(x: float | np.floating) -> str:
     if not np.isfinite(x):
         return "nan" if np.isnan(x) else ("inf" if x > 0 else "-inf")
     a = abs(x)

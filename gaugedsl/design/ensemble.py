@@ -20,13 +20,14 @@ import copy
 import dataclasses
 import math
 import time
-from typing import Callable
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from .. import ir
+from .._jax_config import x64_enabled
 from ..diagnostics import GaugeError, error
 from ..dynamics.objective import Objective
 from ..dynamics.records import Recorder
@@ -38,8 +39,9 @@ RANDOM = ("normal", "uniform", "bernoulli", "sparse", "orthonormal")
 
 # XLA options that cut compile time: LLVM's expensive passes do not speed up these loops
 # (measured on E4/E5), and a program that runs once (the data) needs no optimization.
-_FAST_COMPILE = {"xla_llvm_disable_expensive_passes": True}
-_RUN_ONCE = {**_FAST_COMPILE, "xla_backend_optimization_level": 0}
+# (jax.stages.CompilerOptions declares str | bool values; XLA takes the integer level too.)
+_FAST_COMPILE: dict[str, Any] = {"xla_llvm_disable_expensive_passes": True}
+_RUN_ONCE: dict[str, Any] = {**_FAST_COMPILE, "xla_backend_optimization_level": 0}
 
 
 def member_seed(seed: int, member: int) -> int:
@@ -123,7 +125,7 @@ class Ensemble:
                 [
                     error(
                         "E610",
-                        (run or model.loss).span,
+                        run.span if run is not None else model.loss.span if model.loss is not None else None,
                         f"model '{model.name}' is not a gradient-descent run; the design ensemble drives dynamics = gd",
                         "use `gaugedsl run` for sde and sgd dynamics",
                     )
@@ -141,15 +143,16 @@ class Ensemble:
                 ]
             )
         self.model, self.seeds = model, seeds
+        self._run = run
         self.lr = run.get("lr") or (model.noise.get("lr") if model.noise is not None else None)
         self.steps = steps or run.get("steps", 1000)
         self.dtype = jnp.float64 if run.get("dtype", "float32") == "float64" else jnp.float32
-        if self.dtype == jnp.float64 and not jax.config.jax_enable_x64:
+        if self.dtype == jnp.float64 and not x64_enabled():
             raise GaugeError(
                 [
                     error(
                         "E610",
-                        model.run.span_of("dtype"),
+                        run.span_of("dtype"),
                         "dtype = float64 needs JAX's 64-bit mode",
                         'in Python: jax.config.update("jax_enable_x64", True) first; or set JAX_ENABLE_X64=1 (`gaugedsl design --compare` switches it on by itself)',
                     )
@@ -177,7 +180,7 @@ class Ensemble:
             self.seeds, len(sites)
         )
         members = (jnp.asarray(table.astype(np.int32)), jnp.asarray(np.arange(self.seeds, dtype=np.int32)))
-        key = (_data_key(self.model), self.seeds, np.dtype(self.dtype).name, jax.config.jax_enable_x64)
+        key = (_data_key(self.model), self.seeds, np.dtype(self.dtype).name, x64_enabled())
         data = _DATA.get(key)
         if data is None:
 
@@ -189,7 +192,7 @@ class Ensemble:
 
         def init(data, s):
             # The key `gaugedsl run` gives particle s (dynamics.ensemble.Simulation.keys).
-            k_init, _ = jax.random.split(jax.random.PRNGKey(self.model.run.get("seed", 0)))
+            k_init, _ = jax.random.split(jax.random.PRNGKey(self._run.get("seed", 0)))
             lowered = copy.copy(self.template)
             lowered.data = data
             return lowered.layout.flatten(lowered.init_params(jax.random.fold_in(k_init, s))).astype(self.dtype)
@@ -256,7 +259,7 @@ class Ensemble:
                 [
                     error(
                         "E610",
-                        self.model.run.span,
+                        self._run.span,
                         f"steps = {self.steps} is not a multiple of the record intervals' common divisor {self.unit}",
                         f"use steps = {self.steps // self.unit * self.unit or self.unit}",
                     )

@@ -93,15 +93,17 @@ class Realization:
         if self.kind == "factorization":
             return f"(T/2) Σ_{{i,j}} log(σ_i + σ_j) over the {self.rank} singular values σ of {self.predictor}"
         coeff = "(T/2)" if self.depth == 2 else f"T·(1 − 1/{self.depth})"
-        z = self.predictor if self.operator.matrix is None else f"({self.operator.symbol} {self.predictor})"
+        op = self.operator  # None only for a factorization
+        z = self.predictor if op is None or op.matrix is None else f"({op.symbol} {self.predictor})"
         return f"{coeff} Σ_i log|{z}_i|"
 
     def realized_as(self) -> str:
         """The new parameterization, e.g. `D w = w1 ⊙ w2 (depth 2)`."""
         if self.kind == "factorization":
             return f"{self.predictor} = {self.factors[0]} {self.factors[1]}ᵀ (inner size {self.rank})"
-        prod = " ⊙ ".join(self.factors) if len(self.factors) > 1 else f"Π_l {self.factors[0]}[l]"
-        lhs = self.predictor if self.operator.matrix is None else f"{self.operator.symbol} {self.predictor}"
+        first, op = self.factors[0], self.operator
+        prod = " ⊙ ".join(self.factors) if len(self.factors) > 1 else f"Π_l {first}[l]"
+        lhs = self.predictor if op is None or op.matrix is None else f"{op.symbol} {self.predictor}"
         return f"{lhs} = {prod} (depth {self.depth})"
 
     def group(self) -> str:
@@ -119,9 +121,9 @@ def realize(src: Source) -> Realization:
     """Resolve the source's design block; raises `GaugeError` when the target is out of the
     family (the message says what is realizable)."""
     model = src.model
-    d = model.design
+    d = src.design
     target = d.get("target")
-    span = model.design.span_of
+    span = src.design.span_of
 
     pred = _predictor(src)
     is_param = any(p.name == pred for p in model.params)
@@ -190,6 +192,7 @@ def realize(src: Source) -> Realization:
     fresh = _Fresh(taken - set(replaces) - set(drops))
     operator = None
     if kind == "hadamard":
+        assert op_name is not None  # the hadamard branch above chose one
         matrix = None
         if op_name not in ("identity", "cosine", "fourier", "difference"):
             matrix = _data_matrix(src, op_name, shape[0])
@@ -234,7 +237,7 @@ def _err(code: str, span: Span | None, message: str, hint: str):
 
 def _predictor(src: Source) -> str:
     model = src.model
-    name = model.design.get("predictor")
+    name = src.design.get("predictor")
     if name is not None:
         return name
     if len(model.predictors) == 1:
@@ -287,7 +290,7 @@ def _replaced(src: Source, pred: str, is_param: bool) -> tuple[tuple[str, ...], 
         if not replaced:
             raise _err(
                 "E606",
-                src.model.design.span_of("predictor"),
+                src.design.span_of("predictor"),
                 f"the predictor '{pred}' depends on no parameter",
                 "design a predictor made of parameters",
             )
@@ -323,7 +326,7 @@ def _replaced(src: Source, pred: str, is_param: bool) -> tuple[tuple[str, ...], 
 
 
 def _depth(src: Source, kind: str) -> int:
-    d = src.model.design
+    d = src.design
     depth, exponent = d.get("depth"), d.get("exponent")
     if exponent is not None:
         L = 1.0 / (1.0 - exponent)
@@ -332,14 +335,14 @@ def _depth(src: Source, kind: str) -> int:
             options = " or ".join(f"{1 - 1 / k:.4g} (depth {k})" for k in near)
             raise _err(
                 "E605",
-                src.model.design.span_of("exponent"),
+                src.design.span_of("exponent"),
                 f"the bias exponent {exponent:g} is not realizable: a depth-L product gives 1 − 1/L = 1/2, 2/3, 3/4, ...",
                 f"the nearest are {options}",
             )
         if depth is not None and depth != round(L):
             raise _err(
                 "E605",
-                src.model.design.span_of("exponent"),
+                src.design.span_of("exponent"),
                 f"exponent {exponent:g} means depth {round(L)}, but depth = {depth}",
                 "set one of them",
             )
@@ -348,7 +351,7 @@ def _depth(src: Source, kind: str) -> int:
     if kind == "factorization" and depth != 2:
         raise _err(
             "E605",
-            src.model.design.span_of("exponent" if exponent is not None else "depth"),
+            src.design.span_of("exponent" if exponent is not None else "depth"),
             "deep factorizations W = W₁ ⋯ W_L are outside the family: their GL(r)^{L−1} bias has no closed form here",
             "use depth = 2 (W = U Vᵀ); " + FAMILY,
         )
@@ -356,7 +359,7 @@ def _depth(src: Source, kind: str) -> int:
 
 
 def _data_matrix(src: Source, name: str, n: int) -> np.ndarray:
-    span = src.model.design.span_of("operator")
+    span = src.design.span_of("operator")
     shape = next(x.shape for x in src.model.data if x.name == name)
     if shape != (n, n):
         raise _err(
@@ -379,13 +382,13 @@ def _data_matrix(src: Source, name: str, n: int) -> np.ndarray:
 
 def _temperature(src: Source) -> tuple[float | None, str]:
     model = src.model
-    strength = model.design.get("strength")
+    strength = src.design.get("strength")
     noise = model.noise
     if strength is not None:
         if noise is not None and noise.kind not in ("isotropic", "projected"):
             raise _err(
                 "E608",
-                src.model.design.span_of("strength"),
+                src.design.span_of("strength"),
                 f"strength sets the temperature T of isotropic or projected noise; the model's {noise.kind} noise has no T of its own",
                 "remove strength (the bias is then reported per unit T), or use projected noise",
             )
@@ -399,7 +402,7 @@ def _init(src: Source, pred: str, is_param: bool, kind: str, depth: int, rank: i
     """Each factor's initial standard deviation: the `init` setting, else the predictor's
     scale σ made into factors: σ^{1/L} for a product of L, (σ/√r)^{1/2} for U Vᵀ."""
     model = src.model
-    init = model.design.get("init")
+    init = src.design.get("init")
     seed = None
     if init is not None:
         return float(init), None
@@ -411,9 +414,9 @@ def _init(src: Source, pred: str, is_param: bool, kind: str, depth: int, rank: i
             and e.func == "normal"
             and len(e.args) == 2
             and _number(e.args[0]) == 0
-            and _number(e.args[1])
+            and (std := _number(e.args[1]))
         ):
-            sigma, seed = abs(_number(e.args[1])), e.option("seed")
+            sigma, seed = abs(std), e.option("seed")
     if sigma is None:
         import jax
 
@@ -426,7 +429,7 @@ def _init(src: Source, pred: str, is_param: bool, kind: str, depth: int, rank: i
         )
         rms = float(np.sqrt(np.mean(w**2))) if w.size else 0.0
         if not rms > 0 or not np.isfinite(rms):
-            where = model.param(pred).span if is_param else src.model.design.span_of("predictor")
+            where = model.param(pred).span if is_param else src.design.span_of("predictor")
             raise _err(
                 "E607",
                 where,
@@ -435,5 +438,6 @@ def _init(src: Source, pred: str, is_param: bool, kind: str, depth: int, rank: i
             )
         sigma = float(f"{rms:.2g}")  # the scale, not the draw: keep the generated text readable
     if kind == "factorization":
+        assert rank is not None  # a factorization has an inner size
         return float(f"{math.sqrt(sigma / math.sqrt(rank)):.6g}"), seed
     return float(f"{sigma ** (1.0 / depth):.6g}"), seed

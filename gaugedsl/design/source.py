@@ -58,15 +58,22 @@ class Source:
     def items(self, cls) -> list:
         return [i for i in self.program.items if isinstance(i, cls)]
 
-    def decl(self, name: str):
-        """The statement that declares `name` (a param, predictor, let or symmetry)."""
+    def decl(self, name: str) -> ast.ParamDecl | ast.PredictorDecl | ast.LetDecl | ast.SymmetryDecl | ast.SymmetryInst:
+        """The statement that declares `name` (a param, predictor, let or symmetry); KeyError if none does."""
         for i in self.program.items:
             if (
                 isinstance(i, (ast.ParamDecl, ast.PredictorDecl, ast.LetDecl, ast.SymmetryDecl, ast.SymmetryInst))
                 and i.name == name
             ):
                 return i
-        return None
+        raise KeyError(f"no declaration of '{name}' in {self.path}")
+
+    @property
+    def design(self) -> ir.Design:
+        """The model's design block (`read` refuses a model without one)."""
+        if self.model.design is None:
+            raise ValueError(f"model '{self.model.name}' has no design block")
+        return self.model.design
 
     @property
     def design_block(self) -> ast.DesignBlock:
@@ -78,8 +85,8 @@ class Source:
         for i in self.program.items:
             if isinstance(i, ast.DataBlock):
                 found |= {e.name for e in i.entries}
-            elif hasattr(i, "name") and not isinstance(i, ast.ModelDecl):
-                found.add(i.name)
+            elif not isinstance(i, ast.ModelDecl) and (name := getattr(i, "name", None)) is not None:
+                found.add(name)
             if isinstance(i, ast.LossDecl) and i.binders:
                 found |= {b.id for b in i.binders}
         return found

@@ -195,6 +195,7 @@ def _block(r: Realization, inline: bool) -> list[str]:
             ),
         ]
     op = r.operator
+    assert op is not None  # a Hadamard realization has its analysis operator
     lines = []
     if op.data:
         lines += ["data {", *(f"  {name} : R[{dims}] = {expr}" for name, dims, expr in op.data), "}", ""]
@@ -272,10 +273,10 @@ def _rename_observables(ed: _Edits, src: Source, r: Realization) -> None:
                     if (
                         c.func in ("charge", "logdet_gram")
                         and c.args
-                        and isinstance(c.args[0], ast.Name)
-                        and c.args[0].id in r.drops
+                        and isinstance(first := c.args[0], ast.Name)
+                        and first.id in r.drops
                     ):
-                        ed.replace(c.args[0].span, r.symmetry)
+                        ed.replace(first.span, r.symmetry)
 
 
 def _settings(ed: _Edits, src: Source, r: Realization) -> None:
@@ -293,6 +294,7 @@ def _settings(ed: _Edits, src: Source, r: Realization) -> None:
         if noises:
             n = noises[0]
             t = next((k.value for k in n.kwargs if k.name == "T"), n.args[0] if n.args else None)
+            assert t is not None  # isotropic and projected noise require T; realize refuses the others (E608)
             ed.replace(t.span, number(r.strength))
         else:
             loss = src.items(ast.LossDecl)[0]
@@ -302,5 +304,6 @@ def _settings(ed: _Edits, src: Source, r: Realization) -> None:
             if run is not None and not any(s.name == "dynamics" for s in run.settings):
                 add_to_run.append("dynamics = gd")  # a noise model alone would make it an SDE
     if add_to_run:
+        assert run is not None  # only settings of an existing run block are added
         brace = ed.text.index("{", ed.offset(run.span.line, run.span.column))
         ed.insert(brace + 1, "".join(f"\n  {s}" for s in add_to_run))

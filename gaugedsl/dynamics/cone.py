@@ -21,6 +21,8 @@ each pair; ω is its auxiliary z, kept of unit length); the runner's state stays
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -48,8 +50,9 @@ class ConeChart:
         pairs = []
         for start, c in zip(chart.starts, chart.components):
             if c.kind == "pair":
-                p, n = c.up.size, c.down.size
-                pairs.append((np.asarray(c.up), np.asarray(c.down), start, start + p, p, n))
+                up, down = c.blocks()
+                p, n = up.size, down.size
+                pairs.append((np.asarray(up), np.asarray(down), start, start + p, p, n))
             else:
                 coords.append(c.coords)
                 index.append(np.full(c.coords.size, start))
@@ -160,7 +163,7 @@ class ConeRetraction(eqx.Module):
 class ConeDrift(eqx.Module):
     """`dt · (−g⁻¹ Dφᵀ ∇_θ L(φ(s)) + Itô term)`; `args = (numbers, σ)`."""
 
-    grad: object = eqx.field(static=True)  # θ ↦ ∇_θ L
+    grad: Callable = eqx.field(static=True)  # θ ↦ ∇_θ L
     chart: ConeChart = eqx.field(static=True)
 
     def gradient(self, s, sigma):

@@ -60,6 +60,7 @@ class DiscreteChunk(eqx.Module):
         elif batch is None:
             batch = obj.draw_batch(k_batch, self.batch)
         if self.label_noise:
+            assert batch is not None and obj.label is not None  # label noise needs a per-sample loss (E509)
             t = batch[obj.label]
             batch = {**batch, obj.label: t + args.sigma.astype(t.dtype) * jax.random.normal(k_label, t.shape, t.dtype)}
         if batch is None:
@@ -90,7 +91,9 @@ class DiscreteChunk(eqx.Module):
             def stretch(carry, j):
                 i = j * self.ahead + jnp.arange(self.ahead, dtype=jnp.int32)
                 keys = jax.vmap(self.keys, in_axes=(None, 0))(key, start + b * unit + i)
-                batches = jax.vmap(lambda k: self.objective.draw_batch(k, self.batch))(keys[:, 0])
+                size = self.batch
+                assert size is not None  # minibatches are drawn ahead only for sgd
+                batches = jax.vmap(lambda k: self.objective.draw_batch(k, size))(keys[:, 0])
                 return jax.lax.scan(one, carry, (i, keys, batches))[0], None
 
             def steps(theta, bad):

@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import ir
+from .._jax_config import x64_enabled
 from .._threefry import straight_line_threefry
 from ..diagnostics import Diagnostic, GaugeError, error, warning
 from ..kinds import MANIFOLDS
@@ -56,7 +57,7 @@ class Result:
     records: dict[str, np.ndarray]
     record_steps: dict[str, np.ndarray]
     theta: np.ndarray
-    theta0: np.ndarray
+    theta0: np.ndarray | None  # None: continued from a state that did not keep its start
     healthy: np.ndarray
     diverged_at: np.ndarray
     wall_time: float
@@ -99,12 +100,12 @@ class Simulation:
     ):
         self.model = model
         self.plan = plan = resolve(model, particles=particles, steps=steps, seed=seed, chunk=chunk, dtype=dtype)
-        if plan.dtype == "float64" and not jax.config.jax_enable_x64:
+        if plan.dtype == "float64" and not x64_enabled():
             raise GaugeError(
                 [
                     error(
                         "E805",
-                        model.run.span_of("dtype"),
+                        self._run.span_of("dtype"),
                         "dtype = float64 needs JAX's 64-bit mode",
                         'in Python: jax.config.update("jax_enable_x64", True) before loading; or set JAX_ENABLE_X64=1 (`gaugedsl run` switches it on by itself)',
                     )
@@ -124,6 +125,7 @@ class Simulation:
         self._lowering = contextlib.nullcontext
         self.chains = None
         self.quotient = None
+        self._quotient_drift: quotient.QuotientDrift | cone.ConeDrift | gl_quotient.GLQuotientDrift | None = None
         if plan.dynamics == "quotient":
             # The projected-noise SDE on the slice's lines (quotient.py): no charges to keep.
             self.quotient = chart = quotient.line_chart(model, self.geo)
@@ -144,6 +146,7 @@ class Simulation:
                 self.noise = quotient.QuotientNoise(reflection, tuple(float(m) for m in chart.metric))
                 solver = solver_for(model, plan, self.noise, reflection)
                 drift = quotient.QuotientDrift(self.objective.grad, chart)
+            self._quotient_drift = drift
             if not isinstance(chart, gl_quotient.GLQuotientChart):
                 self.particle_chunk = quotient.QuotientChunk(drift, self.noise, solver, chart, groups, plan.chunk)
         elif plan.dynamics == "sde":
@@ -156,6 +159,7 @@ class Simulation:
             action = _geometry.torus_action(self.geo) if plan.noise == "projected" else None
             positive = coordinates_where(model, self.geo.layout, "absolute")
             self.chains = None if action is None else branches.chains(action, positive)
+            assert self.noise is not None  # dynamics = sde has a noise model (the checker's E508)
             solver = solver_for(model, plan, self.noise, self.constraint, keeper)
             drift = Drift(self.objective.grad, self.constraint)
             self.particle_chunk = SDEChunk(drift, self.noise, solver, groups, plan.chunk)
@@ -175,7 +179,7 @@ class Simulation:
         self.sharding = ParticleSharding(plan.particles)
         self._init = eqx.filter_jit(self._initial_points)
         self.notes: list[Diagnostic] = []
-        if plan.dynamics == "gd" and plan.noise == "sgd":
+        if plan.dynamics == "gd" and plan.noise == "sgd" and model.noise is not None:
             self.notes.append(
                 warning(
                     "W801",
@@ -184,6 +188,12 @@ class Simulation:
                     "use dynamics = sgd for the minibatch map, or dynamics = sde for its diffusion limit",
                 )
             )
+
+    @property
+    def _run(self) -> ir.Run:
+        """The model's run block (the plan's `resolve` refuses a model without one)."""
+        assert self.model.run is not None
+        return self.model.run
 
     # ---- construction ----
 
@@ -196,6 +206,7 @@ class Simulation:
         if kind == "projected":
             return Projected(self.constraint, _geometry.horizontal_projection(self.geo), D)
         obj = self.objective
+        assert self.model.noise is not None  # plan.noise is its kind
         if not obj.per_sample:
             raise GaugeError(
                 [
@@ -207,6 +218,7 @@ class Simulation:
                     )
                 ]
             )
+        assert obj.n is not None  # a per-sample loss has its number of samples
         mb = Minibatch(self.constraint, obj.per_sample_grads, obj.n, obj.finite)
         if kind == "sgd":
             return mb
@@ -368,16 +380,16 @@ class Simulation:
                 raise GaugeError([self._divergence(state, numbers, everyone=True)])
         wall = time.perf_counter() - start
         records = {k: (np.concatenate(v) if v else np.zeros((0, plan.particles))) for k, v in state.records.items()}
-        steps = {label: self._record_steps(label, state.step) for label in records}
+        record_steps = {label: self._record_steps(label, state.step) for label in records}
         healthy = state.diverged_at < 0
         diags = list(self.notes)
         if not healthy.all():
             diags.append(self._divergence(state, numbers, everyone=False))
         if self.chains is not None and theta0 is not None:
-            diags.extend(self._branch_check(theta0, state.theta, healthy, numbers))
+            diags.extend(self._branch_check(self.chains, theta0, state.theta, healthy, numbers))
         plan = plan if seed is None else dataclasses.replace(plan, seed=seed)  # what this run used
         return Result(
-            plan, numbers.as_dict(), records, steps, state.theta, theta0, healthy, state.diverged_at, wall, diags
+            plan, numbers.as_dict(), records, record_steps, state.theta, theta0, healthy, state.diverged_at, wall, diags
         )
 
     def _record_steps(self, label: str, done: int) -> np.ndarray:
@@ -398,9 +410,9 @@ class Simulation:
             else:
                 hint += f"; gradient steps are stable at the start for lr below 2/λ_max ≈ {limit:.3g}"
         span = (
-            self.model.run.span_of(setting)
-            if self.model.run.get(setting) is not None
-            else (self.model.noise.span if self.model.noise is not None and setting == "lr" else self.model.run.span)
+            self._run.span_of(setting)
+            if self._run.get(setting) is not None
+            else (self.model.noise.span if self.model.noise is not None and setting == "lr" else self._run.span)
         )
         what = f"all {N} particles diverged" if everyone else f"{n} of {N} particles diverged"
         msg = f"{what} (θ became infinite or NaN; the first at step {first}, half of them by step {median})"
@@ -410,14 +422,14 @@ class Simulation:
             "W811", span, msg + "; their records are NaN from then on and the statistics use the other particles", hint
         )
 
-    def _branch_check(self, theta0, theta, healthy, numbers: Numbers) -> list[Diagnostic]:
+    def _branch_check(self, chains: branches.Chains, theta0, theta, healthy, numbers: Numbers) -> list[Diagnostic]:
         """W802 where particles left their sign branch through a degenerate orbit."""
         tol = 1e-4 if self.dtype == jnp.float32 else 1e-8  # balanced at the start, to rounding
-        left = branches.left_branch(self.chains, np.asarray(theta0), np.asarray(theta), tol) & healthy
+        left = branches.left_branch(chains, np.asarray(theta0), np.asarray(theta), tol) & healthy
         if not left.any():
             return []
         n, N = int(left.sum()), int(healthy.sum())
-        span = self.model.run.span_of("dt") if self.model.run.get("dt") is not None else self.model.run.span
+        span = self._run.span_of("dt") if self._run.get("dt") is not None else self._run.span
         msg = f"{n} of {N} particles left their sign branch through a degenerate orbit (a discretization artefact)"
         msg += " — reduce dt"
         hint = (
@@ -442,10 +454,11 @@ class Simulation:
                 theta = np.asarray(theta)[0]
             theta = jnp.asarray(theta)
             grad = self.objective.grad
-            if self.quotient is not None:  # the drift g⁻¹∇_s L(φ(s)) of the slice coordinates
+            drift = self._quotient_drift
+            if self.quotient is not None and drift is not None:  # the drift g⁻¹∇_s L(φ(s)) of the slice coordinates
                 theta = self.geo.project_to_slice(theta)
                 s, sigma = self.quotient.split(theta)
-                theta, grad = s, (lambda s: self.particle_chunk.drift.gradient(s, sigma))
+                theta, grad = s, (lambda s: drift.gradient(s, sigma))
             hvp = jax.jit(lambda v: jax.jvp(grad, (theta,), (v,))[1])
             v = jax.random.normal(jax.random.PRNGKey(0), theta.shape, theta.dtype)
             lam = 0.0

@@ -78,9 +78,13 @@ class DiagonalAction(eqx.Module):
         # ... and one exponent per block (u: +1, v: −1): then ξ restricted to block b is
         # m_b θ_b and every formula is a few k-vector operations (no constant arrays).
         per_block = np.asarray(expo).reshape(blocks, k) if self.tiled else None
-        uniform = per_block is not None and bool(np.all(per_block == per_block[:, :1]))
-        self.blocks = tuple(float(x) for x in per_block[:, 0]) if uniform else None
-        self.signs = tuple(int(x) for x in self.blocks) if uniform and all(abs(x) == 1 for x in self.blocks) else None
+        uniform = None
+        if per_block is not None and bool(np.all(per_block == per_block[:, :1])):
+            uniform = tuple(float(x) for x in per_block[:, 0])
+        self.blocks = uniform
+        self.signs = (
+            tuple(int(x) for x in uniform) if uniform is not None and all(abs(x) == 1 for x in uniform) else None
+        )
 
     @property
     def owner(self) -> np.ndarray:
@@ -167,7 +171,7 @@ class DiagonalAction(eqx.Module):
             g = sum(m * m * t * t for m, t in zip(self.blocks, th))
             xv = sum(m * t * w for m, t, w in zip(self.blocks, th, vs))
             # Ξv = 0 where G = 0; a floor instead of a select (selects cost ~50% of a step here)
-            c = xv / jnp.maximum(g, jnp.finfo(g.dtype).tiny)
+            c = xv / jnp.maximum(g, jnp.finfo(theta.dtype).tiny)  # g has θ's dtype (the m are Python floats)
             return jnp.concatenate([w - m * t * c for m, t, w in zip(self.blocks, th, vs)])
         g = self.gram_diag(theta)
         ok = g > 0
@@ -188,33 +192,32 @@ class ChargeKeeper(eqx.Module):
 
     action: DiagonalAction | TorusAction
 
-    def _block_sums(self, theta):
+    @staticmethod
+    def _block_sums(act: DiagonalAction, signs: tuple[int, ...], theta):
         """(P, N): Σ θ_j² over the coordinates with exponent +1, resp. −1, per generator."""
-        act = self.action
         squares = [x * x for x in act._parts(theta)]
 
         def total(side):  # no zeros to start the sum from: one add fewer on the hot path
-            xs = [sq for sq, sign in zip(squares, act.signs) if sign == side]
+            xs = [sq for sq, sign in zip(squares, signs) if sign == side]
             return functools.reduce(operator.add, xs) if xs else jnp.zeros(act.k, theta.dtype)
 
         return total(1), total(-1)
 
-    def _blocks_call(self, before, after, args):
+    def _blocks_call(self, act: DiagonalAction, signs: tuple[int, ...], before, after, args):
         """The same as `__call__` for rescalings in uniform blocks (u ⊙ v): a dozen k-vector
         operations. The charge ODE step is implicit Euler, χ' = (χ + λ χ_∞)/(1 + λ) with
         λ = 2T dt/G: as stable as the exact exponential for stiff orbits, and cheaper."""
-        act = self.action
         tiny = jnp.finfo(before.dtype).tiny
         floor = tiny**0.5  # x ≤ (P + N)/floor stays finite
         tdt = (args.T * args.dt).astype(before.dtype)
-        p0, n0 = self._block_sums(before)
+        p0, n0 = self._block_sums(act, signs, before)
         g = p0 + n0
-        trace = sum(act.signs)  # tr(A_a) = Σ_j m_j; 0 for u ⊙ v
+        trace = sum(signs)  # tr(A_a) = Σ_j m_j; 0 for u ⊙ v
         drive = 0.5 * (p0 - n0) * g if trace == 0 else (0.5 * (p0 - n0) + tdt * trace) * g
         target = drive / jnp.maximum(g + 2.0 * tdt, tiny)
         # ½(P x − N/x) = target for x = exp(2a) > 0: x = (t + s)/P with s = sqrt(t² + PN),
         # which cancels for t < 0, where the same root is N/(s − t).
-        p, n = self._block_sums(after)
+        p, n = self._block_sums(act, signs, after)
         s = jnp.sqrt(target * target + p * n)
         a = jnp.abs(target) + s
         # The floor keeps x finite and positive on degenerate sides (P or N = 0), where the
@@ -223,11 +226,11 @@ class ChargeKeeper(eqx.Module):
         x = (jnp.where(pos, a, n) + floor) / (jnp.where(pos, p, a) + floor)
         q = jax.lax.rsqrt(x)  # exp(−a)
         up = x * q  # exp(a)
-        return jnp.concatenate([part * (up if sign > 0 else q) for part, sign in zip(act._parts(after), act.signs)])
+        return jnp.concatenate([part * (up if sign > 0 else q) for part, sign in zip(act._parts(after), signs)])
 
-    def target(self, theta, args: Numbers):
+    @staticmethod
+    def target(act: DiagonalAction, theta, args: Numbers):
         """The charges after one step of `dχ_a/dt = T tr(A_a P_H)` from θ."""
-        act = self.action
         m = act.m(theta.dtype)
         tdt = (args.T * args.dt).astype(theta.dtype)
         g = act.gram_diag(theta)
@@ -246,8 +249,8 @@ class ChargeKeeper(eqx.Module):
         if isinstance(act, TorusAction):
             return torus.keep(act, before, after, (args.T * args.dt).astype(before.dtype))
         if act.signs is not None:
-            return self._blocks_call(before, after, args)
-        target = self.target(before, args)
+            return self._blocks_call(act, act.signs, before, after, args)
+        target = self.target(act, before, args)
         m = act.m(after.dtype)
         if act.unit:
             # ½(P x − N/x) = target with x = exp(2a): the positive root, exactly.

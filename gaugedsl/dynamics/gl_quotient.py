@@ -41,6 +41,8 @@ symmetry moves) have g = I: plain Langevin. The runner's state is θ, balanced a
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -199,7 +201,7 @@ class GLQuotientDrift(eqx.Module):
     whose Itô term vanishes at the centre (module docstring; `GLQuotientChart.ito` computes it,
     tests/test_gl_quotient.py checks it is 0 and that it matters off the centre)."""
 
-    grad: object = eqx.field(static=True)  # θ ↦ ∇_θ L
+    grad: Callable = eqx.field(static=True)  # θ ↦ ∇_θ L
     chart: GLQuotientChart = eqx.field(static=True)
 
     def gradient(self, theta, _=None):

@@ -5,6 +5,8 @@ its kind's, in `gaugedsl/kinds/manifolds.py`; this module only cuts θ into bloc
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, Float
@@ -35,6 +37,16 @@ class Block(eqx.Module):
 
     def set(self, theta, value):
         return theta.at[self.offset : self.offset + self.size].set(value.reshape(-1))
+
+
+class Retraction(Protocol):
+    """What a solver needs of the state's constraint: `Constraint` on θ, and the quotient
+    charts' own (`quotient.Reflection`, `cone.ConeRetraction`, `gl_quotient.GLBalance`)."""
+
+    @property
+    def trivial(self) -> bool: ...
+
+    def retract(self, theta: Array, /) -> Array: ...
 
 
 class Constraint(eqx.Module):

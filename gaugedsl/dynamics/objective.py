@@ -59,7 +59,7 @@ class Objective:
         """The training loss at θ; `fixed` maps predictor (or let) names to values that replace
         theirs (the loss as a function of the predictor, for `geometry/normalisable.py`)."""
         p = self.params(theta)
-        if self.per_sample:
+        if self.samples is not None:  # a per-sample loss
             return self.lowered.batch_loss(p, self.samples, fixed)
         if self.streams:
             return jnp.mean(jax.vmap(lambda s: self.lowered.sample_loss(p, s, fixed))(self.stream_draws))
@@ -96,6 +96,7 @@ class Objective:
     def draw_batch(self, key, size: int):
         """A minibatch: `size` distinct samples of the dataset, or fresh stream draws."""
         if self.finite:
+            assert self.n is not None and self.samples is not None  # a finite dataset is per-sample
             idx = jax.random.choice(key, self.n, (size,), replace=False)
             return {k: v[idx] for k, v in self.samples.items()}
         draws = self.lowered.stream_samples(key, size)

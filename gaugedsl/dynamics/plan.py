@@ -110,13 +110,14 @@ def resolve(
     noise = model.noise.kind if model.noise is not None else None
     if model.loss is None:
         raise GaugeError([error("E802", run.span, "there is no loss to descend", "declare `loss = ...`")])
-    particles = particles if particles is not None else run.get("particles", 1)
-    steps = steps if steps is not None else run.get("steps", 1000)
-    seed = seed if seed is not None else run.get("seed", 0)
-    if particles < 1 or steps < 1 or seed < 0:
+    # (new names: the parameters are declared Optional, and a setting is Any)
+    n_particles: int = particles if particles is not None else run.get("particles", 1)
+    n_steps: int = steps if steps is not None else run.get("steps", 1000)
+    first_seed: int = seed if seed is not None else run.get("seed", 0)
+    if n_particles < 1 or n_steps < 1 or first_seed < 0:
         bad = [
             f"{name} = {value}"
-            for name, value, low in (("particles", particles, 1), ("steps", steps, 1), ("seed", seed, 0))
+            for name, value, low in (("particles", n_particles, 1), ("steps", n_steps, 1), ("seed", first_seed, 0))
             if value < low
         ]
         raise GaugeError(
@@ -134,13 +135,14 @@ def resolve(
     lcm = math.lcm(*everys) if everys else 1
     per_step = sum(_size(i.value.shape) for r in run.records for i in r.items) or 1
     if chunk is None and run.get("chunk") is not None:
-        chunk = run.get("chunk")
-        if chunk % lcm:
+        given: int = run.get("chunk")
+        chunk = given
+        if given % lcm:
             raise GaugeError(
                 [
                     error(
                         "E804",
-                        model.run.span_of("chunk"),
+                        run.span_of("chunk"),
                         f"chunk = {chunk} is not a multiple of the record intervals (every {', '.join(map(str, sorted(set(everys))))})",
                         f"use chunk = {_round_up(chunk, lcm)}",
                     )
@@ -150,22 +152,22 @@ def resolve(
         chunk = _round_up(chunk, lcm)
     if chunk is None:
         # About ten progress updates and checkpoints per run, bounded record buffers.
-        chunk = _round_up(max(1, -(-steps // 10)), lcm)
-        cap = max(lcm, (_CHUNK_BUFFER_LIMIT // max(1, particles * per_step)) * unit // lcm * lcm)
+        chunk = _round_up(max(1, -(-n_steps // 10)), lcm)
+        cap = max(lcm, (_CHUNK_BUFFER_LIMIT // max(1, n_particles * per_step)) * unit // lcm * lcm)
         chunk = max(lcm, min(chunk, cap))
     batch = run.get("batch") if dynamics == "sgd" else None
     return Plan(
         dynamics=dynamics,
         noise=noise,
         solver=run.get("solver", "euler"),
-        particles=int(particles),
-        steps=int(steps),
+        particles=int(n_particles),
+        steps=int(n_steps),
         chunk=int(chunk),
         unit=int(unit),
         batch=None if batch is None else int(batch),
         dtype=dtype or run.get("dtype", "float32"),
         start=run.get("start", "init"),
-        seed=int(seed),
+        seed=int(first_seed),
         records=run.records,
     )
 
@@ -174,9 +176,10 @@ def numbers(model: ir.Model, plan: Plan, dtype, **overrides: float) -> Numbers:
     """The numeric settings from the model, with overrides (`T`, `dt`, `lr`, `batch`,
     `sigma`)."""
     noise = model.noise
-    run = model.run
+    run, loss = model.run, model.loss
+    assert run is not None and loss is not None  # the plan's resolve() refuses a model without them
     get = noise.get if noise is not None else (lambda name, default=None: default)
-    n = model.loss.per_sample.size if model.loss.per_sample is not None else None
+    n = loss.per_sample.size if loss.per_sample is not None else None
     if plan.dynamics in ("sde", "quotient"):
         dt = run.get("dt", 1e-2)
     else:
@@ -223,7 +226,7 @@ def _unused(model: ir.Model, plan: Plan, name: str, value, used: tuple[str, ...]
         hint = f"{what} uses: {', '.join(used)}"
     return error(
         "E813",
-        model.run.span,
+        model.run.span if model.run is not None else model.name_span,
         f"the override {name} = {value:g} cannot change this run: {why}"
         if isinstance(value, (int, float))
         else f"the override {name} cannot change this run: {why}",

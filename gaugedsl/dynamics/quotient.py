@@ -31,6 +31,8 @@ those of the other dynamics; each chunk reads (s, σ) off θ and hands back φ(s
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import diffrax
 import equinox as eqx
 import jax
@@ -104,6 +106,7 @@ class LineChart:
         if self.blocks is not None:
             return jnp.sum((sigma * v).reshape(self.blocks, self.dimension), axis=0)
         if self.absolute is not None:
+            assert s is not None, "pull_back needs the state s where a coordinate is Positive"
             sigma = jnp.where(self.absolute, jnp.where(s[self.index] < 0, -1.0, 1.0).astype(v.dtype), sigma)
         return jax.ops.segment_sum(sigma * v, self.index, num_segments=self.dimension)
 
@@ -112,6 +115,7 @@ def line_chart(model: ir.Model, geo: Geometry) -> "LineChart | ConeChart | GLQuo
     """The chart `dynamics = quotient` integrates on — lines (`LineChart`), lines and cones
     (`cone.ConeChart`), or the quotient of one GL(r) factorization (`gl_quotient`) — or E812
     with the reason there is none."""
+    assert model.run is not None  # dynamics = quotient is a run block's setting
     span = model.run.span_of("dynamics")
     if gl_chart_applies(geo):
         return _gl_chart(model, geo, span)
@@ -204,7 +208,7 @@ class QuotientDrift(eqx.Module):
     """`−dt · g⁻¹ ∇_s L(φ(s))` (one step's worth; time in steps, as in `drift.py`);
     `args = (numbers, σ)`."""
 
-    grad: object = eqx.field(static=True)  # θ ↦ ∇_θ L
+    grad: Callable = eqx.field(static=True)  # θ ↦ ∇_θ L
     chart: LineChart = eqx.field(static=True)
 
     def gradient(self, s, sigma):
@@ -242,10 +246,10 @@ class QuotientChunk(eqx.Module):
     """One particle, one chunk, on the slice: `(θ, key, start, n, numbers) ↦ (θ', records, 0)`,
     with the contract of `solve.SDEChunk` (records evaluated on θ = φ(s))."""
 
-    drift: QuotientDrift
-    noise: QuotientNoise
+    drift: Callable  # QuotientDrift or cone.ConeDrift: a Diffrax vector field
+    noise: AbstractNoise  # QuotientNoise or cone.ConeNoise
     solver: diffrax.AbstractSolver
-    chart: LineChart = eqx.field(static=True)
+    chart: LineChart | ConeChart = eqx.field(static=True)
     groups: tuple = eqx.field(static=True)
     length: int = eqx.field(static=True)
 
@@ -254,7 +258,7 @@ class QuotientChunk(eqx.Module):
         shape = jax.ShapeDtypeStruct(self.noise.shape, theta.dtype)
         levy_solver = isinstance(_inner(self.solver), _LEVY_SOLVERS)
         levy = diffrax.SpaceTimeLevyArea if levy_solver else diffrax.BrownianIncrement
-        bm = StepBrownianPath(shape, key, jnp.asarray(start, jnp.int32), levy)
+        bm = StepBrownianPath(shape=shape, key=key, offset=jnp.asarray(start, jnp.int32), levy_area=levy)
         terms = diffrax.MultiTerm(diffrax.ODETerm(self.drift), diffrax.ControlTerm(self.noise, bm))
         embed = self.chart.embed
         subs = [diffrax.SubSaveAt(t0=True, steps=every, fn=_on_slice(fn, embed)) for every, fn in self.groups]
@@ -273,6 +277,7 @@ class QuotientChunk(eqx.Module):
             max_steps=self.length,
             throw=False,
         )
+        assert sol.ys is not None  # the SaveAt asks for values
         *records, last = sol.ys
         return embed(last[0], sigma).astype(theta.dtype), tuple(records), jnp.zeros((), jnp.int32)
 

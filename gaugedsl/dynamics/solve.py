@@ -24,7 +24,7 @@ import jax.numpy as jnp
 
 from .. import ir
 from ..diagnostics import GaugeError, error
-from .manifolds import Constraint
+from .manifolds import Retraction
 from .noise import AbstractNoise
 from .plan import Plan
 
@@ -35,7 +35,7 @@ _LEVY_SOLVERS = (diffrax.SEA, diffrax.SRA1, diffrax.ShARK, diffrax.SPaRK)
 
 
 def solver_for(
-    model: ir.Model, plan: Plan, noise: AbstractNoise, constraint: Constraint, keeper=None
+    model: ir.Model, plan: Plan, noise: AbstractNoise, constraint: Retraction, keeper=None
 ) -> diffrax.AbstractSolver:
     """The solver the run block names, if it fits the noise; a diagnostic otherwise.
 
@@ -46,6 +46,7 @@ def solver_for(
     (milstein needs commutative noise, which projections and minibatch factors are not).
     """
     name = plan.solver
+    assert model.run is not None and model.noise is not None  # an SDE: the checker requires both (E508)
     span = model.run.span_of("solver")
     kind = model.noise.kind
     if not noise.additive and name != "euler":
@@ -90,8 +91,8 @@ class Constrained(diffrax.AbstractSolver):
     noise moves it along its orbit to the charges' deterministic value (`gauge.py`)."""
 
     solver: diffrax.AbstractSolver
-    constraint: Constraint
-    keeper: eqx.Module | None = None
+    constraint: Retraction
+    keeper: Callable | None = None  # (θ, θ', numbers) ↦ θ' moved along its orbit (gauge.py)
     interpolation_cls: ClassVar[Callable] = diffrax.LocalLinearInterpolation
 
     @property
@@ -177,7 +178,7 @@ class SDEChunk(eqx.Module):
     saving every record group at the chunk start and every `every` steps. (When a particle
     diverged is read off its records afterwards: a per-step finiteness probe cost 6%.)"""
 
-    drift: eqx.Module
+    drift: Callable  # a Diffrax vector field (t, θ, numbers) ↦ ... (drift.py, quotient.py, cone.py)
     noise: AbstractNoise
     solver: diffrax.AbstractSolver
     groups: tuple[tuple[int, Callable], ...] = eqx.field(static=True)
@@ -190,7 +191,7 @@ class SDEChunk(eqx.Module):
         levy = (
             diffrax.SpaceTimeLevyArea if isinstance(_inner(self.solver), _LEVY_SOLVERS) else diffrax.BrownianIncrement
         )
-        bm = StepBrownianPath(shape, key, jnp.asarray(start, jnp.int32), levy)
+        bm = StepBrownianPath(shape=shape, key=key, offset=jnp.asarray(start, jnp.int32), levy_area=levy)
         terms = diffrax.MultiTerm(diffrax.ODETerm(self.drift), diffrax.ControlTerm(self.noise, bm))
         subs = [diffrax.SubSaveAt(t0=True, steps=every, fn=_at(fn)) for every, fn in self.groups]
         subs.append(diffrax.SubSaveAt(t1=True))
@@ -208,6 +209,7 @@ class SDEChunk(eqx.Module):
             max_steps=self.length,
             throw=False,
         )
+        assert sol.ys is not None  # the SaveAt asks for values
         *records, last = sol.ys
         return last[0], tuple(records), jnp.zeros((), jnp.int32)
 

@@ -103,6 +103,12 @@ class Component:
     down: np.ndarray | None = None  # pair: the block with exponent −1
     positive: bool = False  # some coordinate lives on `Positive` (it is |s| there; s is free)
 
+    def blocks(self) -> tuple[np.ndarray, np.ndarray]:
+        """(up, down) of a `pair` component."""
+        if self.up is None or self.down is None:
+            raise ValueError(f"a {self.kind} component has no up and down blocks")
+        return self.up, self.down
+
 
 class SliceChart:
     """A chart of the gauge slice in slice coordinates (module docstring).
@@ -164,7 +170,7 @@ class SliceChart:
         starts = []
         for c in self.components:
             starts.append(offset)
-            offset += c.up.size + c.down.size if c.kind == "pair" else 1
+            offset += sum(b.size for b in c.blocks()) if c.kind == "pair" else 1
         self.starts = tuple(starts)
         self.dimension = offset
         self.all_lines = all(c.kind in ("line", "free") for c in self.components)
@@ -213,10 +219,11 @@ class SliceChart:
             theta = theta.at[self._line_coord].set(value)
         for i, c in enumerate(self.components):
             if c.kind == "pair":
-                a = s[self.starts[i] : self.starts[i] + c.up.size]
-                z = s[self.starts[i] + c.up.size : self.starts[i] + c.up.size + c.down.size]
-                theta = theta.at[c.up].set(a)
-                theta = theta.at[c.down].set(jnp.linalg.norm(a) * z / jnp.linalg.norm(z))
+                up, down = c.blocks()
+                a = s[self.starts[i] : self.starts[i] + up.size]
+                z = s[self.starts[i] + up.size : self.starts[i] + up.size + down.size]
+                theta = theta.at[up].set(a)
+                theta = theta.at[down].set(jnp.linalg.norm(a) * z / jnp.linalg.norm(z))
         return theta
 
     def log_volume(self, s):
@@ -225,9 +232,10 @@ class SliceChart:
         out = jnp.zeros((), s.dtype)
         for i, c in enumerate(self.components):
             if c.kind == "pair":
-                a = s[self.starts[i] : self.starts[i] + c.up.size]
-                z = s[self.starts[i] + c.up.size : self.starts[i] + c.up.size + c.down.size]
-                out = out + (c.down.size - 1) * jnp.log(jnp.linalg.norm(a)) - 0.5 * jnp.sum(z * z)
+                up, down = c.blocks()
+                a = s[self.starts[i] : self.starts[i] + up.size]
+                z = s[self.starts[i] + up.size : self.starts[i] + up.size + down.size]
+                out = out + (down.size - 1) * jnp.log(jnp.linalg.norm(a)) - 0.5 * jnp.sum(z * z)
         return out
 
     def coordinates(self, theta) -> np.ndarray:
@@ -238,11 +246,12 @@ class SliceChart:
         sigma = self.signs(theta)
         for i, c in enumerate(self.components):
             if c.kind == "pair":
-                s[..., self.starts[i] : self.starts[i] + c.up.size] = theta[..., c.up]
-                norm = np.linalg.norm(theta[..., c.down], axis=-1, keepdims=True)
-                s[..., self.starts[i] + c.up.size : self.starts[i] + c.up.size + c.down.size] = theta[
-                    ..., c.down
-                ] / np.maximum(norm, 1e-300)
+                up, down = c.blocks()
+                s[..., self.starts[i] : self.starts[i] + up.size] = theta[..., up]
+                norm = np.linalg.norm(theta[..., down], axis=-1, keepdims=True)
+                s[..., self.starts[i] + up.size : self.starts[i] + up.size + down.size] = theta[..., down] / np.maximum(
+                    norm, 1e-300
+                )
             else:
                 signed = sigma[..., c.coords] * theta[..., c.coords]
                 s[..., self.starts[i]] = np.sign(signed[..., 0]) * np.sqrt(np.mean(signed**2, axis=-1))

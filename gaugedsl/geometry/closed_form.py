@@ -13,7 +13,9 @@ any torus action whose components are depth-L chains, however its algebra basis 
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+import functools
+import operator
+from typing import Callable, cast
 
 import jax.numpy as jnp
 import numpy as np
@@ -64,19 +66,30 @@ def _balanced_block(pattern_kind: str, depth: int = 2) -> tuple[sp.Expr, sp.Symb
     gram = sp.Matrix(depth - 1, depth - 1, lambda a, b: (gens[a].T * gens[b])[0])
     s = sp.Symbol("s", positive=True)
     on_slice = {x: s for x in xs}  # x_1 = … = x_L = s on the positive orthant
-    det = sp.simplify(gram.det().subs(on_slice))
+    det = sp.simplify(cast(sp.Expr, gram.det()).subs(on_slice))
     s_of_w = sp.solve(sp.Eq(s**depth, w), s)[0]  # the predictor of the block is Π x_l
     return sp.simplify(sp.powsimp(det.subs(s, s_of_w), force=True)), w
+
+
+# sympy's stubs type the constructors of Idx and IndexedBase as returning Basic.
+
+
+def _idx(name: str) -> sp.Idx:
+    return cast(sp.Idx, sp.Idx(name))
+
+
+def _indexed(name: str) -> sp.IndexedBase:
+    return cast(sp.IndexedBase, sp.IndexedBase(name))
 
 
 def closed_form(sym: ir.Symmetry, pattern: Pattern | None, model: ir.Model) -> ClosedForm | None:
     if pattern is None:
         return None
-    i = sp.Idx("i")
+    i = _idx("i")
     if pattern.kind in ("hadamard", "telescope"):
         depth = 2 if pattern.kind == "hadamard" else sym.group.dims[0] + 1
         block, w = _balanced_block(pattern.kind, depth)
-        wi = sp.IndexedBase("w")[i]
+        wi = _indexed("w")[i]
         block_w = block.subs(w, sp.Abs(wi))
         n = int(np.prod(sym.group.element_shape[1:] if pattern.kind == "telescope" else sym.group.element_shape)) or 1
         bias = _T / 2 * sp.Sum(sp.expand_log(sp.log(block_w), force=True), (i, 1, n))
@@ -102,7 +115,7 @@ def closed_form(sym: ir.Symmetry, pattern: Pattern | None, model: ir.Model) -> C
         )
     if pattern.kind in ("neuron", "columns"):
         block, w = _balanced_block("hadamard", 2)
-        a, b = sp.IndexedBase("a")[i], sp.IndexedBase("b")[i]
+        a, b = _indexed("a")[i], _indexed("b")[i]
         h = sym.group.element_shape[0]
         bias = _T / 2 * sp.Sum(sp.expand_log(sp.log(block.subs(w, a * b)), force=True), (i, 1, h))
         fn = sp.lambdify(w, block, "numpy")
@@ -125,8 +138,8 @@ def closed_form(sym: ir.Symmetry, pattern: Pattern | None, model: ir.Model) -> C
         return ClosedForm(block, bias, "a_i² = b_i²", numeric, note)
     if pattern.kind in ("gl", "orthogonal"):
         (r,) = sym.group.dims
-        j = sp.Idx("j")
-        sigma = sp.IndexedBase("sigma")
+        j = _idx("j")
+        sigma = _indexed("sigma")
         p, q = pattern.params
         if pattern.kind == "gl":
             block = sp.log(sigma[i] + sigma[j])
@@ -181,8 +194,9 @@ def chain_closed_form(geo, name: str) -> tuple[ClosedForm | None, str | None]:
     components = torus_components(lambda t: geo.generators_of(name, t), geo.dimension, k, jnp.zeros(()).dtype)
     if components is None:
         return None, None  # not a torus action: nothing to say beyond "no closed form"
-    chains = [_chain(c) for c in components]
-    if any(c is None for c in chains):
+    found = [_chain(c) for c in components]
+    chains = [c for c in found if c is not None]
+    if len(chains) != len(found):
         return None, (
             "a rescaling, but not of product chains (a component's generators do not span all traceless "
             "exponent vectors)"
@@ -193,11 +207,11 @@ def chain_closed_form(geo, name: str) -> tuple[ClosedForm | None, str | None]:
     for i, (depth, log_det_b) in enumerate(chains):
         groups.setdefault((depth, round(log_det_b, 9)), []).append(i)
     texts, biases, blocks = [], [], []
-    idx = sp.Idx("i")
+    idx = _idx("i")
     for (depth, _), members in groups.items():
         block, w = _balanced_block("telescope", depth)
         block = _nice(np.exp(2 * chains[members[0]][1])) * block  # det(B)² L |w|^{2(L−1)/L}
-        wi = sp.IndexedBase("w")[idx]
+        wi = _indexed("w")[idx]
         term = sp.expand_log(sp.log(block.subs(w, sp.Abs(wi))), force=True)
         bias = _T / 2 * sp.Sum(term, (idx, 1, len(members)))
         biases.append(bias)
@@ -226,7 +240,9 @@ def chain_closed_form(geo, name: str) -> tuple[ClosedForm | None, str | None]:
     if any(round(lb, 9) != 0 for _, lb in chains):
         note += "; the algebra basis is B times the chain basis e_l − e_{l+1}: the constant includes log det(B)²"
     shown = " + ".join(texts) if len(texts) > 1 else None
-    return ClosedForm(blocks[0], sum(biases), cond, numeric, note, shown, "product chains"), None
+    return ClosedForm(
+        blocks[0], functools.reduce(operator.add, biases), cond, numeric, note, shown, "product chains"
+    ), None
 
 
 def _chain(c: TorusComponent) -> tuple[int, float] | None:
@@ -264,7 +280,7 @@ def _aligned(labels) -> tuple[tuple[str, ...], bool] | None:
 
 def _nice(x: float):
     """det(B)² as an exact rational where it is one (exponents are small rationals)."""
-    r = sp.Rational(x).limit_denominator(10**4)
+    r = cast(sp.Rational, sp.Rational(x)).limit_denominator(10**4)  # x is finite (sympy types NaN, zoo too)
     return r if abs(float(r) - x) <= 1e-9 * max(abs(x), 1.0) else sp.Float(x)
 
 
@@ -284,6 +300,7 @@ def closed_form_of(geo, name: str) -> tuple[ClosedForm | None, str | None]:
                 f"{p} and {q} would; a diagonal rescaling balances only the column norms)"
             )
         cf = closed_form(sym, pattern, geo.model)
+        assert cf is not None  # closed_form covers every pattern kind
         note = cf.note + f", reached through '{balancing}' (GL[r] of the same factors)"
         return dataclasses.replace(cf, note=note), None
     if pattern is not None:
@@ -294,7 +311,9 @@ def closed_form_of(geo, name: str) -> tuple[ClosedForm | None, str | None]:
 def _balancing_gl(geo, pattern: Pattern) -> str | None:
     """A GL symmetry of the same two factors (whose charges UᵀU − VᵀV drive the balance)."""
     for other, p in geo.patterns.items():
-        same_factors = p is not None and set(p.params) == set(pattern.params) and p.transposed == pattern.transposed
+        if p is None:
+            continue
+        same_factors = set(p.params) == set(pattern.params) and p.transposed == pattern.transposed
         if same_factors and p.kind == "gl":
             return other
     return None

@@ -31,6 +31,8 @@ slice has no fibres and this chart is the line chart of u vᵀ.
 
 from __future__ import annotations
 
+from typing import cast
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -130,7 +132,11 @@ class GLChart:
         out = np.zeros(flat.shape, theta.dtype)
         u, v = self._factors(flat.astype(np.float64))
         for i in range(flat.shape[0]):
-            _, _, piv = scipy.linalg.qr(u[i] @ v[i].T, mode="economic", pivoting=True)
+            # (scipy's stubs return a union over mode and pivoting; this call gives q, r, piv)
+            _, _, piv = cast(
+                "tuple[np.ndarray, np.ndarray, np.ndarray]",
+                scipy.linalg.qr(u[i] @ v[i].T, mode="economic", pivoting=True),
+            )
             out[i, : self.n] = piv
         return out.reshape(theta.shape)
 

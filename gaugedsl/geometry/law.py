@@ -29,6 +29,7 @@ no longer depends on whether a step happens to land within rounding of the origi
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -61,13 +62,17 @@ class PredictedLaw:
     std: float
     gibbs_mean: float  # E[w] under exp(−L/T) alone on the same curve, for contrast
     cdf_values: np.ndarray | None = None  # P(W ≤ w) on the grid `w`, integrated in s
+    # w at each point of the grid `s` (before sorting by w); not compared or shown, as before it was a field
+    w_along_s: np.ndarray | None = dataclasses.field(default=None, repr=False, compare=False)
 
     def moment(self, f) -> float:
         return float(np.trapezoid(f(self.w_of_s) * self.weights_s, self.s))
 
     @property
-    def w_of_s(self):
-        return self._w_of_s
+    def w_of_s(self) -> np.ndarray:
+        if self.w_along_s is None:
+            raise AttributeError("this law was built without w along s")
+        return self.w_along_s
 
     def cdf(self, x: np.ndarray) -> np.ndarray:
         if self.cdf_values is not None:
@@ -100,7 +105,7 @@ def predicted_law(
     folded = jnp.asarray(positive) if unfold else None
 
     def fold(t):
-        return jnp.where(folded, jnp.abs(t), t) if unfold else t
+        return t if folded is None else jnp.where(folded, jnp.abs(t), t)
 
     def loss(t):
         return lowered.loss(layout.unflatten(fold(t)))
@@ -170,7 +175,7 @@ def predicted_law(
 
     l_min = start[0]
 
-    def beyond(p, d, sign, past: int, l_min: float):
+    def beyond(p, d, sign, past: int, l_min: float) -> tuple[str, Any]:  # the part's form depends on the kind
         """What lies ahead of p past a degenerate point, on the straight continuation of the
         tangent d: `("cross", part)` to resume the walk on the far side (from `past` steps on),
         or `("end", part)` up to the edge (located to ds/_REFINE), where the branch ends."""
@@ -269,6 +274,4 @@ def predicted_law(
     cdf_values = mass if increasing else 1.0 - mass[::-1]
     density = (q / np.maximum(dw, 1e-300))[order]
     gibbs_mean = float(np.trapezoid(w_all * gibbs, s))
-    law = PredictedLaw(name, T, w_all[order], density, s, q, mean, std, gibbs_mean, cdf_values)
-    object.__setattr__(law, "_w_of_s", w_all)
-    return law
+    return PredictedLaw(name, T, w_all[order], density, s, q, mean, std, gibbs_mean, cdf_values, w_all)

@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import ir
+from .._jax_config import x64_enabled
 from .._threefry import straight_line_threefry
 from ..diagnostics import Diagnostic, GaugeError
 from ..lowering import Lowered
@@ -37,7 +38,7 @@ def run_checks(model: ir.Model, **overrides) -> list[Diagnostic]:
     from ..dynamics.plan import resolve
 
     plan = resolve(model, **overrides)
-    in_x64 = bool(jax.config.jax_enable_x64)  # then the run's own lowering is the float64 one
+    in_x64 = x64_enabled()  # then the run's own lowering is the float64 one
     with straight_line_threefry():  # one-off programs: compiled faster, the same numbers
         keys, _ = _particle_keys(jnp.asarray(plan.seed, jnp.uint32), min(plan.particles, CHECKED_PARTICLES))
         own = Lowered(model, seed=0)  # in the run's precision, as the simulation draws

@@ -29,7 +29,7 @@ autocorrelation within chains and for the sampling of the patterns alike.
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+from typing import Any, Callable, cast
 
 import jax
 import jax.numpy as jnp
@@ -99,7 +99,7 @@ def sample_slice_law(
     T: float,
     theta0,
     *,
-    chart: SliceChart | None = None,
+    chart: SliceChart | GLChart | None = None,
     chains: int = 256,
     warmup: int = 250,
     draws: int = 25,
@@ -121,6 +121,8 @@ def sample_slice_law(
     try:
         import blackjax
         from blackjax.adaptation.base import get_filter_adapt_info_fn
+        from blackjax.mcmc.hmc import HMCState
+        from blackjax.mcmc.nuts import NUTSInfo
     except ImportError:
         raise ImportError(INSTALL_HINT) from None
     chart = chart if chart is not None else chart_for(geo)
@@ -156,7 +158,9 @@ def sample_slice_law(
         if potential == "gibbs" and isinstance(chart, GLChart):
             return lp + chart.gibbs_log_volume(s)
         if potential == "gibbs":
-            jac = jax.jacfwd(lambda x: jnp.ravel(predictor(chart.embed(x, sig))))(s)
+            pred = predictor
+            assert pred is not None  # checked above
+            jac = jax.jacfwd(lambda x: jnp.ravel(pred(chart.embed(x, sig))))(s)
             return lp + jnp.linalg.slogdet(jac)[1]
         return lp + chart.log_volume(s)
 
@@ -169,14 +173,20 @@ def sample_slice_law(
         k_warm, k_draw = jax.random.split(key)
         adapt = blackjax.window_adaptation(blackjax.nuts, ld, adaptation_info_fn=get_filter_adapt_info_fn(),
                                            max_num_doublings=max_doublings)  # fmt: skip
-        (state, params), _ = adapt.run(k_warm, q, num_steps=warmup)
+        # BlackJAX's RunFn protocol declares (rng_key, position) only; window_adaptation's run takes num_steps
+        run_adaptation: Callable[..., Any] = adapt.run
+        params: dict[str, Any]  # the tuned step size and mass matrix, NUTS' keyword arguments
+        (state, params), _ = run_adaptation(k_warm, q, num_steps=warmup)
         kernel = blackjax.nuts(ld, **params)  # params carry max_num_doublings from the adaptation
 
         def step(st, k):
             st, info = kernel.step(k, st)
+            # NUTS' state and info (BlackJAX's step is typed with their base classes)
+            st, info = cast(HMCState, st), cast(NUTSInfo, info)
             return st, (st.position, info.acceptance_rate)
 
         _, (qs, acc) = jax.lax.scan(step, state, jax.random.split(k_draw, total))
+        qs = cast(jax.Array, qs)  # BlackJAX types a position as any pytree; ours is one array
         return qs[thin - 1 :: thin], jnp.mean(acc), params["step_size"]
 
     # the chains in the run's precision: BlackJAX's adapted step sizes follow JAX's default float
@@ -189,7 +199,7 @@ def sample_slice_law(
     return SliceSample(theta, picked, sigma, float(T), potential, float(np.mean(acc)), np.asarray(step), s0)
 
 
-def not_normalisable(sample: SliceSample, chart: SliceChart) -> str | None:
+def not_normalisable(sample: SliceSample, chart: SliceChart | GLChart) -> str | None:
     """Why the chains look like they drift off to infinity (the law is not normalisable), or None.
 
     Chains that ran off by orders of magnitude (median |s| over 10⁴ times its start, at least 1) are
@@ -217,10 +227,13 @@ def not_normalisable(sample: SliceSample, chart: SliceChart) -> str | None:
     return None
 
 
-def _radial(chart: SliceChart) -> np.ndarray:
+def _radial(chart: SliceChart | GLChart) -> np.ndarray:
     """The chart coordinates that measure distance from the origin (not a pair's auxiliary z)."""
     keep = np.ones(chart.dimension, bool)
+    if isinstance(chart, GLChart):  # its coordinates have no pair components
+        return keep
     for i, c in enumerate(chart.components):
         if c.kind == "pair":
-            keep[chart.starts[i] + c.up.size : chart.starts[i] + c.up.size + c.down.size] = False
+            up, down = c.blocks()
+            keep[chart.starts[i] + up.size : chart.starts[i] + up.size + down.size] = False
     return keep

@@ -47,30 +47,39 @@ class ActionFacts:
     expo: np.ndarray | None = None  # ... and its exponent
     curved: bool = False  # moves a parameter on a Sphere or Stiefel manifold (retractions add drift)
 
+    def diagonal(self) -> tuple[np.ndarray, np.ndarray]:
+        """(owner, expo) of a diagonal action (both are set together)."""
+        if self.owner is None or self.expo is None:
+            raise ValueError("not a diagonal action: no owner and exponents")
+        return self.owner, self.expo
+
     @property
     def diagonal_unit(self) -> bool:
         """θ_j ↦ θ_j e^{±a_{o(j)}}: one generator per coordinate, exponents ±1."""
         if self.owner is None:
             return False
-        moved = self.owner < self.k
-        return bool(np.all(np.abs(np.abs(self.expo[moved]) - 1) < 1e-9))
+        owner, expo = self.diagonal()
+        moved = owner < self.k
+        return bool(np.all(np.abs(np.abs(expo[moved]) - 1) < 1e-9))
 
     @property
     def pairs(self) -> bool:
         """Every generator moves exactly two coordinates, exponents +1 and −1 (u ⊙ v)."""
         if not self.diagonal_unit:
             return False
+        owner, expo = self.diagonal()
         for a in range(self.k):
-            mine = np.sort(self.expo[self.owner == a])
+            mine = np.sort(expo[owner == a])
             if mine.size != 2 or not np.allclose(mine, [-1.0, 1.0]):
                 return False
         return True
 
     def gram_diag(self, theta: np.ndarray) -> np.ndarray:
         """G_aa at each row of θ (N, D) -> (N, k), for diagonal actions."""
-        moved = self.owner < self.k
-        squares = (np.asarray(theta, np.float64)[:, moved] * self.expo[moved]) ** 2
-        onehot = np.eye(self.k)[self.owner[moved]]  # (moved, k)
+        owner, expo = self.diagonal()
+        moved = owner < self.k
+        squares = (np.asarray(theta, np.float64)[:, moved] * expo[moved]) ** 2
+        onehot = np.eye(self.k)[owner[moved]]  # (moved, k)
         return squares @ onehot
 
 
@@ -125,8 +134,9 @@ def balanced_rates(geo: Geometry, facts: ActionFacts, thetas: np.ndarray, T: flo
         a = facts.matrices
     else:
         a = np.zeros((facts.k, geo.dimension, geo.dimension))
-        moved = np.flatnonzero(facts.owner < facts.k)
-        a[facts.owner[moved], moved, moved] = facts.expo[moved]
+        owner, expo = facts.diagonal()
+        moved = np.flatnonzero(owner < facts.k)
+        a[owner[moved], moved, moved] = expo[moved]
     dtype = jnp.zeros(()).dtype
     projector = jax.jit(geo.horizontal_projector)
     rates = []

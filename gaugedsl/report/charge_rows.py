@@ -26,6 +26,7 @@ import dataclasses
 
 import numpy as np
 
+from ..geometry import Geometry
 from . import verdict
 from .action import ActionFacts, balanced_rates
 
@@ -46,7 +47,7 @@ class ChargeContext:
     keeper: bool  # the projected-noise SDE integrates the charge ODE (gauge.ChargeKeeper)
     theta0: np.ndarray  # (N, D), healthy particles
     theta: np.ndarray
-    geo: object
+    geo: Geometry
 
 
 def charge_rows(label: str, values: np.ndarray, steps: np.ndarray, facts: ActionFacts, ctx: ChargeContext):

@@ -95,7 +95,9 @@ def compare(sim: Simulation, result: Result, geometry_dtype_lowered: Lowered | N
                 context = context or _charge_context(sim, result, noise if kick else None)
                 facts = action_facts(sim.geo, dict(item.value.static)["s"])
                 rows.extend(charge_rows(label, values, steps, facts, context))
-            elif law_rows.applies(sim, item, noise):  # the sampled law of any predictor (or why there is none)
+            elif law_rows.applies(sim, item, noise) and isinstance(
+                item.value, ir.Ref
+            ):  # (applies: a Ref)  # the sampled law of any predictor (or why there is none)
                 rows.extend(law_rows.law_rows(sim, result, label, values, out, item.value.name))
             elif _is_scalar_predictor(model, item) and noise == "projected" and model.noise is not None:
                 rows.extend(_law(sim, result, label, values, geometry_dtype_lowered, out, when))

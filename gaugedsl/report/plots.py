@@ -33,6 +33,7 @@ def plot(folder: Path, model: ir.Model, result: Result, comparison: Comparison) 
     unit = "t" if result.plan.dynamics in ("sde", "quotient") else "t = step·lr"
     if comparison.law is not None:
         law, label, samples = comparison.law, comparison.law_label, comparison.law_samples
+        assert label is not None and samples is not None  # set with the law
         fig, ax = plt.subplots(figsize=(6, 4))
         hi = np.quantile(samples, 0.999)
         heights, _, _ = ax.hist(
@@ -48,7 +49,7 @@ def plot(folder: Path, model: ir.Model, result: Result, comparison: Comparison) 
         ax.axvline(law.mean, color="k", ls="--", lw=1, label=f"predicted mean {law.mean:.4f}")
         ax.axvline(law.gibbs_mean, color="tab:red", ls=":", lw=1, label=f"exp(−L/T) alone: mean {law.gibbs_mean:.4f}")
         ax.axvline(samples.mean(), color="tab:blue", ls="--", lw=1, label=f"simulated mean {samples.mean():.4f}")
-        ax.set_ylim(0, 1.4 * max(heights.max(), 1e-12))  # the law may have an integrable spike (|w|^(-1/2))
+        ax.set_ylim(0, 1.4 * max(np.max(heights), 1e-12))  # the law may have an integrable spike (|w|^(-1/2))
         ax.set_xlabel(label)
         ax.set_ylabel("density")
         ax.set_title(f"{model.name}: stationary law of {label}")

@@ -16,21 +16,21 @@ class Progress:
         self.enabled = self.tty if enabled is None else enabled
         self.total, self.particles, self.delay = total, particles, delay
         self.start = time.perf_counter()
-        self.first_step: int | None = None
-        self.first_time: float | None = None
+        self.first: tuple[int, float] | None = None  # (step, time) of the first update
         self.shown = False
 
     def update(self, step: int) -> None:
         now = time.perf_counter()
-        if self.first_step is None:  # the first chunk includes compilation: rate from then on
-            self.first_step, self.first_time = step, now
+        if self.first is None:  # the first chunk includes compilation: rate from then on
+            self.first = (step, now)
+        first_step, first_time = self.first
         if not self.enabled or now - self.start < self.delay:
             return
         frac = step / self.total
         bar = "#" * int(30 * frac) + "." * (30 - int(30 * frac))
         line = f"  [{bar}] {100 * frac:5.1f}%  step {step}/{self.total}"
-        if step > self.first_step:
-            rate = (step - self.first_step) / (now - self.first_time)
+        if step > first_step:
+            rate = (step - first_step) / (now - first_time)
             line += f"  {rate * self.particles:.3g} particle-steps/s  ETA {(self.total - step) / rate:.0f}s"
         self.stream.write(("\r" + line) if self.tty else line + "\n")
         self.stream.flush()

@@ -11,13 +11,10 @@ from typing import Union
 
 from ..diagnostics import Span
 
-node = dataclasses.dataclass(frozen=True)
-
-
 # ---- expressions ----------------------------------------------------------------------
 
 
-@node
+@dataclasses.dataclass(frozen=True)
 class Number:
     value: float
     text: str
@@ -28,26 +25,26 @@ class Number:
         return not any(c in self.text for c in ".eE")
 
 
-@node
+@dataclasses.dataclass(frozen=True)
 class String:
     value: str
     span: Span
 
 
-@node
+@dataclasses.dataclass(frozen=True)
 class Name:
     id: str
     span: Span
 
 
-@node
+@dataclasses.dataclass(frozen=True)
 class Keyword:
     name: str
     value: "Expr"
     span: Span
 
 
-@node
+@dataclasses.dataclass(frozen=True)
 class Call:
     func: str
     func_span: Span
@@ -56,20 +53,20 @@ class Call:
     span: Span
 
 
-@node
+@dataclasses.dataclass(frozen=True)
 class ListLit:
     items: tuple["Expr", ...]
     span: Span
 
 
-@node
+@dataclasses.dataclass(frozen=True)
 class Unary:
     op: str  # "-"
     operand: "Expr"
     span: Span
 
 
-@node
+@dataclasses.dataclass(frozen=True)
 class Binary:
     op: str  # one of + - * / @ ^
     left: "Expr"
@@ -77,21 +74,21 @@ class Binary:
     span: Span
 
 
-@node
+@dataclasses.dataclass(frozen=True)
 class Slice:
     start: "Expr | None"
     stop: "Expr | None"
     span: Span
 
 
-@node
+@dataclasses.dataclass(frozen=True)
 class Index:
     value: "Expr"
     items: tuple["Expr | Slice", ...]
     span: Span
 
 
-@node
+@dataclasses.dataclass(frozen=True)
 class Transpose:
     value: "Expr"
     span: Span
@@ -103,7 +100,7 @@ Expr = Union[Number, String, Name, Call, ListLit, Unary, Binary, Index, Transpos
 # ---- declarations ---------------------------------------------------------------------
 
 
-@node
+@dataclasses.dataclass(frozen=True)
 class TypeExpr:
     """`R[10, 20]`, `Sphere[3]`, `Scale[n]`, `GL[r]`, or a bare `R`."""
 
@@ -113,13 +110,13 @@ class TypeExpr:
     span: Span
 
 
-@node
+@dataclasses.dataclass(frozen=True)
 class ModelDecl:
     name: str
     span: Span
 
 
-@node
+@dataclasses.dataclass(frozen=True)
 class Import:
     path: tuple[str, ...]
     span: Span
@@ -129,7 +126,7 @@ class Import:
         return ".".join(self.path)
 
 
-@node
+@dataclasses.dataclass(frozen=True)
 class DataDef:
     name: str
     name_span: Span
@@ -138,7 +135,7 @@ class DataDef:
     span: Span
 
 
-@node
+@dataclasses.dataclass(frozen=True)
 class StreamDef:
     name: str
     name_span: Span
@@ -147,13 +144,13 @@ class StreamDef:
     span: Span
 
 
-@node
+@dataclasses.dataclass(frozen=True)
 class DataBlock:
     entries: tuple[DataDef | StreamDef, ...]
     span: Span
 
 
-@node
+@dataclasses.dataclass(frozen=True)
 class ParamDecl:
     name: str
     name_span: Span
@@ -163,7 +160,7 @@ class ParamDecl:
     span: Span
 
 
-@node
+@dataclasses.dataclass(frozen=True)
 class PredictorDecl:
     name: str
     name_span: Span
@@ -171,7 +168,7 @@ class PredictorDecl:
     span: Span
 
 
-@node
+@dataclasses.dataclass(frozen=True)
 class LetDecl:
     name: str
     name_span: Span
@@ -179,7 +176,7 @@ class LetDecl:
     span: Span
 
 
-@node
+@dataclasses.dataclass(frozen=True)
 class LossDecl:
     """`loss = e` (binders is None) or `loss per (x, t) in (X, y) = e`."""
 
@@ -189,14 +186,14 @@ class LossDecl:
     span: Span
 
 
-@node
+@dataclasses.dataclass(frozen=True)
 class SymParam:
     name: str
     type: TypeExpr
     span: Span
 
 
-@node
+@dataclasses.dataclass(frozen=True)
 class Action:
     target: str
     target_span: Span
@@ -204,7 +201,7 @@ class Action:
     span: Span
 
 
-@node
+@dataclasses.dataclass(frozen=True)
 class SymmetryDecl:
     name: str
     name_span: Span
@@ -215,7 +212,7 @@ class SymmetryDecl:
     span: Span
 
 
-@node
+@dataclasses.dataclass(frozen=True)
 class SymmetryInst:
     name: str
     name_span: Span
@@ -226,7 +223,7 @@ class SymmetryInst:
     span: Span
 
 
-@node
+@dataclasses.dataclass(frozen=True)
 class NoiseDecl:
     kind: str
     kind_span: Span
@@ -235,7 +232,7 @@ class NoiseDecl:
     span: Span
 
 
-@node
+@dataclasses.dataclass(frozen=True)
 class Setting:
     name: str
     name_span: Span
@@ -243,28 +240,28 @@ class Setting:
     span: Span
 
 
-@node
+@dataclasses.dataclass(frozen=True)
 class RecordItem:
     label: str | None
     value: Expr
     span: Span
 
 
-@node
+@dataclasses.dataclass(frozen=True)
 class Record:
     every: Expr
     items: tuple[RecordItem, ...]
     span: Span
 
 
-@node
+@dataclasses.dataclass(frozen=True)
 class RunBlock:
     settings: tuple[Setting, ...]
     records: tuple[Record, ...]
     span: Span
 
 
-@node
+@dataclasses.dataclass(frozen=True)
 class DesignBlock:
     settings: tuple[Setting, ...]
     span: Span
@@ -286,13 +283,13 @@ Item = Union[
 ]
 
 
-@node
+@dataclasses.dataclass(frozen=True)
 class Comment:
     text: str
     span: Span
 
 
-@node
+@dataclasses.dataclass(frozen=True)
 class Program:
     path: str
     items: tuple[Item, ...]

@@ -13,6 +13,7 @@ import lark
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
 
 from ..diagnostics import Diagnostic, Span, error
+from . import tokens
 
 KEYWORDS = {
     "MODEL": "model",
@@ -119,7 +120,7 @@ def _token_span(path: str, tok: lark.Token, text: str) -> Span:
     if tok.type == "$END" or tok.line is None:
         line, column = end_of_code(text)
         return _span_at(path, line, column)
-    return Span(path, tok.line, tok.column, tok.end_line, tok.end_column)
+    return Span(path, *tokens.position(tok))
 
 
 def end_of_code(text: str) -> tuple[int, int]:

@@ -11,14 +11,16 @@ import functools
 import os
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import cast
 
 import lark
 from lark import Token, Transformer
 
 from .._resources import grammar_path
 from ..diagnostics import GaugeError, Span
-from . import ast
+from . import ast, tokens
 from .errors import syntax_error
 
 
@@ -49,7 +51,7 @@ def _collect_comment(tok: Token) -> Token:
         ctx.comments.append(tok)
         line_start = ctx.text.rfind("\n", 0, tok.start_pos) + 1
         if not ctx.text[line_start : tok.start_pos].strip():
-            ctx.by_line[tok.line] = str(tok)
+            ctx.by_line[tokens.line(tok)] = str(tok)
     return tok
 
 
@@ -95,7 +97,9 @@ def parse(text: str, path: str = "<string>") -> ast.Program:
     ctx = _Context(path, text)
     _stack.items.append(ctx)
     try:
-        items = tuple(parser.parse(text))
+        # With a transformer, Lark's LALR parser returns what `_Builder.start` returns (a list of
+        # items), not the `ParseTree` its signature declares.
+        items = tuple(cast("list[ast.Item]", parser.parse(text)))
     except lark.exceptions.UnexpectedInput as exc:
         raise GaugeError([syntax_error(exc, text, path, parser)]) from None
     finally:
@@ -105,7 +109,7 @@ def parse(text: str, path: str = "<string>") -> ast.Program:
 
 
 def _token_span(path: str, tok: Token) -> Span:
-    return Span(path, tok.line, tok.column, tok.end_line, tok.end_column)
+    return Span(path, *tokens.position(tok))
 
 
 def _doc_above(by_line: dict[int, str], line: int) -> str:
@@ -118,26 +122,27 @@ def _doc_above(by_line: dict[int, str], line: int) -> str:
     return "\n".join(reversed(docs))
 
 
-def _file_doc(comments: list[Token], items: tuple) -> str:
+def _file_doc(comments: list[Token], items: tuple[ast.Item, ...]) -> str:
     first_item_line = items[0].span.line if items else 10**9
     docs = []
     expected = 1
     for c in comments:
-        if c.line >= first_item_line or not str(c).startswith("##"):
+        line = tokens.line(c)
+        if line >= first_item_line or not str(c).startswith("##"):
             break
-        if docs and c.line != expected:
+        if docs and line != expected:
             break
         docs.append(str(c)[2:].strip())
-        expected = c.line + 1
+        expected = line + 1
     return "\n".join(docs)
 
 
 def _start(x) -> tuple[int, int] | None:
     """Where the first token of a child (a token, an AST node, or a tuple of them) starts."""
     if isinstance(x, Token):
-        return (x.line, x.column)
+        return tokens.start(x)
     if isinstance(x, _Parens):
-        return (x.lpar.line, x.lpar.column)
+        return tokens.start(x.lpar)
     if isinstance(x, (tuple, list)):
         for y in x:
             found = _start(y)
@@ -149,9 +154,9 @@ def _start(x) -> tuple[int, int] | None:
 
 def _end(x) -> tuple[int, int] | None:
     if isinstance(x, Token):
-        return (x.end_line, x.end_column)
+        return tokens.end(x)
     if isinstance(x, _Parens):
-        return (x.rpar.end_line, x.rpar.end_column)
+        return tokens.end(x.rpar)
     if isinstance(x, (tuple, list)):
         for y in reversed(x):
             found = _end(y)
@@ -185,6 +190,16 @@ def _unwrap(x):
     return x
 
 
+def _binary(op: str) -> Callable[[_Builder, list], ast.Binary]:
+    """The builder's method for a binary operator's rule."""
+
+    def build(self: _Builder, ch: list) -> ast.Binary:
+        left, right = _nodes(ch)
+        return ast.Binary(op, left, right, self._span(ch))
+
+    return build
+
+
 class _Builder(Transformer):
     """Makes AST nodes during the parse: one method per grammar rule (or alias)."""
 
@@ -193,14 +208,17 @@ class _Builder(Transformer):
         return _stack.items[-1].path
 
     def _span(self, children) -> Span:
-        (line, column), (end_line, end_column) = _start(children), _end(children)
-        return Span(self.path, line, column, end_line, end_column)
+        start, end = _start(children), _end(children)
+        assert start is not None and end is not None, "every rule that has a span reduces at least one token"
+        return Span(self.path, *start, *end)
 
     def _tspan(self, tok: Token) -> Span:
         return _token_span(self.path, tok)
 
     def _doc(self, children) -> str:
-        return _doc_above(_stack.items[-1].by_line, _start(children)[0])
+        start = _start(children)
+        assert start is not None, "a documented declaration starts with a keyword token"
+        return _doc_above(_stack.items[-1].by_line, start[0])
 
     # ---- expressions ----
 
@@ -222,20 +240,12 @@ class _Builder(Transformer):
         (inner,) = _nodes(ch)
         return _Parens(inner, ch[0], ch[-1])
 
-    def _binary(op):
-        def build(self, ch):
-            left, right = _nodes(ch)
-            return ast.Binary(op, left, right, self._span(ch))
-
-        return build
-
     add = _binary("+")
     sub = _binary("-")
     mul = _binary("*")
     div = _binary("/")
     matmul = _binary("@")
     pow = _binary("^")
-    del _binary
 
     def neg(self, ch):
         (operand,) = _nodes(ch)
@@ -355,7 +365,7 @@ class _Builder(Transformer):
         nodes = _nodes(ch)
         params = None
         if nodes and isinstance(nodes[0], list):
-            params = tuple(nodes.pop(0))
+            params, nodes = tuple(nodes[0]), nodes[1:]
         group = nodes[0]
         actions = tuple(nodes[1:])
         doc = self._doc(ch)
