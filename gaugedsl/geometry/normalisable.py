@@ -24,6 +24,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+MAX_DIMENSION = 2000  # the Hessian in w is dense: 2000² float64 = 32 MB
+
 
 def power_counting(sim, theta_end: np.ndarray) -> str | None:
     """Why the law of `sim`'s model cannot be normalised on the branches of the end states
@@ -34,6 +36,8 @@ def power_counting(sim, theta_end: np.ndarray) -> str | None:
     name, shape = model.predictors[0].name, model.predictors[0].shape
     geo, lowered, layout = sim.geo, sim.lowered, sim.layout
     p = geo.dimension - geo.algebra_dim
+    if p > MAX_DIMENSION:
+        return None  # a dense p × p Hessian; the sampler's own detector still runs
     tol = 1e-9 if jnp.dtype(sim.dtype) == jnp.float64 else 1e-4
     rng = np.random.default_rng(0)
     theta = jnp.asarray(rng.uniform(0.5, 1.5, geo.dimension) * rng.choice([-1.0, 1.0], geo.dimension), sim.dtype)

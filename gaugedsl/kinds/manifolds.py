@@ -21,7 +21,8 @@ actions, the generators and the charges are written in — and constrain each st
 
 from __future__ import annotations
 
-import jax.numpy as jnp
+# JAX is imported inside the methods that compute: the checker reads these registries, and
+# `gaugedsl check` and the language server start without loading JAX.
 import numpy as np
 
 Shape = tuple[int, ...]
@@ -73,6 +74,8 @@ class ManifoldKind:
 
     def violation(self, x):
         """How far x is from the manifold (0 on it)."""
+        import jax.numpy as jnp
+
         return jnp.zeros((), x.dtype)
 
     def describe_violation(self, v: float) -> str:
@@ -97,9 +100,13 @@ class Positive(ManifoldKind):
     default_init_wrappers = ("abs",)
 
     def retract(self, x):
+        import jax.numpy as jnp
+
         return jnp.abs(x)
 
     def violation(self, x):
+        import jax.numpy as jnp
+
         return jnp.max(jnp.where(x > 0, 0.0, 1.0 - x))
 
     def describe_violation(self, v):
@@ -125,12 +132,18 @@ class Sphere(ManifoldKind):
         return (size,)
 
     def tangent(self, x, v):
+        import jax.numpy as jnp
+
         return v - jnp.dot(x, v) * x / jnp.dot(x, x)
 
     def retract(self, x):
+        import jax.numpy as jnp
+
         return x / jnp.linalg.norm(x)
 
     def violation(self, x):
+        import jax.numpy as jnp
+
         return jnp.abs(1.0 - jnp.linalg.norm(x))
 
     def describe_violation(self, v):
@@ -158,6 +171,8 @@ class Stiefel(ManifoldKind):
         return v - x @ (0.5 * (s + s.T))
 
     def retract(self, x):
+        import jax.numpy as jnp
+
         # Polar factor X (XᵀX)^{-1/2}, by the eigendecomposition of the small k×k XᵀX.
         eig, vec = jnp.linalg.eigh(x.T @ x)
         x = x @ (vec * (1.0 / jnp.sqrt(eig))) @ vec.T
@@ -165,6 +180,8 @@ class Stiefel(ManifoldKind):
         return 0.5 * x @ (3.0 * jnp.eye(x.shape[1], dtype=x.dtype) - x.T @ x)
 
     def violation(self, x):
+        import jax.numpy as jnp
+
         return jnp.max(jnp.abs(x.T @ x - jnp.eye(x.shape[1], dtype=x.dtype)))
 
     def describe_violation(self, v):
