@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from gaugedsl.report import verdict
-from gaugedsl.report.law_rows import _energy, _max_ks, _swapped, _swapped_energy
+from gaugedsl.report.law_rows import _max_ks, _swapped, _swapped_energy
 
 C, K, STEPS, M = 256, 25, 350, 3  # chains, draws kept, steps to the last draw (the sampler's), coordinates
 
@@ -24,6 +24,15 @@ def chains(x, rng, rho):
         if step in keep:
             out.append(y.copy())
     return np.stack(out, axis=1)
+
+
+def _energy(a, b):
+    """The energy distance 2E|X−Y| − E|X−X'| − E|Y−Y'| (V-statistics), for the old rule below."""
+
+    def mean_distance(x, y):
+        return float(np.sqrt(np.maximum(((x[:, None] - y[None]) ** 2).sum(-1), 0.0)).mean())
+
+    return 2 * mean_distance(a, b) - mean_distance(a, a) - mean_distance(b, b)
 
 
 def swap_energy(final, draws, rng):

@@ -127,7 +127,7 @@ def _generic_points(geo: Geometry, constraint, key, points: int):
 
     thetas = jax.jit(jax.vmap(one))(jnp.arange(points))
     for b in constraint.blocks:  # drawn with NumPy: the same points in every precision
-        on = jnp.asarray(np.stack([_manifold_point(b, rng).ravel() for _ in range(points)]), thetas.dtype)
+        on = jnp.asarray(np.stack([b.manifold.random_point(b.shape, rng).ravel() for _ in range(points)]), thetas.dtype)
         thetas = thetas.at[:, b.offset : b.offset + b.size].set(on)
     return thetas
 
@@ -136,11 +136,6 @@ def _generic_points(geo: Geometry, constraint, key, points: int):
 def _normal_draws(key, first: int, points: int, k: int, dtype):
     """Row i: N(0, 1)^k from the key `fold_in(key, first + i)`."""
     return jax.vmap(lambda i: jax.random.normal(jax.random.fold_in(key, first + i), (k,), dtype))(jnp.arange(points))
-
-
-def _manifold_point(block, rng) -> np.ndarray:
-    """A random point of a constrained block (its manifold's `random_point`)."""
-    return block.manifold.random_point(block.shape, rng)
 
 
 def _measure(geo: Geometry, constraint):

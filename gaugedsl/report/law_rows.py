@@ -387,13 +387,3 @@ def _max_ks(a: np.ndarray, b: np.ndarray) -> float:
         fb = np.searchsorted(y, grid, side="right") / y.size
         out = max(out, float(np.abs(fa - fb).max()))
     return out
-
-
-def _energy(a: np.ndarray, b: np.ndarray) -> float:
-    """The energy distance 2E|X−Y| − E|X−X'| − E|Y−Y'| (V-statistics) of two samples."""
-
-    def mean_distance(x, y):
-        sq = (x * x).sum(1)[:, None] + (y * y).sum(1)[None, :] - 2 * x @ y.T
-        return float(np.sqrt(np.maximum(sq, 0.0)).mean())
-
-    return 2 * mean_distance(a, b) - mean_distance(a, a) - mean_distance(b, b)
