@@ -64,6 +64,14 @@ CASES = [
         [],
     ),
     (
+        "deep diagonal L = 2, U on Positive",
+        "deep_diagonal_L2.gauge",
+        "w",
+        dict(particles=256, dt="2.5e-3", steps=24000, start="slice"),
+        0.05,
+        [("param U : R[2, 20] = normal(0, 0.1)", "param U : Positive[2, 20] = abs(normal(0, 0.1))")],
+    ),
+    (
         "deep diagonal L = 3",
         "deep_diagonal_L3.gauge",
         "w",
@@ -86,6 +94,14 @@ CASES = [
         dict(particles=256, dt="2.5e-3", steps=96000, start="slice"),
         0.05,
         [],
+    ),
+    (
+        "deep diagonal L = 4, U on Positive",
+        "deep_diagonal_L4.gauge",
+        "w",
+        dict(particles=256, dt="2.5e-3", steps=96000, start="slice"),
+        0.05,
+        [("param U : R[4, 20] = normal(0, 0.3)", "param U : Positive[4, 20] = abs(normal(0, 0.3))")],
     ),
     (
         "deep diagonal L = 4 (vectors)",

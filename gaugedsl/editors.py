@@ -53,20 +53,20 @@ def keywords() -> list[str]:
 def vocabulary() -> dict[str, list[str]]:
     """Every word list the highlighters use, each sorted and free of duplicates."""
     from .check.functions import CONSTANTS, FUNCTIONS
-    from .check.settings import DESIGN_OPERATORS, DESIGN_SETTINGS, NOISE_KINDS, RUN_SETTINGS
-    from .kinds import GROUPS, MANIFOLDS
+    from .check.settings import DESIGN_OPERATORS, DESIGN_SETTINGS, RUN_SETTINGS
+    from .kinds import GROUPS, MANIFOLDS, NOISES
 
     kw = keywords()
     settings = set(RUN_SETTINGS) | set(DESIGN_SETTINGS)
     values: set[str] = set(DESIGN_OPERATORS)
     for s in list(RUN_SETTINGS.values()) + list(DESIGN_SETTINGS.values()):
         values.update(s.choices)
-    noise_settings = {s.name for _, params in NOISE_KINDS.values() for s in params}
+    noise_settings = {s.name for kind in NOISES.values() for s in kind.settings}
     return {
         "keywords": kw,
         "groups": sorted(GROUPS),
         "manifolds": sorted(MANIFOLDS),
-        "noise": sorted(NOISE_KINDS),
+        "noise": sorted(NOISES),
         "noise_settings": sorted(noise_settings),
         "settings": sorted(settings - set(kw)),
         "values": sorted(values),

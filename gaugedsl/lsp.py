@@ -34,10 +34,10 @@ from ._resources import stdlib_dir
 from .check import Loader
 from .check.functions import CONSTANTS, FUNCTIONS, Function
 from .check.loader import import_folders
-from .check.settings import DESIGN_OPERATORS, DESIGN_SETTINGS, NOISE_KINDS, RUN_SETTINGS, Setting
+from .check.settings import DESIGN_OPERATORS, DESIGN_SETTINGS, RUN_SETTINGS, Setting
 from .check.shapes import show as show_shape
 from .diagnostics import Diagnostic, GaugeError, Span
-from .kinds import GROUPS, MANIFOLDS
+from .kinds import GROUPS, MANIFOLDS, NOISES
 from .syntax import ast, parse
 
 log = logging.getLogger("gaugedsl.lsp")
@@ -56,7 +56,7 @@ KEYWORD_DOCS = {
     "in": "`loss per (x, t) in (X, y) = ...` — the datasets or streams the samples come from.",
     "symmetry": "`symmetry s : Group[...] { u -> g * u ... }` declares a Lie group action "
     "(`g` is the group element); `symmetry s = template(u, v)` instantiates a parametric one.",
-    "noise": "`noise KIND(...)` — the noise model: " + ", ".join(f"`{k}`" for k in NOISE_KINDS) + ".",
+    "noise": "`noise KIND(...)` — the noise model: " + ", ".join(f"`{k}`" for k in NOISES) + ".",
     "run": "`run { setting = value ... record every N: ... }` — what to simulate.",
     "record": "`record every N: expr, name = expr, ...` — observables saved every N steps.",
     "every": "`record every N: ...` — the recording interval in steps.",
@@ -356,7 +356,7 @@ def _setting_doc(s: Setting, block: str) -> str:
 
 
 def _noise_doc(kind: str) -> str:
-    doc, params = NOISE_KINDS[kind]
+    doc, params = NOISES[kind].doc, NOISES[kind].settings
     args = ", ".join(p.name for p in params)
     lines = [f"```gauge\nnoise {kind}({args})\n```", doc]
     lines += [f"- `{p.name}`: {p.doc}{'' if p.required else ' (optional)'}" for p in params]
@@ -424,7 +424,7 @@ def hover_text(
 
     if called and word in FUNCTIONS:
         return _function_doc(FUNCTIONS[word])
-    if re.search(r"\bnoise\s+$", before) and word in NOISE_KINDS:
+    if re.search(r"\bnoise\s+$", before) and word in NOISES:
         return _noise_doc(word)
     if isinstance(model, ir.Model):
         if word == "g":
@@ -451,7 +451,7 @@ def hover_text(
             return _setting_doc(RUN_SETTINGS[word], "run")
         if word in DESIGN_SETTINGS:
             return _setting_doc(DESIGN_SETTINGS[word], "design")
-    if word in NOISE_KINDS:
+    if word in NOISES:
         return _noise_doc(word)
     if word in FUNCTIONS:
         return _function_doc(FUNCTIONS[word])
@@ -498,7 +498,7 @@ def completions(
     modules = [item(f"std.{m}", K.Module, "stdlib module") for m in stdlib_modules()]
     if re.match(r"^\s*import\s+[\w.]*$", before):
         return modules
-    noise = [item(k, K.EnumMember, "noise model", _noise_doc(k), "1") for k in NOISE_KINDS]
+    noise = [item(k, K.EnumMember, "noise model", _noise_doc(k), "1") for k in NOISES]
     if re.search(r"\bnoise\s+\w*$", before):
         return noise
     types = [item(k, K.Class, "Lie group", g.doc, "1") for k, g in GROUPS.items()]
@@ -519,7 +519,7 @@ def completions(
     values: set[str] = set(DESIGN_OPERATORS)
     for s in list(RUN_SETTINGS.values()) + list(DESIGN_SETTINGS.values()):
         values.update(s.choices)
-    items += [item(v, K.Value, "setting value", sort="6") for v in sorted(values - set(NOISE_KINDS))]
+    items += [item(v, K.Value, "setting value", sort="6") for v in sorted(values - set(NOISES))]
     seen = set()
     for t in available_templates(program, path):
         if t.name not in seen:

@@ -158,7 +158,7 @@ def test_the_charge_drift_is_T_tr_A_P_H():
 def _keeper_only(action, theta, dt, steps):
     """The keeper alone (θ not moved across orbits): an integrator of the charge ODE."""
     keep = ChargeKeeper(action)
-    numbers = Numbers(*(jnp.asarray(x, theta.dtype) for x in (dt, T, 0.0, 1.0, 0.0)))
+    numbers = Numbers(jnp.asarray(dt, theta.dtype), {"T": jnp.asarray(T, theta.dtype)})
     return jax.lax.fori_loop(0, steps, lambda _, t: keep(t, t, numbers), theta)
 
 

@@ -76,6 +76,7 @@ def test_the_swap_floor_holds_its_level_however_the_chains_mix(rho):
     assert alarms(swap_ks, rho, repeats=10) <= 1 / 10
 
 
+@pytest.mark.slow  # CI budget: it documents the rule that was replaced; the tests above guard the new one
 def test_the_pooled_floor_it_replaces_does_not():
     # the same true hypothesis, judged by the old rule where the chains mix slowly: mostly alarms
     assert alarms(pooled_energy, 0.998, repeats=10) >= 0.5

@@ -9,7 +9,7 @@ from typing import Any
 
 from .. import ir
 from ..diagnostics import Diagnostic, GaugeError, Span, error, warning
-from ..kinds import GROUPS, MANIFOLDS
+from ..kinds import GROUPS, MANIFOLDS, NOISES
 from ..syntax import ast
 from ..syntax.errors import KEYWORDS as _KEYWORD_TERMINALS
 from . import functions as F
@@ -978,13 +978,13 @@ class FileChecker:
         return float(value)
 
     def _check_noise(self, d: ast.NoiseDecl) -> ir.Noise | None:
-        entry = S.NOISE_KINDS.get(d.kind)
-        if entry is None:
-            guess = difflib.get_close_matches(d.kind, list(S.NOISE_KINDS), n=1, cutoff=0.5)
-            hint = f"did you mean '{guess[0]}'?" if guess else "noise models are " + ", ".join(S.NOISE_KINDS)
+        kind = NOISES.get(d.kind)
+        if kind is None:
+            guess = difflib.get_close_matches(d.kind, list(NOISES), n=1, cutoff=0.5)
+            hint = f"did you mean '{guess[0]}'?" if guess else "noise models are " + ", ".join(NOISES)
             self._error("E501", d.kind_span, f"unknown noise model '{d.kind}'", hint)
             return None
-        doc, specs = entry
+        specs = kind.settings
         schema = {s.name: s for s in specs}
         if len(d.args) > len(specs):
             self._error(
@@ -1004,7 +1004,7 @@ class FileChecker:
                 "E502", d.span, f"{d.kind} noise needs {', '.join(missing)}", "usage: " + _noise_signature(d.kind)
             )
             return None
-        if d.kind in S.NEEDS_PER_SAMPLE and self._per_sample is None:
+        if kind.per_sample and self._per_sample is None:
             if not self._loss_is_per_sample():
                 self._error(
                     "E509",
@@ -1054,7 +1054,7 @@ class FileChecker:
                 "add e.g. `noise projected(T = 1e-3)`, or use dynamics = gd",
             )
             return None
-        if dynamics == "quotient" and (noise is None or noise.kind != "projected"):
+        if dynamics == "quotient" and (noise is None or not NOISES[noise.kind].horizontal):
             what = "a noise model" if noise is None else f"{noise.kind} noise"
             msg = f"dynamics = quotient needs projected noise, not {what}"
             hint = (
@@ -1327,8 +1327,7 @@ def _template_signature(t: Template) -> str:
 
 
 def _noise_signature(kind: str) -> str:
-    _, specs = S.NOISE_KINDS[kind]
-    return f"noise {kind}(" + ", ".join(f"{s.name} = ..." for s in specs) + ")"
+    return NOISES[kind].signature()
 
 
 def source_hash(texts: list[str]) -> str:

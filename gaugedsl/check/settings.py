@@ -1,56 +1,17 @@
-"""What the `noise`, `run` and `design` statements accept: names, types, ranges, defaults."""
+"""What the `run` and `design` statements accept: names, types, ranges, defaults. (A noise model's
+settings are its registry entry's, `gaugedsl/kinds/noises.py`.)"""
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Any
-
-
-@dataclasses.dataclass(frozen=True)
-class Setting:
-    name: str
-    kind: str  # "float", "int", "enum", "name", "target"
-    doc: str
-    default: Any = None
-    required: bool = False
-    positive: bool = False  # > 0 (floats) / ≥ 1 (ints)
-    nonnegative: bool = False
-    choices: tuple[str, ...] = ()
+from ..kinds.setting import Setting
+from ..kinds.solvers import SOLVERS
 
 
 def _s(*args, **kwargs) -> Setting:
     return Setting(*args, **kwargs)
 
 
-NOISE_KINDS: dict[str, tuple[str, tuple[Setting, ...]]] = {
-    "isotropic": (
-        "isotropic Langevin noise sqrt(2T) dW",
-        (_s("T", "float", "temperature", required=True, positive=True),),
-    ),
-    "projected": (
-        "noise restricted to the directions orthogonal to the symmetry orbits",
-        (_s("T", "float", "temperature", required=True, positive=True),),
-    ),
-    "sgd": (
-        "minibatch SGD noise in the diffusion limit: sqrt(lr/batch) Σ(θ)^½ dW",
-        (
-            _s("lr", "float", "learning rate", required=True, positive=True),
-            _s("batch", "int", "minibatch size", required=True, positive=True),
-        ),
-    ),
-    "label": (
-        "label-noise SGD: the target of each sample is perturbed by sigma·N(0, 1)",
-        (
-            _s("sigma", "float", "label noise standard deviation", required=True, positive=True),
-            _s("lr", "float", "learning rate", required=True, positive=True),
-            _s("batch", "int", "minibatch size (default: full batch)", positive=True),
-        ),
-    ),
-}
-NEEDS_PER_SAMPLE = ("sgd", "label")
-
 DYNAMICS = ("sde", "quotient", "sgd", "gd")
-SOLVERS = ("euler", "heun", "milstein", "sea", "sra1", "shark", "spark", "reversible_heun")
 
 RUN_SETTINGS: dict[str, Setting] = {
     s.name: s

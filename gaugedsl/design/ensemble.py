@@ -32,6 +32,7 @@ from ..diagnostics import GaugeError, error
 from ..dynamics.objective import Objective
 from ..dynamics.records import Recorder
 from ..geometry import Geometry
+from ..kinds import NOISES
 from ..lowering import Lowered, stable_id
 from ._lowered import structure
 
@@ -131,7 +132,7 @@ class Ensemble:
                     )
                 ]
             )
-        if model.noise is not None and model.noise.kind in ("isotropic", "projected", "label"):
+        if model.noise is not None and NOISES[model.noise.kind].discrete is not None:
             raise GaugeError(
                 [
                     error(

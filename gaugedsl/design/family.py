@@ -20,6 +20,7 @@ import numpy as np
 
 from .. import ir
 from ..diagnostics import GaugeError, Span, error
+from ..kinds import NOISES
 from ..lowering import Lowered
 from . import operators
 from .operators import Operator
@@ -385,7 +386,7 @@ def _temperature(src: Source) -> tuple[float | None, str]:
     strength = src.design.get("strength")
     noise = model.noise
     if strength is not None:
-        if noise is not None and noise.kind not in ("isotropic", "projected"):
+        if noise is not None and not NOISES[noise.kind].temperature:
             raise _err(
                 "E608",
                 src.design.span_of("strength"),
@@ -393,7 +394,7 @@ def _temperature(src: Source) -> tuple[float | None, str]:
                 "remove strength (the bias is then reported per unit T), or use projected noise",
             )
         return float(strength), "strength"
-    if noise is not None and noise.kind in ("isotropic", "projected"):
+    if noise is not None and NOISES[noise.kind].temperature:
         return float(noise.get("T")), "the noise model"
     return None, ""
 

@@ -294,7 +294,7 @@ def _settings(ed: _Edits, src: Source, r: Realization) -> None:
         if noises:
             n = noises[0]
             t = next((k.value for k in n.kwargs if k.name == "T"), n.args[0] if n.args else None)
-            assert t is not None  # isotropic and projected noise require T; realize refuses the others (E608)
+            assert t is not None  # a noise with a temperature requires T; realize refuses the others (E608)
             ed.replace(t.span, number(r.strength))
         else:
             loss = src.items(ast.LossDecl)[0]

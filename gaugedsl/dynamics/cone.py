@@ -171,7 +171,7 @@ class ConeDrift(eqx.Module):
 
     def __call__(self, t, s, args):
         numbers, sigma = args
-        T = jnp.asarray(numbers.T, s.dtype)
+        T = jnp.asarray(numbers["T"], s.dtype)
         return (numbers.dt * (self.chart.ito(s, T) - self.gradient(s, sigma))).astype(s.dtype)
 
 
@@ -191,7 +191,7 @@ class ConeNoise(AbstractNoise):
     def operator(self, s, args):
         numbers = args[0] if isinstance(args, tuple) else args
         chart = self.chart
-        scale = jnp.sqrt(2 * numbers.T * numbers.dt).astype(s.dtype)
+        scale = jnp.sqrt(2 * numbers["T"] * numbers.dt).astype(s.dtype)
         line = jnp.where(jnp.asarray(chart.sphere), 1.0, 1.0 / jnp.sqrt(jnp.asarray(chart.metric, s.dtype)))
 
         def mv(xi):

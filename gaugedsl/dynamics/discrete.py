@@ -62,7 +62,10 @@ class DiscreteChunk(eqx.Module):
         if self.label_noise:
             assert batch is not None and obj.label is not None  # label noise needs a per-sample loss (E509)
             t = batch[obj.label]
-            batch = {**batch, obj.label: t + args.sigma.astype(t.dtype) * jax.random.normal(k_label, t.shape, t.dtype)}
+            batch = {
+                **batch,
+                obj.label: t + args["sigma"].astype(t.dtype) * jax.random.normal(k_label, t.shape, t.dtype),
+            }
         if batch is None:
             g = obj.grad(theta)
         else:

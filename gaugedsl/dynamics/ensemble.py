@@ -18,7 +18,7 @@ from .. import ir
 from .._jax_config import x64_enabled
 from .._threefry import straight_line_threefry
 from ..diagnostics import Diagnostic, GaugeError, error, warning
-from ..kinds import MANIFOLDS
+from ..kinds import MANIFOLDS, NOISES
 from ..kinds.manifolds import coordinates_where
 from ..lowering import Lowered
 from . import _geometry, branches, cone, gl_quotient, quotient
@@ -26,7 +26,6 @@ from .devices import ParticleSharding
 from .discrete import DiscreteChunk, steps_ahead
 from .drift import Drift
 from .manifolds import Constraint
-from .noise import Isotropic, LabelNoise, Minibatch, Projected
 from .objective import Objective, cast_data
 from .plan import Numbers, Plan, numbers, resolve
 from .records import Recorder
@@ -121,6 +120,7 @@ class Simulation:
             self.objective = Objective(self.lowered, self.dtype)
             self.recorder = Recorder(self.lowered, plan.records, self.objective.loss, self.geo.hooks(), self.dtype)
         groups = tuple((r.every, self.recorder.group(i)) for i, r in enumerate(plan.records))
+        self.noise_kind = NOISES[model.noise.kind] if model.noise is not None else None
         self.noise = self._noise()
         self._lowering = contextlib.nullcontext
         self.chains = None
@@ -153,10 +153,11 @@ class Simulation:
             # The SDE's charges follow an ODE that Euler–Maruyama only matches on average; the
             # keeper integrates it (gauge.py). The discrete maps are run as written: their own
             # charge change (P2, c' = c(1 − lr²g²)) is the point of simulating them.
-            keeper = _geometry.charge_keeper(self.geo) if plan.noise == "projected" else None
+            horizontal = self.noise_kind is not None and self.noise_kind.horizontal
+            keeper = _geometry.charge_keeper(self.geo) if horizontal else None
             # What the exact projected SDE keeps and a step may still break near a degenerate
             # orbit: the relative signs along balanced chains (branches.py, W802).
-            action = _geometry.torus_action(self.geo) if plan.noise == "projected" else None
+            action = _geometry.torus_action(self.geo) if horizontal else None
             positive = coordinates_where(model, self.geo.layout, "absolute")
             self.chains = None if action is None else branches.chains(action, positive)
             assert self.noise is not None  # dynamics = sde has a noise model (the checker's E508)
@@ -164,12 +165,13 @@ class Simulation:
             drift = Drift(self.objective.grad, self.constraint)
             self.particle_chunk = SDEChunk(drift, self.noise, solver, groups, plan.chunk)
         else:
-            kick = self.noise if plan.noise in ("isotropic", "projected") else None
+            discrete = self.noise_kind.discrete if self.noise_kind is not None else None
+            kick = self.noise if discrete == "kick" else None
             if kick is None:  # see gaugedsl/_threefry.py for why not with a kick
                 self._lowering = straight_line_threefry
             batch = plan.batch if plan.dynamics == "sgd" else None
             self.particle_chunk = DiscreteChunk(
-                self.objective, self.constraint, kick, plan.noise == "label", batch, groups, plan.chunk, plan.unit,
+                self.objective, self.constraint, kick, discrete == "labels", batch, groups, plan.chunk, plan.unit,
                 steps_ahead(self.objective, batch, plan.unit, plan.particles),
             )  # fmt: skip
         chunk_fn = _ensemble(self.particle_chunk)
@@ -179,12 +181,12 @@ class Simulation:
         self.sharding = ParticleSharding(plan.particles)
         self._init = eqx.filter_jit(self._initial_points)
         self.notes: list[Diagnostic] = []
-        if plan.dynamics == "gd" and plan.noise == "sgd" and model.noise is not None:
+        if plan.dynamics == "gd" and discrete is None and model.noise is not None:
             self.notes.append(
                 warning(
                     "W801",
                     model.noise.span,
-                    "dynamics = gd takes full batches: the sgd noise model is not used",
+                    f"dynamics = gd takes full batches: the {model.noise.kind} noise model is not used",
                     "use dynamics = sgd for the minibatch map, or dynamics = sde for its diffusion limit",
                 )
             )
@@ -198,34 +200,25 @@ class Simulation:
     # ---- construction ----
 
     def _noise(self):
-        kind, D = self.plan.noise, self.layout.dimension
-        if kind is None:
+        if self.model.noise is None:
             return None
-        if kind == "isotropic":
-            return Isotropic(self.constraint, D)
-        if kind == "projected":
-            return Projected(self.constraint, _geometry.horizontal_projection(self.geo), D)
-        obj = self.objective
-        assert self.model.noise is not None  # plan.noise is its kind
-        if not obj.per_sample:
+        kind = NOISES[self.model.noise.kind]
+        if kind.per_sample and not self.objective.per_sample:
             raise GaugeError(
                 [
                     error(
                         "E509",
                         self.model.noise.span,
-                        f"{kind} noise needs a per-sample loss",
+                        f"{kind.name} noise needs a per-sample loss",
                         "write the loss as `loss per (x, t) in (X, y) = ...`",
                     )
                 ]
             )
-        assert obj.n is not None  # a per-sample loss has its number of samples
-        mb = Minibatch(self.constraint, obj.per_sample_grads, obj.n, obj.finite)
-        if kind == "sgd":
-            return mb
-        return LabelNoise(self.constraint, mb, obj.label_jacobians, obj.label_size)
+        return kind.diffusion(self)
 
     def numbers(self, **overrides) -> Numbers:
-        """The numeric settings (`dt`, `T`, `lr`, `batch`, `sigma`) with overrides."""
+        """The numeric settings (`dt`, the noise model's settings, `lr` of a discrete map) with
+        overrides."""
         return numbers(self.model, self.plan, self.dtype, **overrides)
 
     # ---- initial points ----

@@ -209,7 +209,7 @@ class ChargeKeeper(eqx.Module):
         λ = 2T dt/G: as stable as the exact exponential for stiff orbits, and cheaper."""
         tiny = jnp.finfo(before.dtype).tiny
         floor = tiny**0.5  # x ≤ (P + N)/floor stays finite
-        tdt = (args.T * args.dt).astype(before.dtype)
+        tdt = (args["T"] * args.dt).astype(before.dtype)
         p0, n0 = self._block_sums(act, signs, before)
         g = p0 + n0
         trace = sum(signs)  # tr(A_a) = Σ_j m_j; 0 for u ⊙ v
@@ -232,7 +232,7 @@ class ChargeKeeper(eqx.Module):
     def target(act: DiagonalAction, theta, args: Numbers):
         """The charges after one step of `dχ_a/dt = T tr(A_a P_H)` from θ."""
         m = act.m(theta.dtype)
-        tdt = (args.T * args.dt).astype(theta.dtype)
+        tdt = (args["T"] * args.dt).astype(theta.dtype)
         g = act.gram_diag(theta)
         chi = act.charges(theta)
         ok = g > 0
@@ -247,7 +247,7 @@ class ChargeKeeper(eqx.Module):
     def __call__(self, before, after, args: Numbers):
         act = self.action
         if isinstance(act, TorusAction):
-            return torus.keep(act, before, after, (args.T * args.dt).astype(before.dtype))
+            return torus.keep(act, before, after, (args["T"] * args.dt).astype(before.dtype))
         if act.signs is not None:
             return self._blocks_call(act, act.signs, before, after, args)
         target = self.target(act, before, args)

@@ -50,6 +50,7 @@ import lineax as lx
 
 from ..geometry.gl_chart import GLChart
 from .noise import AbstractNoise
+from .plan import Numbers
 
 
 @jax.custom_jvp
@@ -234,10 +235,10 @@ class GLQuotientNoise(AbstractNoise):
     def shape(self):
         return (self.chart.noise_dimension,)
 
-    def operator(self, theta, args):
+    def operator(self, theta, args: Numbers | tuple):
         numbers = args[0] if isinstance(args, tuple) else args
         c = self.chart
-        scale = jnp.sqrt(2 * numbers.T * numbers.dt).astype(theta.dtype)
+        scale = jnp.sqrt(2 * numbers["T"] * numbers.dt).astype(theta.dtype)
         basis = c.horizontal(theta)
 
         def mv(zeta):

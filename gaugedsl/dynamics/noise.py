@@ -73,7 +73,7 @@ class Isotropic(AbstractNoise):
         return not self.constraint.projects
 
     def operator(self, theta, args):
-        scale = jnp.sqrt(2 * args.T * args.dt).astype(theta.dtype)
+        scale = jnp.sqrt(2 * args["T"] * args.dt).astype(theta.dtype)
         if self.additive:
             return lx.DiagonalLinearOperator(jnp.full(self.dimension, scale, theta.dtype))
         return self._function(theta, lambda w: scale * self.constraint.tangent(theta, w), self.dimension)
@@ -89,7 +89,7 @@ class Projected(AbstractNoise):
         return (self.dimension,)
 
     def operator(self, theta, args):
-        scale = jnp.sqrt(2 * args.T * args.dt).astype(theta.dtype)
+        scale = jnp.sqrt(2 * args["T"] * args.dt).astype(theta.dtype)
         return self._function(
             theta, lambda w: scale * self.project(theta, self.constraint.tangent(theta, w)), self.dimension
         )
@@ -111,8 +111,8 @@ class Minibatch(AbstractNoise):
     def factor(self, theta, args):
         g = self.gradients(theta)
         centered = (g - jnp.mean(g, axis=0)) / jnp.sqrt(self.n)
-        fpc = (self.n - args.batch) / (self.n - 1) if self.finite and self.n > 1 else 1.0
-        scale = jnp.sqrt(jnp.maximum(args.lr * fpc / args.batch, 0.0) * args.dt)
+        fpc = (self.n - args["batch"]) / (self.n - 1) if self.finite and self.n > 1 else 1.0
+        scale = jnp.sqrt(jnp.maximum(args["lr"] * fpc / args["batch"], 0.0) * args.dt)
         return scale.astype(theta.dtype) * centered.T  # (D, n)
 
     def operator(self, theta, args):
@@ -136,7 +136,7 @@ class LabelNoise(AbstractNoise):
     def operator(self, theta, args):
         n = self.minibatch.n
         j = self.label_jacobians(theta)  # (n, D, m)
-        scale = (args.sigma * jnp.sqrt(args.lr / args.batch * args.dt / n)).astype(theta.dtype)
+        scale = (args["sigma"] * jnp.sqrt(args["lr"] / args["batch"] * args.dt / n)).astype(theta.dtype)
         labels = scale * jnp.transpose(j, (1, 0, 2)).reshape(theta.shape[0], n * self.m)
         f = jnp.concatenate([self.minibatch.factor(theta, args), labels], axis=1)
         f = jax.vmap(lambda col: self.constraint.tangent(theta, col), in_axes=1, out_axes=1)(f)

@@ -18,8 +18,8 @@ import numpy as np
 from jaxtyping import Array, Float
 
 from .. import ir
-from ..check.settings import NOISE_KINDS
 from ..diagnostics import GaugeError, error
+from ..kinds import NOISES
 
 # Record buffers of one chunk stay below this many numbers (all particles together).
 _CHUNK_BUFFER_LIMIT = 32 * 2**20
@@ -58,20 +58,20 @@ class Plan:
 
 
 class Numbers(eqx.Module):
-    """The numeric settings, as traced scalars.
+    """The numeric settings, as traced scalars, so that a new value does not recompile.
 
     - `dt`: the time one step advances: the SDE's `dt`, or the learning rate of the
       discrete maps (time t = k·lr).
-    - `T`: temperature of `isotropic`/`projected` noise.
-    - `lr`, `batch`: learning rate and batch size that scale `sgd`/`label` noise.
-    - `sigma`: label-noise standard deviation.
+    - `settings`: the noise model's settings by name (its registry entry's `settings`, e.g.
+      `T` of projected noise, `lr` and `batch` of sgd noise), and `lr` for the discrete maps;
+      read as `numbers["T"]`.
     """
 
     dt: Float[Array, ""]
-    T: Float[Array, ""]
-    lr: Float[Array, ""]
-    batch: Float[Array, ""]
-    sigma: Float[Array, ""]
+    settings: dict[str, Float[Array, ""]]
+
+    def __getitem__(self, name: str) -> Float[Array, ""]:
+        return self.dt if name == "dt" else self.settings[name]
 
     def as_dict(self) -> dict[str, float]:
         # The shortest decimal that rounds to the stored value: dt = 0.01 in float32 reads
@@ -80,7 +80,7 @@ class Numbers(eqx.Module):
             x = np.asarray(x)
             return float(str(x.astype(np.float32))) if x.dtype == np.float32 else float(x)
 
-        return {f.name: shortest(getattr(self, f.name)) for f in dataclasses.fields(self)}
+        return {"dt": shortest(self.dt), **{k: shortest(v) for k, v in self.settings.items()}}
 
 
 def resolve(
@@ -173,34 +173,35 @@ def resolve(
 
 
 def numbers(model: ir.Model, plan: Plan, dtype, **overrides: float) -> Numbers:
-    """The numeric settings from the model, with overrides (`T`, `dt`, `lr`, `batch`,
-    `sigma`)."""
+    """The numeric settings from the model, with overrides (`dt`, `lr` or the noise model's
+    settings; see `used_numbers`)."""
     noise = model.noise
     run, loss = model.run, model.loss
     assert run is not None and loss is not None  # the plan's resolve() refuses a model without them
-    get = noise.get if noise is not None else (lambda name, default=None: default)
-    n = loss.per_sample.size if loss.per_sample is not None else None
+    values: dict[str, float] = {}
+    if noise is not None:
+        kind = NOISES[noise.kind]
+        samples = loss.per_sample.size if loss.per_sample is not None else None
+        given = {s.name: noise.get(s.name) for s in kind.settings}
+        declared = {s.name: s.default for s in kind.settings if s.default is not None}
+        values = {**declared, **kind.defaults(samples), **{k: v for k, v in given.items() if v is not None}}
     if plan.dynamics in ("sde", "quotient"):
         dt = run.get("dt", 1e-2)
     else:
-        dt = run.get("lr")
-    values = {
-        "dt": dt,
-        "T": get("T", 0.0),
-        "lr": get("lr", run.get("lr") or 0.0),
-        "batch": get("batch", plan.batch or n or 1),
-        "sigma": get("sigma", 0.0),
-    }
+        dt = values["lr"] = run.get("lr")
     used = used_numbers(model, plan)
     for k, v in overrides.items():
         if v is None:
             continue
         if k not in used:
             raise GaugeError([_unused(model, plan, k, v, used)])
+        if k == "dt" or (k == "lr" and plan.dynamics in ("gd", "sgd")):
+            dt = v  # the step of a discrete map is its learning rate
         values[k] = v
-        if k == "lr" and plan.dynamics in ("gd", "sgd"):
-            values["dt"] = v  # the step of a discrete map is its learning rate
-    return Numbers(**{k: jnp.asarray(float(v), dtype=dtype) for k, v in values.items()})
+    values.pop("dt", None)
+    return Numbers(
+        jnp.asarray(float(dt), dtype=dtype), {k: jnp.asarray(float(v), dtype=dtype) for k, v in values.items()}
+    )
 
 
 def used_numbers(model: ir.Model, plan: Plan) -> tuple[str, ...]:
@@ -208,8 +209,8 @@ def used_numbers(model: ir.Model, plan: Plan) -> tuple[str, ...]:
     `lr` for `dynamics = gd`/`sgd` (its step), else `dt` and the noise model's settings."""
     if plan.dynamics in ("gd", "sgd"):
         return ("lr",)
-    kind = model.noise.kind if model.noise is not None else None
-    return ("dt", *(s.name for s in NOISE_KINDS[kind][1])) if kind in NOISE_KINDS else ("dt",)
+    kind = NOISES.get(model.noise.kind) if model.noise is not None else None
+    return ("dt", *(s.name for s in kind.settings)) if kind is not None else ("dt",)
 
 
 def _unused(model: ir.Model, plan: Plan, name: str, value, used: tuple[str, ...]):
@@ -218,7 +219,7 @@ def _unused(model: ir.Model, plan: Plan, name: str, value, used: tuple[str, ...]
     if name == "batch" and plan.dynamics == "sgd":
         why = "the minibatch size of dynamics = sgd is the shape of the compiled step, not a number it reads"
         hint = f"change `batch` in the run block (a new program is compiled for it); {what} uses: {', '.join(used)}"
-    elif name in ("dt", "T", "lr", "batch", "sigma"):
+    elif name in ("dt", "lr") or any(name in (s.name for s in k.settings) for k in NOISES.values()):
         why = f"this run does not use {name}"
         hint = f"{what} uses: {', '.join(used)}"
     else:

@@ -50,7 +50,7 @@ from .cone import ConeChart
 from .gl_quotient import GLQuotientChart
 from .noise import AbstractNoise
 from .plan import Numbers
-from .solve import _LEVY_SOLVERS, StepBrownianPath, _inner
+from .solve import StepBrownianPath, levy_area
 
 
 class LineChart:
@@ -238,7 +238,7 @@ class QuotientNoise(AbstractNoise):
 
     def operator(self, s, args):
         numbers = args[0] if isinstance(args, tuple) else args
-        scale = jnp.sqrt(2 * numbers.T * numbers.dt / jnp.asarray(self.metric, s.dtype)).astype(s.dtype)
+        scale = jnp.sqrt(2 * numbers["T"] * numbers.dt / jnp.asarray(self.metric, s.dtype)).astype(s.dtype)
         return lx.DiagonalLinearOperator(scale)
 
 
@@ -256,8 +256,7 @@ class QuotientChunk(eqx.Module):
     def __call__(self, theta, key, start, n, numbers: Numbers):
         s, sigma = self.chart.split(theta)
         shape = jax.ShapeDtypeStruct(self.noise.shape, theta.dtype)
-        levy_solver = isinstance(_inner(self.solver), _LEVY_SOLVERS)
-        levy = diffrax.SpaceTimeLevyArea if levy_solver else diffrax.BrownianIncrement
+        levy = levy_area(self.solver)
         bm = StepBrownianPath(shape=shape, key=key, offset=jnp.asarray(start, jnp.int32), levy_area=levy)
         terms = diffrax.MultiTerm(diffrax.ODETerm(self.drift), diffrax.ControlTerm(self.noise, bm))
         embed = self.chart.embed

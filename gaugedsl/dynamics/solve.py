@@ -24,65 +24,47 @@ import jax.numpy as jnp
 
 from .. import ir
 from ..diagnostics import GaugeError, error
+from ..kinds import NOISES, SOLVERS
 from .manifolds import Retraction
 from .noise import AbstractNoise
 from .plan import Plan
-
-_ITO = {"euler": diffrax.Euler, "milstein": diffrax.ItoMilstein}
-_STRATONOVICH = {"heun": diffrax.Heun, "reversible_heun": diffrax.ReversibleHeun, "spark": diffrax.SPaRK}
-_ADDITIVE = {"sea": diffrax.SEA, "sra1": diffrax.SRA1, "shark": diffrax.ShARK}
-_LEVY_SOLVERS = (diffrax.SEA, diffrax.SRA1, diffrax.ShARK, diffrax.SPaRK)
 
 
 def solver_for(
     model: ir.Model, plan: Plan, noise: AbstractNoise, constraint: Retraction, keeper=None
 ) -> diffrax.AbstractSolver:
-    """The solver the run block names, if it fits the noise; a diagnostic otherwise.
-
-    Itô (euler, milstein) and Stratonovich (heun, reversible_heun, spark) solvers agree only
-    when the noise does not depend on θ, and the SRK solvers sea/sra1/shark are built for
-    additive noise. Our noise models are Itô SDEs (P4's balancing drift −2Tc/ρ² is the Itô
-    term of projected noise): with θ-dependent noise only euler integrates them correctly
-    (milstein needs commutative noise, which projections and minibatch factors are not).
-    """
-    name = plan.solver
+    """The solver the run block names (its `kinds/solvers.py` entry), if it fits the noise; a
+    diagnostic otherwise: with θ-dependent noise only an Itô solver that needs neither additive nor
+    commutative noise (euler) integrates our Itô SDEs correctly."""
+    kind = SOLVERS[plan.solver]
     assert model.run is not None and model.noise is not None  # an SDE: the checker requires both (E508)
     span = model.run.span_of("solver")
-    kind = model.noise.kind
-    if not noise.additive and name != "euler":
-        why = {
-            "projected": "projected noise depends on θ (through the orbit directions)",
-            "sgd": "minibatch noise depends on θ (through the per-sample gradients)",
-            "label": "label noise depends on θ (through the per-sample gradients)",
-            "isotropic": "on a Sphere or Stiefel manifold the noise is projected onto the tangent space, which depends on θ",
-        }[kind]
+    if not noise.additive:
+        why = NOISES[model.noise.kind].state_dependence or f"{model.noise.kind} noise depends on θ"
         if getattr(noise, "cone_chart", False):
             why = "on a cone of the gauge slice the quotient's mobility depends on the state (through |a|)"
         if getattr(noise, "gl_chart", False):
             why = (
                 "on the quotient of a GL factorization the mobility depends on the state (through W's singular values)"
             )
-        if name in _STRATONOVICH:
-            msg = f"solver = {name} converges to the Stratonovich SDE, but {why}: that would add the Itô–Stratonovich drift and change the stationary law"
-        elif name in _ADDITIVE:
-            msg = f"solver = {name} is for additive noise, but {why}"
-        else:
-            msg = f"solver = {name} needs commutative noise, but {why}"
-        raise GaugeError([error("E810", span, msg, "use solver = euler (Itô Euler–Maruyama)")])
-    if name == "reversible_heun" and not constraint.trivial:
+        msg = kind.refuses_state_dependent_noise(why)
+        if msg is not None:
+            raise GaugeError([error("E810", span, msg, "use solver = euler (Itô Euler–Maruyama)")])
+    if kind.second_state and not constraint.trivial:
         raise GaugeError(
             [
                 error(
                     "E810",
                     span,
-                    "solver = reversible_heun keeps a second state that a constrained (Positive) parameter's reflection would break",
+                    f"solver = {kind.name} keeps a second state that a constrained (Positive) parameter's reflection would break",
                     "use solver = euler or heun",
                 )
             ]
         )
-    inner = (_ITO.get(name) or _STRATONOVICH.get(name) or _ADDITIVE[name])()
+    inner = kind.build()
     wrapper = _ConstrainedIto if isinstance(inner, diffrax.AbstractItoSolver) else _ConstrainedStratonovich
-    return wrapper(inner, constraint, keeper)
+    levy = diffrax.SpaceTimeLevyArea if kind.levy_area else diffrax.BrownianIncrement
+    return wrapper(inner, constraint, keeper, levy)
 
 
 class Constrained(diffrax.AbstractSolver):
@@ -93,6 +75,7 @@ class Constrained(diffrax.AbstractSolver):
     solver: diffrax.AbstractSolver
     constraint: Retraction
     keeper: Callable | None = None  # (θ, θ', numbers) ↦ θ' moved along its orbit (gauge.py)
+    levy_area: type = eqx.field(static=True, default=diffrax.BrownianIncrement)  # what its increments carry
     interpolation_cls: ClassVar[Callable] = diffrax.LocalLinearInterpolation
 
     @property
@@ -188,9 +171,7 @@ class SDEChunk(eqx.Module):
         # Chunk-relative time in the state's dtype (Diffrax would promote a float32 state to a
         # float64 time); the increments depend only on (particle, step of the run).
         shape = jax.ShapeDtypeStruct(self.noise.shape, theta.dtype)
-        levy = (
-            diffrax.SpaceTimeLevyArea if isinstance(_inner(self.solver), _LEVY_SOLVERS) else diffrax.BrownianIncrement
-        )
+        levy = levy_area(self.solver)
         bm = StepBrownianPath(shape=shape, key=key, offset=jnp.asarray(start, jnp.int32), levy_area=levy)
         terms = diffrax.MultiTerm(diffrax.ODETerm(self.drift), diffrax.ControlTerm(self.noise, bm))
         subs = [diffrax.SubSaveAt(t0=True, steps=every, fn=_at(fn)) for every, fn in self.groups]
@@ -218,5 +199,6 @@ def _at(fn):
     return lambda t, y, args: fn(y)
 
 
-def _inner(solver):
-    return solver.solver if isinstance(solver, Constrained) else solver
+def levy_area(solver) -> type:
+    """What the Brownian increments of `solver_for`'s solver must carry (Diffrax's Lévy-area class)."""
+    return solver.levy_area if isinstance(solver, Constrained) else diffrax.BrownianIncrement

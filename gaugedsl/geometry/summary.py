@@ -6,6 +6,7 @@ import jax
 import numpy as np
 
 from ..diagnostics import GaugeError
+from ..kinds import NOISES
 from ..lowering import Lowered
 from .checks import degeneracy, symmetry_violations
 from .closed_form import closed_form_of
@@ -135,25 +136,17 @@ def _none_shown(entry) -> str:
 
 
 def _why_no_law(noise: str) -> str | None:
-    """Why the model's noise has no predicted stationary law; None for projected noise, whose law
-    exp(−L/T)·det G^(−1/2) is the one computed (docs/theory.md P5, P6).
+    """Why the model's noise has no predicted stationary law; None for a horizontal noise
+    (projected), whose law exp(−L/T)·det G^(−1/2) is the one computed (docs/theory.md P5, P6).
 
     For `sgd` and `label` noise we show none: their covariance lies in the span of the per-sample
     gradients, orthogonal to the orbits like projected noise, but it is neither isotropic on that
     span nor of constant temperature (it scales with the loss), so the projected-noise law would be
     an approximation of unknown quality, not this model's law."""
-    if noise == "projected":
+    kind = NOISES[noise]
+    if kind.horizontal:
         return None
-    if noise == "isotropic":
-        return (
-            "isotropic noise: the charges are martingales (P3), nothing drives the parameters to the balanced "
-            "slice, and exp(−L/T) is not normalisable along the orbits; the law exp(−L/T)·det G^(−1/2) is that "
-            "of projected noise"
-        )
-    return (
-        f"{noise} noise: its covariance is orthogonal to the orbits but state-dependent, so the projected-noise "
-        "law exp(−L/T)·det G^(−1/2) (P5) would only approximate this model's law; it is not shown as its own"
-    )
+    return kind.why_no_law or f"{noise} noise: no stationary law is stated for it"
 
 
 def _balanced(pattern, params) -> bool:

@@ -27,6 +27,7 @@ import dataclasses
 import numpy as np
 
 from ..geometry import Geometry
+from ..kinds import NOISES
 from . import verdict
 from .action import ActionFacts, balanced_rates
 
@@ -97,21 +98,19 @@ def charge_rows(label: str, values: np.ndarray, steps: np.ndarray, facts: Action
             "a discrete map with a noise kick: each step moves χ_a by ½⟨Δθ, A_a Δθ⟩, of either sign "
             "(P2 with the kick included)"
         )
-    if ctx.noise == "isotropic":
-        return [_p3(label, chi, steps, facts, ctx, reference)]
-    if ctx.noise == "projected":
-        if facts.diagonal_unit and ctx.keeper:
-            return _p4_keeper(label, chi, steps, facts, ctx, reference)
-        return none(_p4_elsewhere(facts, ctx))
-    if ctx.noise is None:
+    kind = NOISES.get(ctx.noise) if ctx.noise is not None else None
+    if kind is None:
         return none(
             f"gradient flow integrated with solver = {ctx.solver}: χ_a changes by its discretization error, "
             "which has no stated bound"
         )
-    return none(
-        f"{ctx.noise} noise: the charges drift with the gradient covariance (P2's general form), "
-        "which this run does not record"
-    )
+    if kind.martingale_charges:
+        return [_p3(label, chi, steps, facts, ctx, reference)]
+    if kind.horizontal:
+        if facts.diagonal_unit and ctx.keeper:
+            return _p4_keeper(label, chi, steps, facts, ctx, reference)
+        return none(_p4_elsewhere(facts, ctx))
+    return none(kind.charge_note or f"{kind.name} noise: no law of the charges is stated for it")
 
 
 def _rounding(chi: np.ndarray, steps: np.ndarray, facts: ActionFacts, ctx: ChargeContext) -> np.ndarray:

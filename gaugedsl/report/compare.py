@@ -24,6 +24,7 @@ import numpy as np
 from .. import ir
 from ..dynamics import _geometry
 from ..dynamics.ensemble import Result, Simulation
+from ..kinds import NOISES
 from ..lowering import Lowered
 from . import verdict
 from .action import action_facts
@@ -77,7 +78,8 @@ def compare(sim: Simulation, result: Result, geometry_dtype_lowered: Lowered | N
     rows: list[Row] = []
     out = Comparison(rows)
     noise = plan.noise
-    kick = plan.dynamics == "sde" or noise in ("isotropic", "projected")
+    kind = NOISES.get(noise) if noise is not None else None
+    kick = plan.dynamics == "sde" or (kind is not None and kind.discrete == "kick")
     context = None
     only_start: list[tuple[str, int]] = []
     for rec in plan.records:
@@ -99,7 +101,7 @@ def compare(sim: Simulation, result: Result, geometry_dtype_lowered: Lowered | N
                 item.value, ir.Ref
             ):  # (applies: a Ref)  # the sampled law of any predictor (or why there is none)
                 rows.extend(law_rows.law_rows(sim, result, label, values, out, item.value.name))
-            elif _is_scalar_predictor(model, item) and noise == "projected" and model.noise is not None:
+            elif _is_scalar_predictor(model, item) and kind is not None and kind.horizontal:
                 rows.extend(_law(sim, result, label, values, geometry_dtype_lowered, out, when))
             else:
                 rows.append(_plain(label, values, when))
@@ -116,9 +118,11 @@ def compare(sim: Simulation, result: Result, geometry_dtype_lowered: Lowered | N
 def _charge_context(sim: Simulation, result: Result, noise: str | None) -> ChargeContext:
     plan, ok = result.plan, result.healthy
     theta0 = result.theta0 if result.theta0 is not None else result.theta
-    keeper = plan.dynamics == "sde" and noise == "projected" and _geometry.charge_keeper(sim.geo) is not None
+    horizontal = noise is not None and NOISES[noise].horizontal
+    keeper = plan.dynamics == "sde" and horizontal and _geometry.charge_keeper(sim.geo) is not None
+    T = float(result.numbers.get("T", 0.0))
     return ChargeContext(
-        plan.dynamics, noise, plan.solver, plan.dtype, float(result.numbers["T"]), float(result.numbers["dt"]), keeper,
+        plan.dynamics, noise, plan.solver, plan.dtype, T, float(result.numbers["dt"]), keeper,
         np.asarray(theta0)[ok], np.asarray(result.theta)[ok], sim.geo,
     )  # fmt: skip
 

@@ -32,6 +32,7 @@ from .. import ir
 from ..geometry.chart import ChartUnavailable, SliceChart
 from ..geometry.gl_chart import GLChart, gl_chart_applies
 from ..geometry.law import LawUnavailable
+from ..kinds import NOISES
 from . import verdict
 from .compare import Row
 
@@ -78,13 +79,18 @@ def chart_of(sim) -> SliceChart | GLChart | None:
         return None
 
 
+def _horizontal(noise: str | None) -> bool:
+    """The noise balances (its registry entry's `horizontal`): the law on the slice is its law."""
+    return noise is not None and NOISES[noise].horizontal
+
+
 def applies(sim, item, noise: str | None) -> bool:
     """Whether these rows speak for the recorded `item`: a predictor of a model with symmetries, except
     a scalar one whose slice is a curve or has no chart (the exact quadrature of geometry/law.py
     handles those, under projected noise)."""
     if not (isinstance(item.value, ir.Ref) and item.value.kind == "predictor") or not sim.model.symmetries:
         return False
-    if item.value.shape == () and len(sim.model.predictors) == 1 and noise == "projected":
+    if item.value.shape == () and len(sim.model.predictors) == 1 and _horizontal(noise):
         return sim.geo.dimension - sim.geo.algebra_dim > 1 and chart_of(sim) is not None
     return True
 
@@ -97,13 +103,9 @@ def law_rows(sim, result, label: str, values: np.ndarray, out, predictor: str | 
     from .compare import _plain  # the ensemble's end mean, as for any record without a law
 
     noise = result.plan.noise
-    if noise != "projected" or sim.model.noise is None:
-        why = {
-            "isotropic": "isotropic noise does not balance: the charges are martingales and exp(−L/T) is not "
-            "normalisable along the orbits (P3); no stationary law on the slice"
-        }.get(  # fmt: skip
-            noise, f"the stationary law on the slice is predicted for projected noise (here: {noise or 'none'})"
-        )
+    if not _horizontal(noise):
+        why = NOISES[noise].why_no_law if noise is not None else None
+        why = why or f"the stationary law on the slice is predicted for projected noise (here: {noise or 'none'})"
         return [_plain(label, values), Row(f"law of {label}", None, verdict=verdict.NO_PREDICTION, why=why, note=why)]
     if values.shape[0] < MIN_RECORDS:
         why = (f"only {values.shape[0]} records of {label}: the time averages and the stationarity check need at least "
@@ -259,10 +261,10 @@ def _sample(sim, result, seed):
     from ..geometry.sampler import chart_for, not_normalisable, sample_slice_law
 
     plan = result.plan
-    if plan.noise != "projected":
+    if not _horizontal(plan.noise):
         raise LawUnavailable("the stationary law on the slice is predicted for projected noise")
     chart = chart_for(sim.geo)
-    T = float(result.numbers["T"])
+    T = float(result.numbers["T"])  # a horizontal noise model has a temperature
     theta0 = np.asarray(result.theta)[result.healthy]
     why = power_counting(sim, theta0)  # structural, before the sampler: a slow divergence escapes its detector
     if why is not None:
