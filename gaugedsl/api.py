@@ -113,6 +113,18 @@ class Model:
             self._reraise(exc)
         return RunResult(self.ir, result, comparison)
 
+    def symmetries(self, laws: bool = True):
+        """The model's linear symmetries, discovered numerically and named in the language, beside
+        the declared ones, with the conservation laws of gradient flow (`gaugedsl symmetries`): a
+        `gaugedsl.discovery.Discovery` (`str()` for the report, `.to_dict()` for the JSON,
+        `.declarations()` for the `.gauge` lines)."""
+        from .discovery import discover
+
+        try:
+            return discover(self.ir, laws=laws)
+        except GaugeError as exc:
+            self._reraise(exc)
+
     def design(self) -> "DesignResult":
         """The parameterization that induces the design block's target bias
         (`gaugedsl design`)."""

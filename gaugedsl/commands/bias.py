@@ -1,4 +1,4 @@
-"""`gaugedsl bias FILE [--at init|slice] [--json]`: the geometry of every symmetry, the
+"""`gaugedsl bias FILE [--at init|slice] [--json] [--discover]`: the geometry of every symmetry, the
 gauge-correction bias in closed form and numerically, and the predicted stationary law."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ._common import EXIT_OK, UsageError, existing_file, xla_cache
+from ._common import EXIT_OK, UsageError, xla_cache
 
 
 def register(sub) -> None:
@@ -21,28 +21,53 @@ def register(sub) -> None:
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--no-law", action="store_true", help="skip the predicted stationary law")
     p.add_argument("--x32", action="store_true", help="use float32 (geometry defaults to float64)")
+    p.add_argument(
+        "--discover",
+        action="store_true",
+        help="use the symmetries `gaugedsl symmetries` discovers instead of the declared ones",
+    )
     p.set_defaults(handler=run)
 
 
 def run(args, sources) -> int:
     import jax
 
-    from .. import ir
     from .._threefry import straight_line_threefry
-    from ..check import Loader
     from ..geometry.summary import bias_summary, render
     from ..lowering import Lowered
+    from .symmetries import checked_model
 
     jax.config.update("jax_enable_x64", not args.x32)
     xla_cache()  # the geometry compiles dozens of small programs: asked again, it reads them back
 
-    existing_file(args.file)
-    loader = Loader()
-    loader.sources = sources  # diagnostics quote the files read
-    model = loader.check_file(args.file)
-    if not isinstance(model, ir.Model):
-        raise UsageError(f"{args.file} is a library (parametric symmetries only); `bias` needs a model")
+    model = checked_model(args.file, sources, "bias")
+    discovered = None
+    if args.discover:
+        model, discovered = _with_discovered(args.file, model, sources)
     with straight_line_threefry():  # its one-off draws compile several times faster; same numbers
         summary = bias_summary(Lowered(model), at=args.at, law=not args.no_law)
-    print(json.dumps(summary, indent=2) if args.json else render(summary))
+    if discovered is not None:
+        summary["discovered"] = discovered
+    text = render(summary)
+    if discovered is not None:
+        text = (
+            "symmetries discovered (gaugedsl symmetries):\n" + "\n".join(f"  {d}" for d in discovered) + "\n\n" + text
+        )
+    print(json.dumps(summary, indent=2) if args.json else text)
     return EXIT_OK
+
+
+def _with_discovered(path, model, sources):
+    """The model with its symmetry statements replaced by the discovered declarations."""
+    from .. import ir
+    from ..check import Loader
+    from ..discovery import discover, rewrite
+
+    found = discover(model, laws=False)
+    if not found.named:
+        raise UsageError(f"no linear symmetry of {model.name} was found: there is no gauge correction to compute")
+    loader = Loader()
+    loader.sources = sources
+    rewritten = loader.check_text(rewrite(path.read_text(encoding="utf-8"), found, str(path)), str(path))
+    assert isinstance(rewritten, ir.Model)  # the same model, with checked declarations
+    return rewritten, found.declarations()

@@ -33,7 +33,7 @@ def symmetry_violations(geo: Geometry, points: int = 8, seed: int = 0, spread: f
     tol = max(1e-8, 1e4 * eps)
     key = jax.random.PRNGKey(seed)
     constraint = Constraint(geo.model, lowered.layout)
-    thetas = _generic_points(geo, constraint, key, points)
+    thetas = generic_points(geo, constraint, key, points)
     dims = {n: s.group.algebra_dim for n, s in geo.symmetries.items()}
     draws = {n: spread * _normal_draws(key, 1000, points, k, thetas.dtype) for n, k in dims.items()}
     l0, p0, moved = jax.tree.map(np.asarray, _measure(geo, constraint)(thetas, draws))
@@ -115,7 +115,7 @@ def degeneracy_at(geo: Geometry, thetas, where: str, names: list[str] | None = N
 # ---- helpers ----
 
 
-def _generic_points(geo: Geometry, constraint, key, points: int):
+def generic_points(geo: Geometry, constraint, key, points: int):
     """(points, D): draw i from the key `fold_in(key, i)`, in one compiled program."""
     lowered, rng = geo.lowered, np.random.default_rng(0)
 

@@ -1,0 +1,222 @@
+"""The Lie algebra of linear symmetries of a model, found numerically.
+
+A linear field ξ(θ) = Σ_j c_j ξ_j(θ) (`candidates.py`) is an infinitesimal symmetry when it moves
+nothing the model computes: `Jφ(θ) ξ(θ) = 0` for the model's outputs φ (its predictors, or its
+per-sample losses on a probe set when it declares none, and always its loss) at every θ, and ξ is
+tangent to every parameter's manifold. We stack these linear conditions on c over `points` generic
+points and take the null space by SVD.
+
+Two normalisations make the rank decision scale-aware. The candidate fields are first replaced by
+an orthonormal basis of the fields they produce over the sample points (the SVD of the stacked
+fields, which also removes combinations that vanish identically — the families overlap); each
+point's Jacobian is divided by its spectral norm. The singular values of the stacked conditions
+then lie in [0, 1]; a direction is a symmetry when its singular value is below `tolerance`
+(√ε of the computation's precision) and the ratio of the smallest value above it to the largest
+below it — the gap — is reported: a small gap (under 10³) means the decision is fragile.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ..lowering import Lowered
+from .candidates import Candidates
+
+PROBE = 64  # per-sample losses evaluated when the model declares no predictor (at least D + 16)
+MAX_POINTS = 1024
+_BATCH = 16  # points whose fields are computed at once (memory: 16·D·C numbers)
+
+
+@dataclasses.dataclass
+class Algebra:
+    """What the discovery found.
+
+    - `coefficients`: (C, k), a basis of the algebra in the candidates' coefficients.
+    - `fields`: (points, D, k), its fields at the sample points.
+    - `singular_values`: of the stacked conditions, ascending; `tolerance`, `gap` as above.
+    - `fiber_dimension`: dimension of the set of parameters with the same outputs, at generic
+      points: the tangent dimension minus the rank of the Jacobian there.
+    - `orbit_dimension`: the rank of the found fields at generic points (≤ k).
+    """
+
+    candidates: Candidates
+    thetas: np.ndarray
+    coefficients: np.ndarray
+    fields: np.ndarray
+    singular_values: np.ndarray
+    tolerance: float
+    gap: float
+    fiber_dimension: int
+    orbit_dimension: int
+    tangent_dimension: int
+    outputs: str
+    determined: bool = True  # more conditions than unknowns: the dimension is not an upper bound
+
+    @property
+    def dimension(self) -> int:
+        return int(self.coefficients.shape[1])
+
+    def contains(self, coefficients: np.ndarray, atol: float = 1e-6) -> bool:
+        """Whether the fields of these coefficients (C, j) lie in the algebra's fields at every
+        sample point (relative residual below `atol`)."""
+        return residual(self.fields, self.candidate_fields(coefficients)) <= atol
+
+    def candidate_fields(self, coefficients: np.ndarray) -> np.ndarray:
+        """(points, D, j): the fields of coefficient vectors at the sample points."""
+        return np.einsum("sdc,cj->sdj", self._unit_fields, coefficients)
+
+    _unit_fields: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros((0, 0, 0)), repr=False)
+
+
+def residual(basis: np.ndarray, fields: np.ndarray) -> float:
+    """Relative size of what `fields` (points, D, j) keep outside the span of `basis` (points, D, k)
+    when one coefficient vector is used at every point (the span of linear fields, not pointwise)."""
+    b = basis.reshape(basis.shape[0] * basis.shape[1], basis.shape[2])
+    f = fields.reshape(fields.shape[0] * fields.shape[1], fields.shape[2])
+    if f.size == 0 or not np.any(f):
+        return 0.0
+    if b.shape[1] == 0:
+        return 1.0
+    q, _ = np.linalg.qr(b)
+    rest = f - q @ (q.T @ f)
+    return float(np.linalg.norm(rest) / np.linalg.norm(f))
+
+
+def outputs_function(lowered: Lowered, probe: int = PROBE):
+    """θ ↦ what the model computes that a symmetry must keep, and its description."""
+    model, layout = lowered.model, lowered.layout
+    key = jax.random.PRNGKey(0)
+    loss_of = lambda params: jnp.reshape(lowered.loss(params, key), (1,))  # noqa: E731
+    if model.predictors:
+        what = "the predictors " + ", ".join(p.name for p in model.predictors) + " and the loss"
+
+        def outputs(theta):
+            params = layout.unflatten(theta)
+            values = [jnp.ravel(v) for v in lowered.predictors(params).values()]
+            return jnp.concatenate([*values, loss_of(params)])
+
+        return outputs, what
+    ps = model.loss.per_sample if model.loss is not None else None
+    if ps is None:
+        return (lambda theta: loss_of(layout.unflatten(theta))), "the loss"
+    probe = max(probe, layout.dimension + 16)
+    if ps.size is not None:
+        batch = lowered.samples(jnp.arange(min(probe, ps.size)))
+        if lowered.has_streams:
+            batch = {**lowered.draw_streams(key, min(probe, ps.size)), **batch}
+        what = f"the per-sample losses of {min(probe, ps.size)} samples and the loss"
+    else:
+        batch = lowered.stream_samples(key, probe)
+        what = f"the per-sample losses of {probe} stream draws and the loss"
+
+    def per_sample(theta):
+        params = layout.unflatten(theta)
+        losses = jax.vmap(lambda s: lowered.sample_loss(params, s))(batch)
+        return jnp.concatenate([jnp.ravel(losses), loss_of(params)])
+
+    return per_sample, what
+
+
+def discover_algebra(lowered: Lowered, witnesses: int = 6, seed: int = 0, max_points: int = MAX_POINTS) -> Algebra:
+    """The linear symmetries of `lowered`'s model (computed in the precision JAX runs in: use
+    64-bit mode for a clean rank decision).
+
+    Each point contributes one condition per output, so the points are as many as the unknowns
+    need, with a margin: `1.5 C / n + 4` for C candidate coefficients and n outputs (at most
+    `max_points`; fewer would leave spurious directions in the null space, and `Algebra.determined`
+    says so). The fields are kept at the first `witnesses` points only."""
+    from ..dynamics.manifolds import Constraint
+
+    layout = lowered.layout
+    cands = Candidates(layout)
+    outputs, what = outputs_function(lowered)
+    constraint = Constraint(lowered.model, layout)
+    dtype = jnp.zeros(()).dtype
+    n_out = int(jax.eval_shape(outputs, jax.ShapeDtypeStruct((layout.dimension,), dtype)).shape[0])
+    needed = int(np.ceil(1.5 * cands.size / max(n_out, 1))) + 4
+    points = min(max(witnesses, needed), max_points)
+    thetas = jnp.asarray(generic_points(lowered, constraint, points, seed), dtype)
+    eye = jnp.eye(layout.dimension, dtype=thetas.dtype)
+
+    @jax.jit
+    @jax.vmap
+    def at(theta):
+        v = cands.fields(theta)  # (D, C)
+        jac = jax.jacfwd(outputs)(theta)  # (n, D)
+        tangent = jax.vmap(lambda e: constraint.tangent(theta, e), out_axes=1)(eye)  # (D, D): P_T
+        return v, jac, tangent
+
+    def batches():
+        for start in range(0, points, _BATCH):
+            yield (np.asarray(x, np.float64) for x in at(thetas[start : start + _BATCH]))
+
+    eps = float(np.finfo(np.asarray(thetas).dtype).eps)
+    tol = float(np.sqrt(eps))
+
+    # 1. An orthonormal basis of the fields the candidates produce over the points: from the Gram
+    #    matrix of the stacked fields (its eigenvalues are the squared singular values).
+    gram = np.zeros((cands.size, cands.size))
+    for vs, _, _ in batches():
+        gram += np.einsum("sdc,sde->ce", vs, vs)
+    lam, vecs = np.linalg.eigh(gram)
+    keep = lam > (tol * tol) * lam[-1] if lam.size and lam[-1] > 0 else np.zeros(0, bool)
+    to_unit = vecs[:, keep] / np.sqrt(lam[keep])  # (C, r): coefficients of unit fields
+
+    # 2. The conditions: outputs unchanged (each point's Jacobian at unit spectral norm), the field
+    #    tangent to each manifold.
+    rows, ranks, witness = [], [], []
+    constrained = bool(constraint.blocks)
+    for vs, jacs, tangents in batches():
+        for v, jac, tangent in zip(vs, jacs, tangents):
+            u = v @ to_unit
+            sv = np.linalg.svd(jac @ tangent, compute_uv=False)
+            ranks.append(int(np.sum(sv > tol * sv[0])) if sv.size and sv[0] > 0 else 0)
+            rows.append((jac / sv[0] if sv.size and sv[0] > 0 else jac) @ u)
+            if constrained:
+                rows.append(u - tangent @ u)
+            if len(witness) < witnesses:
+                witness.append((v, tangent))
+    conditions = np.concatenate(rows, axis=0)
+    _, sc, vt = np.linalg.svd(conditions, full_matrices=True)
+    sigma = np.zeros(to_unit.shape[1])
+    sigma[: sc.size] = sc[: to_unit.shape[1]]
+    null = sigma <= tol
+    below, above = sigma[null], sigma[~null]
+    gap = float((above.min() if above.size else np.inf) / max(below.max() if below.size else 0.0, eps))
+    coefficients = to_unit @ vt[null].T  # (C, k)
+    unit_fields = np.stack([v for v, _ in witness])
+    fields = np.einsum("sdc,ck->sdk", unit_fields, coefficients)
+    tangent_dim = int(round(float(np.trace(witness[0][1]))))
+    orbit = max((_rank(f, tol) for f in fields), default=0) if coefficients.shape[1] else 0
+    algebra = Algebra(
+        cands, np.asarray(thetas[:witnesses]), coefficients, fields, np.sort(sigma), tol, gap,
+        tangent_dim - max(ranks), orbit, tangent_dim, what, determined=conditions.shape[0] >= to_unit.shape[1] + 8,
+    )  # fmt: skip
+    algebra._unit_fields = unit_fields
+    return algebra
+
+
+def generic_points(lowered: Lowered, constraint, points: int, seed: int) -> np.ndarray:
+    """(points, D): the initializers' draw (one, eager: nothing to compile), perturbed per block by
+    N(0, (0.5 + its std)²) to be generic at the model's own scale (initializers may be tiny or
+    special, zeros or orthonormal); blocks on a manifold are its random points instead."""
+    layout = lowered.layout
+    rng = np.random.default_rng(seed)
+    start = np.asarray(layout.flatten(lowered.init_params(jax.random.PRNGKey(seed))), np.float64)
+    thetas = np.empty((points, layout.dimension))
+    for name in layout.names:
+        block = layout.slice_of(name)
+        centre = start[block]
+        thetas[:, block] = centre + rng.normal(size=(points, centre.size)) * (0.5 + centre.std())
+    for b in constraint.blocks:
+        thetas[:, b.offset : b.offset + b.size] = [b.manifold.random_point(b.shape, rng).ravel() for _ in range(points)]
+    return thetas
+
+
+def _rank(m: np.ndarray, tol: float) -> int:
+    sv = np.linalg.svd(m, compute_uv=False)
+    return int(np.sum(sv > tol * sv[0])) if sv.size and sv[0] > 0 else 0

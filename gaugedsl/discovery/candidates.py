@@ -1,0 +1,94 @@
+"""The linear vector fields a symmetry is looked for among, block by block.
+
+An infinitesimal linear action moves each parameter P by a linear function of P itself (or by a
+constant): the flow of `ξ(θ) = A θ + b` restricted to the forms a group action of the language can
+take. Per parameter block the candidate families are
+
+- `scale`: `c ⊙ P` (every entrywise rescaling: `Scale`, `Diag`, the chains of deep products),
+- `translate`: `c`, a constant shift (`Translate`),
+- `right`: `P X` for a 2-D `P` (n × m), X ∈ R^{m×m} (`P -> P @ g` of `GL`, `O`),
+- `left`: `X P`, X ∈ R^{n×n} (`P -> g @ P`).
+
+A field is the sum over blocks and families; its coefficient vector `c ∈ R^C` concatenates them
+(`Candidates.columns` names each column). Families overlap (a diagonal X is an entrywise
+rescaling of columns): the discovery removes combinations whose field vanishes identically. A
+matrix side larger than `MAX_SIDE` is not searched (its GL would have more than 4096 generators);
+`Candidates.skipped` says which.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import jax.numpy as jnp
+
+MAX_SIDE = 64
+
+
+@dataclasses.dataclass(frozen=True)
+class Family:
+    param: str
+    kind: str  # "scale", "translate", "right", "left"
+    shape: tuple[int, ...]  # the coefficient's shape (P's for scale/translate, (m, m) or (n, n))
+    offset: int  # first column in the coefficient vector
+    block: slice  # P's coordinates in θ
+
+    @property
+    def size(self) -> int:
+        return math.prod(self.shape)
+
+
+class Candidates:
+    """The candidate families of a model's parameters (`layout`: its `ParamLayout`)."""
+
+    def __init__(self, layout):
+        self.layout = layout
+        self.families: list[Family] = []
+        self.skipped: list[str] = []
+        offset = 0
+        for name, shape in zip(layout.names, layout.shapes):
+            kinds = [("scale", shape), ("translate", shape)]
+            if len(shape) == 2:
+                n, m = shape
+                for kind, side in (("right", m), ("left", n)):
+                    if side > MAX_SIDE:
+                        self.skipped.append(f"{name} @ g ({kind}, {side}×{side})")
+                    else:
+                        kinds.append((kind, (side, side)))
+            for kind, cshape in kinds:
+                fam = Family(name, kind, tuple(cshape), offset, layout.slice_of(name))
+                self.families.append(fam)
+                offset += fam.size
+        self.size = offset
+
+    def family(self, param: str, kind: str) -> Family | None:
+        return next((f for f in self.families if f.param == param and f.kind == kind), None)
+
+    def field(self, theta, c):
+        """ξ(θ) for the coefficient vector c (linear in c)."""
+        params = self.layout.unflatten(theta)
+        moved = {n: jnp.zeros_like(p) for n, p in params.items()}
+        for f in self.families:
+            x = jnp.reshape(c[f.offset : f.offset + f.size], f.shape)
+            p = params[f.param]
+            if f.kind == "scale":
+                d = x * p
+            elif f.kind == "translate":
+                d = x
+            elif f.kind == "right":
+                d = p @ x
+            else:
+                d = x @ p
+            moved[f.param] = moved[f.param] + d
+        return self.layout.flatten(moved)
+
+    def fields(self, theta):
+        """(D, C): the field of every coefficient unit vector at θ."""
+        import jax
+
+        return jax.jacfwd(lambda c: self.field(theta, c))(jnp.zeros(self.size, theta.dtype))
+
+    def describe(self, column: int) -> str:
+        f = next(f for f in self.families if f.offset <= column < f.offset + f.size)
+        return f"{f.param}:{f.kind}"

@@ -1,0 +1,175 @@
+"""Symmetry discovery (gaugedsl/discovery/): the algebra, its names, the fiber, the conservation
+laws, and the comparison with what is declared — each on a model small enough to run in seconds.
+
+The rank decisions are exact up to rounding (the conditions are polynomial identities in θ): every
+test below also asserts that the singular-value gap is wide (≥ 10⁶), so a dimension that passes
+is not a lucky threshold.
+"""
+
+import json
+
+import pytest
+
+import gaugedsl
+from gaugedsl.check import check_text
+from gaugedsl.discovery import discover, rewrite
+
+DATA = """data {
+  X : R[7, 3] = normal(0, 1, seed = 0)
+  y : R[7]    = normal(0, 1, seed = 1)
+}
+"""
+
+
+def found(body: str, laws: bool = False, name: str = "m"):
+    text = f"model {name}\n{body}"
+    d = discover(check_text(text, "<test>"), laws=laws)
+    assert d.algebra.gap >= 1e6, d.algebra.gap
+    return d, text
+
+
+def groups(d):
+    return sorted(a.group for a in d.named)
+
+
+def assert_declarations_check(d, text):
+    """The discovered declarations, written into the model, check and span the same dimension."""
+    rewritten = check_text(rewrite(text, d), "<rewritten>")
+    again = discover(rewritten, laws=False)
+    assert again.declared_rank == d.dimension and all(x.is_symmetry for x in again.declared)
+    return rewritten
+
+
+def test_hadamard_product_is_a_scale_group():
+    d, text = found(
+        "param u : R[4] = normal(0, 1)\nparam v : R[4] = normal(0, 1)\npredictor w = u * v\nloss = sum(w^2)\n"
+    )
+    assert d.dimension == 4 and groups(d) == ["Scale[4]"] and d.unnamed == 0
+    assert d.algebra.fiber_dimension == 4 and d.nonlinear == 0
+    assert_declarations_check(d, text)
+
+
+@pytest.mark.parametrize("depth", [3, 4])
+def test_deep_diagonal_products_have_the_chain(depth):
+    d, text = found(
+        "".join(f"param u{i} : R[3] = normal(0, 1)\n" for i in range(depth))
+        + "predictor w = "
+        + " * ".join(f"u{i}" for i in range(depth))
+        + "\nloss = sum(w^2)\n"
+    )
+    assert d.dimension == (depth - 1) * 3 and d.unnamed == 0
+    assert_declarations_check(d, text)
+
+
+def test_a_stacked_deep_product_is_one_telescoping_chain():
+    d, text = found("param U : R[3, 4] = normal(0, 1)\npredictor w = prod(U, axis = 0)\nloss = sum(w^2)\n")
+    assert d.dimension == 8 and groups(d) == ["Scale[2, 4]"]
+    assert_declarations_check(d, text)
+
+
+def test_a_factorization_is_gl_and_its_laws_are_the_published_count():
+    r = 3
+    d, text = found(
+        f"param U : R[5, {r}] = normal(0, 1)\nparam V : R[4, {r}] = normal(0, 1)\npredictor W = U @ V.T\nloss = sum(W^2)\n",
+        laws=True,
+    )
+    assert d.dimension == r * r and groups(d) == [f"GL[{r}]"]
+    assert d.algebra.fiber_dimension == r * r  # nothing beyond the linear symmetries
+    # Marcotte, Gribonval & Peyré (2023): r(r+1)/2 laws for U Vᵀ, the entries of UᵀU − VᵀV
+    assert d.laws is not None and d.laws.count == r * (r + 1) // 2 and d.laws.charges_are_all
+    assert_declarations_check(d, text)
+
+
+def test_a_three_factor_linear_network_is_a_product_of_two_gl():
+    d, text = found(
+        "param A : R[4, 2] = normal(0, 1)\nparam B : R[2, 3] = normal(0, 1)\nparam C : R[3, 5] = normal(0, 1)\n"
+        "predictor W = A @ B @ C\nloss = sum(W^2)\n"
+    )
+    assert d.dimension == 4 + 9 and groups(d) == ["GL[2]", "GL[3]"]
+    assert_declarations_check(d, text)
+
+
+def test_a_relu_layer_has_one_rescaling_per_hidden_unit_and_one_law_each():
+    # 40 samples: each unit is active on enough of them to span the inputs (with fewer, a unit
+    # active on samples spanning a plane keeps its weight's normal component: an extra law)
+    d, text = found(
+        DATA.replace("R[7, 3]", "R[40, 3]").replace("R[7]", "R[40]")
+        + "param W : R[5, 3] = normal(0, 1)\nparam V : R[1, 5] = normal(0, 1)\n"
+        "predictor out = V @ relu(W @ X.T)\nloss = mean((out[0] - y)^2)\n",
+        laws=True,
+    )
+    assert d.dimension == 5 and groups(d) == ["Scale[5]"]
+    assert d.laws is not None and d.laws.count == 5 and d.laws.charges_are_all  # ‖w_j‖² − v_j²
+    assert_declarations_check(d, text)
+
+
+def test_attention_scores_are_gl_on_queries_and_keys_and_nothing_on_values():
+    d, text = found(
+        "data {\n  X : R[6, 4] = normal(0, 1, seed = 0)\n}\n"
+        "param Wq : R[4, 2] = normal(0, 1)\nparam Wk : R[4, 2] = normal(0, 1)\nparam Wv : R[4, 3] = normal(0, 1)\n"
+        "predictor out = softmax((X @ Wq) @ (X @ Wk).T, axis = 1) @ (X @ Wv)\nloss = sum(out^2)\n"
+    )
+    assert d.dimension == 4 and groups(d) == ["GL[2]"]
+    assert {r.split(" ->")[0] for a in d.named for r in a.rules} == {"Wq", "Wk"}
+    assert_declarations_check(d, text)
+
+
+def test_softmax_logits_translate():
+    d, text = found("param b : R[4] = normal(0, 1)\npredictor p = softmax(b)\nloss = sum(p^2)\n")
+    assert d.dimension == 1 and groups(d) == ["Translate"]
+    assert_declarations_check(d, text)
+
+
+def test_a_normalized_layer_is_scale_invariant():
+    d, text = found("param w : R[4] = normal(0, 1)\npredictor p = w / norm(w)\nloss = sum((p - 0.5)^2)\n")
+    assert d.dimension == 1 and groups(d) == ["Scale"]
+    assert_declarations_check(d, text)
+
+
+def test_a_declared_subalgebra_names_the_missing_directions():
+    d, _ = found(
+        "import std.factorization\nparam U : R[5, 3] = normal(0, 1)\nparam V : R[4, 3] = normal(0, 1)\n"
+        "predictor W = U @ V.T\nloss = sum(W^2)\nsymmetry cols = diagonal_factorization(U, V)\n"
+    )
+    assert d.declared_rank == 3 and d.dimension == 9
+    assert [a.group for a in d.missing] == ["GL[3]"] and "6 missing" in d.verdict()
+
+
+def test_a_declared_non_symmetry_is_named():
+    # u ⊙ v + u² has no linear symmetry (u ⊙ (v + 1) would: u -> g u, v -> (v + 1)/g − 1, an affine
+    # action the search finds); its fibers are curved, and reported as such
+    d, _ = found(
+        "param u : R[3] = normal(0, 1)\nparam v : R[3] = normal(0, 1)\npredictor w = u * v + u^2\nloss = sum(w^2)\n"
+        "symmetry s : Scale[3] { u -> g * u  v -> v / g }\n"
+    )
+    assert d.dimension == 0 and not d.declared[0].is_symmetry and "not a symmetry" in d.verdict()
+    assert d.algebra.fiber_dimension == 3 and d.nonlinear == 3
+
+
+def test_a_nonlinear_fiber_is_reported_not_missed():
+    # w = u² + v² (scalars): the circles are the fibers; a rotation of (u, v) mixes two parameters,
+    # which no declared action of the language does: one fiber direction, no linear symmetry.
+    d, _ = found("param u : R = normal(0, 1)\nparam v : R = normal(0, 1)\npredictor w = u^2 + v^2\nloss = w^2\n")
+    assert d.dimension == 0 and d.algebra.fiber_dimension == 1 and d.nonlinear == 1
+    assert "1 direction(s) beyond any linear symmetry" in str(d)
+
+
+def test_the_command_prints_json_writes_a_model_and_bias_can_discover(tmp_path, capsys):
+    from gaugedsl.cli import main
+
+    program = tmp_path / "m.gauge"
+    program.write_text(
+        "model m\nparam u : R[3] = normal(0, 1)\nparam v : R[3] = normal(0, 1)\npredictor w = u * v\n"
+        "loss = sum((w - 1)^2)\n"
+    )
+    assert main(["symmetries", str(program), "--json", "--write", str(tmp_path / "out.gauge")]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["dimension"] == 3 and out["fiber_dimension"] == 3 and out["conservation_laws"] == 3
+    assert out["groups"][0]["group"] == "Scale[3]"
+    written = gaugedsl.load(tmp_path / "out.gauge")
+    assert [s.name for s in written.ir.symmetries] == ["scale_u_v"]
+    assert main(["bias", str(program), "--discover"]) == 0
+    shown = capsys.readouterr().out
+    assert "symmetry scale_u_v : Scale[3]" in shown and "log det G" in shown
+    # the API gives the same
+    assert gaugedsl.load(program).symmetries(laws=False).dimension == 3
