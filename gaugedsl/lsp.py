@@ -18,6 +18,7 @@ as one diagnostic and logged; the server keeps running.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import re
@@ -531,6 +532,29 @@ def completions(
     return items
 
 
+def discovery_hints(model: ir.Model, text: str, encoding: str | None = "utf-16") -> list[lsp.Diagnostic]:
+    """An information diagnostic on the first declared symmetry when the declared symmetries span
+    less than the algebra `gaugedsl symmetries` discovers (docs/discovery.md): the bias they give
+    is incomplete, and the message names the missing declarations. Takes seconds (JAX): the server
+    computes it after a save, in a thread, once per version of the program."""
+    from .discovery import discover
+
+    if not model.symmetries:
+        return []
+    found = discover(model, laws=False)
+    if found.declared_rank >= found.dimension or not all(d.is_symmetry for d in found.declared):
+        return []  # complete, or a declared non-symmetry, which the checks of bias and run report (E901)
+    missing = "; ".join(a.declaration() for a in found.missing)
+    return [
+        lsp.Diagnostic(
+            range=span_range(model.symmetries[0].span, text.split("\n"), encoding),
+            message=f"{found.verdict()}" + (f"; missing: {missing}" if missing else ""),
+            severity=lsp.DiagnosticSeverity.Information,
+            source="gaugedsl symmetries",
+        )
+    ]
+
+
 # ---- the server -------------------------------------------------------------------------
 
 
@@ -539,6 +563,7 @@ class GaugeLanguageServer(LanguageServer):
         super().__init__("gaugedsl", __version__, text_document_sync_kind=lsp.TextDocumentSyncKind.Incremental)
         self.checked: dict[str, Checked] = {}
         self.last_model: dict[str, ir.Model | ir.Library] = {}
+        self.hints: dict[str, tuple[str, list[lsp.Diagnostic]]] = {}  # uri: (program hash, discovery hints)
 
     @property
     def encoding(self) -> str | None:
@@ -565,6 +590,9 @@ class GaugeLanguageServer(LanguageServer):
             if checked.model is not None:
                 self.last_model[uri] = checked.model
             diagnostics = to_lsp(checked, path, text, self.encoding)
+            model = checked.model
+            if isinstance(model, ir.Model) and self.hints.get(uri, ("", []))[0] == model.source_hash:
+                diagnostics += self.hints[uri][1]
         except Exception:  # noqa: BLE001
             log.exception("checking %s failed", uri)
             diagnostics = [
@@ -579,6 +607,24 @@ class GaugeLanguageServer(LanguageServer):
         self.text_document_publish_diagnostics(
             lsp.PublishDiagnosticsParams(uri=uri, diagnostics=diagnostics, version=version)
         )
+
+    def discover(self, uri: str) -> bool:
+        """Compute the discovery hints of a saved document's model (run in a worker thread);
+        whether there are new ones to publish."""
+        checked = self.checked.get(uri)
+        model = checked.model if checked else None
+        if not isinstance(model, ir.Model) or checked is None or checked.diagnostics:
+            return False
+        if self.hints.get(uri, ("", []))[0] == model.source_hash:
+            return False
+        try:
+            doc = self.workspace.get_text_document(uri)
+            hints = discovery_hints(model, doc.source, self.encoding)
+        except Exception:  # noqa: BLE001 — a hint must never take the server down
+            log.exception("discovering the symmetries of %s failed", uri)
+            return False
+        self.hints[uri] = (model.source_hash, hints)
+        return bool(hints)
 
     def context(self, uri: str, position: lsp.Position):
         doc = self.workspace.get_text_document(uri)
@@ -608,8 +654,12 @@ def make_server() -> GaugeLanguageServer:
         ls.refresh(params.text_document.uri)
 
     @server.feature(lsp.TEXT_DOCUMENT_DID_SAVE)
-    def did_save(ls: GaugeLanguageServer, params: lsp.DidSaveTextDocumentParams):
+    async def did_save(ls: GaugeLanguageServer, params: lsp.DidSaveTextDocumentParams):
         for uri in list(ls.checked):
+            ls.refresh(uri)
+        # the discovery takes seconds: in a worker thread, published back here on the event loop
+        uri = params.text_document.uri
+        if await asyncio.get_running_loop().run_in_executor(ls.thread_pool, ls.discover, uri):
             ls.refresh(uri)
 
     @server.feature(lsp.TEXT_DOCUMENT_DID_CLOSE)

@@ -356,3 +356,35 @@ def test_server_negotiates_utf8_positions(tmp_path):
     finally:
         c.proc.kill()
         c.proc.wait()
+
+
+SUBALGEBRA = """model partial
+import std.factorization
+param U : R[4, 2] = normal(0, 1)
+param V : R[3, 2] = normal(0, 1)
+predictor W = U @ V.T
+loss = sum((W - 1)^2)
+symmetry cols = diagonal_factorization(U, V)
+"""
+
+
+def test_a_saved_model_whose_declared_algebra_is_too_small_gets_a_hint(tmp_path):
+    # After a save, in a worker thread, the server runs the discovery once per version of the program
+    # and adds an information diagnostic on the first symmetry naming what is missing (docs/discovery.md).
+    c = Client()
+    try:
+        c.request("initialize", {"processId": os.getpid(), "rootUri": tmp_path.as_uri(), "capabilities": {}})
+        c.notify("initialized")
+        path = tmp_path / "partial.gauge"
+        path.write_text(SUBALGEBRA)
+        uri = _open(c, path, SUBALGEBRA)
+        assert c.diagnostics(uri) == []
+        c.notify("textDocument/didSave", {"textDocument": {"uri": uri}})
+        assert c.diagnostics(uri) == []  # the save's own check, before the discovery
+        (hint,) = c.diagnostics(uri)  # then the discovery's, published when it is done
+        assert hint["severity"] == 3 and hint["source"] == "gaugedsl symmetries"
+        assert hint["range"]["start"]["line"] == 6
+        assert "2 of the 4 discovered directions" in hint["message"] and "GL[2]" in hint["message"]
+    finally:
+        c.proc.kill()
+        c.proc.wait()

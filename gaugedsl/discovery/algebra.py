@@ -28,6 +28,7 @@ from .candidates import Candidates
 
 PROBE = 64  # per-sample losses evaluated when the model declares no predictor (at least D + 16)
 MAX_POINTS = 1024
+_FIELD_FLOOR = 1e-12
 _BATCH = 16  # points whose fields are computed at once (memory: 16·D·C numbers)
 
 
@@ -163,7 +164,10 @@ def discover_algebra(lowered: Lowered, witnesses: int = 6, seed: int = 0, max_po
     for vs, _, _ in batches():
         gram += np.einsum("sdc,sde->ce", vs, vs)
     lam, vecs = np.linalg.eigh(gram)
-    keep = lam > (tol * tol) * lam[-1] if lam.size and lam[-1] > 0 else np.zeros(0, bool)
+    # eigh resolves the eigenvalues to ε·λ_max, so a combination whose field vanishes identically
+    # shows λ ≈ 10⁻¹⁶ λ_max: keep λ > 10⁻¹² λ_max (fields above 10⁻⁶ of the largest; the points are
+    # at the model's own scale, where the candidates' fields differ by a few decades at most)
+    keep = lam > _FIELD_FLOOR * lam[-1] if lam.size and lam[-1] > 0 else np.zeros(0, bool)
     to_unit = vecs[:, keep] / np.sqrt(lam[keep])  # (C, r): coefficients of unit fields
 
     # 2. The conditions: outputs unchanged (each point's Jacobian at unit spectral norm), the field
