@@ -29,6 +29,7 @@ from .candidates import Candidates
 PROBE = 64  # per-sample losses evaluated when the model declares no predictor (at least D + 16)
 MAX_POINTS = 1024
 _FIELD_FLOOR = 1e-12
+_REFINE = 1e-5  # singular values below this are recomputed by an SVD (`_small_singular`)
 _BATCH = 16  # points whose fields are computed at once (memory: 16·D·C numbers)
 
 
@@ -68,7 +69,7 @@ class Algebra:
 
     def candidate_fields(self, coefficients: np.ndarray) -> np.ndarray:
         """(points, D, j): the fields of coefficient vectors at the sample points."""
-        return np.einsum("sdc,cj->sdj", self._unit_fields, coefficients)
+        return self._unit_fields @ coefficients
 
     _unit_fields: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros((0, 0, 0)), repr=False)
 
@@ -162,7 +163,8 @@ def discover_algebra(lowered: Lowered, witnesses: int = 6, seed: int = 0, max_po
     #    matrix of the stacked fields (its eigenvalues are the squared singular values).
     gram = np.zeros((cands.size, cands.size))
     for vs, _, _ in batches():
-        gram += np.einsum("sdc,sde->ce", vs, vs)
+        flat = vs.reshape(-1, cands.size)
+        gram += flat.T @ flat
     lam, vecs = np.linalg.eigh(gram)
     # eigh resolves the eigenvalues to ε·λ_max, so a combination whose field vanishes identically
     # shows λ ≈ 10⁻¹⁶ λ_max: keep λ > 10⁻¹² λ_max (fields above 10⁻⁶ of the largest; the points are
@@ -176,24 +178,22 @@ def discover_algebra(lowered: Lowered, witnesses: int = 6, seed: int = 0, max_po
     constrained = bool(constraint.blocks)
     for vs, jacs, tangents in batches():
         for v, jac, tangent in zip(vs, jacs, tangents):
-            u = v @ to_unit
-            sv = np.linalg.svd(jac @ tangent, compute_uv=False)
+            sv = np.linalg.svd(jac @ tangent if constrained else jac, compute_uv=False)
             ranks.append(int(np.sum(sv > tol * sv[0])) if sv.size and sv[0] > 0 else 0)
-            rows.append((jac / sv[0] if sv.size and sv[0] > 0 else jac) @ u)
+            rows.append(((jac / sv[0] if sv.size and sv[0] > 0 else jac) @ v) @ to_unit)
             if constrained:
+                u = v @ to_unit
                 rows.append(u - tangent @ u)
             if len(witness) < witnesses:
                 witness.append((v, tangent))
     conditions = np.concatenate(rows, axis=0)
-    _, sc, vt = np.linalg.svd(conditions, full_matrices=True)
-    sigma = np.zeros(to_unit.shape[1])
-    sigma[: sc.size] = sc[: to_unit.shape[1]]
+    sigma, null_vectors = _small_singular(conditions, tol)
     null = sigma <= tol
     below, above = sigma[null], sigma[~null]
     gap = float((above.min() if above.size else np.inf) / max(below.max() if below.size else 0.0, eps))
-    coefficients = to_unit @ vt[null].T  # (C, k)
+    coefficients = to_unit @ null_vectors[:, null]  # (C, k)
     unit_fields = np.stack([v for v, _ in witness])
-    fields = np.einsum("sdc,ck->sdk", unit_fields, coefficients)
+    fields = unit_fields @ coefficients
     tangent_dim = int(round(float(np.trace(witness[0][1]))))
     orbit = max((_rank(f, tol) for f in fields), default=0) if coefficients.shape[1] else 0
     algebra = Algebra(
@@ -219,6 +219,25 @@ def generic_points(lowered: Lowered, constraint, points: int, seed: int) -> np.n
     for b in constraint.blocks:
         thetas[:, b.offset : b.offset + b.size] = [b.manifold.random_point(b.shape, rng).ravel() for _ in range(points)]
     return thetas
+
+
+def _small_singular(m: np.ndarray, tol: float) -> tuple[np.ndarray, np.ndarray]:
+    """The singular values of `m` (rows ≫ columns) and their right singular vectors, exact where
+    it matters: the Gram matrix mᵀm (one matrix product, far cheaper than the SVD of m) gives every
+    singular value above 10⁻⁵ to many digits, but resolves the small ones only to √ε·σ_max — the
+    tolerance itself — so the subspace where mᵀm's eigenvalues are below (10⁻⁵)² is handed to an SVD
+    of m restricted to it, which resolves them to ε."""
+    if m.shape[0] <= m.shape[1] or m.shape[1] <= 64:  # small, or underdetermined: the plain SVD
+        _, sv, vt = np.linalg.svd(m, full_matrices=m.shape[0] < m.shape[1])
+        values = np.zeros(m.shape[1])
+        values[: sv.size] = sv[: m.shape[1]]
+        return values, vt.T
+    lam, q = np.linalg.eigh(m.T @ m)
+    small = lam <= _REFINE**2
+    _, sv, vt = np.linalg.svd(m @ q[:, small], full_matrices=False)
+    values = np.concatenate([sv, np.sqrt(lam[~small])])
+    vectors = np.concatenate([q[:, small] @ vt.T, q[:, ~small]], axis=1)
+    return values, vectors
 
 
 def _rank(m: np.ndarray, tol: float) -> int:
