@@ -14,7 +14,7 @@ import numpy as np
 
 from .. import ir
 from .algebra import Algebra, discover_algebra, outputs_function, residual
-from .identify import NamedAction, identify
+from .identify import NamedAction, identify, span_rank
 from .laws import Laws, conservation_laws
 
 __all__ = ["Discovery", "discover", "rewrite"]
@@ -80,6 +80,7 @@ class Discovery:
             "declarations": self.declarations(),
             "rank_tolerance": a.tolerance,
             "rank_gap": a.gap if np.isfinite(a.gap) else None,
+            "determined": a.determined,
             "fiber_dimension": a.fiber_dimension,
             "orbit_dimension": a.orbit_dimension,
             "nonlinear_directions": self.nonlinear,
@@ -99,6 +100,10 @@ class Discovery:
         lines.append(f"  discovered algebra: dimension {self.dimension} (rank tolerance {a.tolerance:.1e}, {gap})")
         if a.gap < 1e3:
             lines.append("  warning: the rank gap is small; the dimension is a fragile decision")
+        if not a.determined:
+            lines.append(
+                "  warning: fewer conditions than unknowns (the point budget ran out): the dimension is an upper bound"
+            )
         for n in self.named:
             lines.append(f"    {n.declaration()}    # dimension {n.dimension}")
         if self.unnamed:
@@ -148,19 +153,13 @@ def discover(model: ir.Model, seed: int = 0, laws: bool = True) -> Discovery:
             if res <= 1e-6:
                 spans.append(gens)
         span = np.concatenate(spans, axis=2) if spans else np.zeros((len(thetas), lowered.layout.dimension, 0))
-        declared_rank = _span_rank(span)
+        declared_rank = span_rank(span)
         missing = [a for a in named if residual(span, algebra.candidate_fields(a.coefficients)) > 1e-6]
         found_laws = None
         if laws:
             outputs, _ = outputs_function(lowered)
             found_laws = conservation_laws(lowered, outputs, algebra, seed)
     return Discovery(model.name, algebra, named, unnamed, declared, declared_rank, missing, found_laws)
-
-
-def _span_rank(fields: np.ndarray) -> int:
-    from .identify import _span_rank as rank
-
-    return rank(fields)
 
 
 def rewrite(text: str, discovery: Discovery, path: str = "<string>") -> str:

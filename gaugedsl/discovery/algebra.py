@@ -56,6 +56,7 @@ class Algebra:
     orbit_dimension: int
     tangent_dimension: int
     outputs: str
+    witness_fields: np.ndarray  # (points, D, C): every candidate's field at the sample points
     determined: bool = True  # more conditions than unknowns: the dimension is not an upper bound
 
     @property
@@ -69,9 +70,7 @@ class Algebra:
 
     def candidate_fields(self, coefficients: np.ndarray) -> np.ndarray:
         """(points, D, j): the fields of coefficient vectors at the sample points."""
-        return self._unit_fields @ coefficients
-
-    _unit_fields: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros((0, 0, 0)), repr=False)
+        return self.witness_fields @ coefficients
 
 
 def residual(basis: np.ndarray, fields: np.ndarray) -> float:
@@ -196,12 +195,11 @@ def discover_algebra(lowered: Lowered, witnesses: int = 6, seed: int = 0, max_po
     fields = unit_fields @ coefficients
     tangent_dim = int(round(float(np.trace(witness[0][1]))))
     orbit = max((_rank(f, tol) for f in fields), default=0) if coefficients.shape[1] else 0
-    algebra = Algebra(
+    return Algebra(
         cands, np.asarray(thetas[:witnesses]), coefficients, fields, np.sort(sigma), tol, gap,
-        tangent_dim - max(ranks), orbit, tangent_dim, what, determined=conditions.shape[0] >= to_unit.shape[1] + 8,
+        tangent_dim - max(ranks), orbit, tangent_dim, what, unit_fields,
+        determined=conditions.shape[0] >= to_unit.shape[1] + 8,
     )  # fmt: skip
-    algebra._unit_fields = unit_fields
-    return algebra
 
 
 def generic_points(lowered: Lowered, constraint, points: int, seed: int) -> np.ndarray:

@@ -178,14 +178,14 @@ def identify(algebra: Algebra, tolerance: float = 1e-6) -> tuple[list[NamedActio
         if residual(algebra.fields, fields) > tolerance:
             continue
         together = np.concatenate([named, fields], axis=2)
-        new_rank = _span_rank(together)
+        new_rank = span_rank(together)
         if new_rank > rank:
             chosen.append(action)
             named, rank = together, new_rank
     return chosen, algebra.dimension - rank
 
 
-def _span_rank(fields: np.ndarray) -> int:
+def span_rank(fields: np.ndarray) -> int:
     """The dimension of the span of linear fields (points, D, j): one coefficient vector at every
     point."""
     m = fields.reshape(fields.shape[0] * fields.shape[1], fields.shape[2])
