@@ -173,3 +173,14 @@ def test_the_command_prints_json_writes_a_model_and_bias_can_discover(tmp_path, 
     assert "symmetry scale_u_v : Scale[3]" in shown and "log det G" in shown
     # the API gives the same
     assert gaugedsl.load(program).symmetries(laws=False).dimension == 3
+
+
+def test_a_scalar_loss_is_read_through_its_derivatives_too():
+    # A model read through its loss alone: one condition per point would need 1.5·64 + 4 points for
+    # the 64 unknowns; the derivatives of the conditions give D more per point. The loss ignores
+    # three entries of W (the mask): each can be rescaled and shifted freely, and nothing else can.
+    d, _ = found(
+        "data {\n  mask : R[16] = 1 - spikes(at = [1, 6, 11], values = [1, 1, 1], shape = [16])\n}\n"
+        "param W : R[4, 4] = normal(0, 1)\nloss = sum(reshape(mask, [4, 4]) * (W - 1)^2)\n"
+    )
+    assert d.algebra.derivatives and d.algebra.determined and d.dimension == 6 and d.unnamed == 6

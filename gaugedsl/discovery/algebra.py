@@ -29,6 +29,7 @@ from .candidates import Candidates
 PROBE = 64  # per-sample losses evaluated when the model declares no predictor (at least D + 16)
 MAX_POINTS = 1024
 _FIELD_FLOOR = 1e-12
+_DERIVATIVE_ABOVE = 64  # points beyond which the conditions' derivatives are added (see discover_algebra)
 _REFINE = 1e-5  # singular values below this are recomputed by an SVD (`_small_singular`)
 _BATCH = 16  # points whose fields are computed at once (memory: 16·D·C numbers)
 
@@ -58,6 +59,7 @@ class Algebra:
     outputs: str
     witness_fields: np.ndarray  # (points, D, C): every candidate's field at the sample points
     determined: bool = True  # more conditions than unknowns: the dimension is not an upper bound
+    derivatives: bool = False  # the conditions' derivatives were added (few outputs)
 
     @property
     def dimension(self) -> int:
@@ -129,7 +131,10 @@ def discover_algebra(lowered: Lowered, witnesses: int = 6, seed: int = 0, max_po
     Each point contributes one condition per output, so the points are as many as the unknowns
     need, with a margin: `1.5 C / n + 4` for C candidate coefficients and n outputs (at most
     `max_points`; fewer would leave spurious directions in the null space, and `Algebra.determined`
-    says so). The fields are kept at the first `witnesses` points only."""
+    says so). Where that would take more than `_DERIVATIVE_ABOVE` points (few outputs: a model
+    read through its scalar loss), each point also contributes the derivative of its conditions
+    along the manifold: `Jφ(θ) ξ(θ) = 0` holds for every θ, so its derivative does too, n·D more
+    conditions per point. The fields are kept at the first `witnesses` points only."""
     from ..dynamics.manifolds import Constraint
 
     layout = lowered.layout
@@ -139,6 +144,9 @@ def discover_algebra(lowered: Lowered, witnesses: int = 6, seed: int = 0, max_po
     dtype = jnp.zeros(()).dtype
     n_out = int(jax.eval_shape(outputs, jax.ShapeDtypeStruct((layout.dimension,), dtype)).shape[0])
     needed = int(np.ceil(1.5 * cands.size / max(n_out, 1))) + 4
+    derivative = needed > _DERIVATIVE_ABOVE
+    if derivative:
+        needed = int(np.ceil(1.5 * cands.size / (n_out * (layout.dimension + 1)))) + 4
     points = min(max(witnesses, needed), max_points)
     thetas = jnp.asarray(generic_points(lowered, constraint, points, seed), dtype)
     eye = jnp.eye(layout.dimension, dtype=thetas.dtype)
@@ -149,7 +157,11 @@ def discover_algebra(lowered: Lowered, witnesses: int = 6, seed: int = 0, max_po
         v = cands.fields(theta)  # (D, C)
         jac = jax.jacfwd(outputs)(theta)  # (n, D)
         tangent = jax.vmap(lambda e: constraint.tangent(theta, e), out_axes=1)(eye)  # (D, D): P_T
-        return v, jac, tangent
+        if not derivative:
+            return v, jac, tangent, jnp.zeros((0, cands.size), theta.dtype)
+        # ∂_θ (Jφ(θ) V(θ)) along the manifold: (n, C, D) @ P_T, as rows (n·D, C)
+        moved = jax.jacfwd(lambda t: jax.jacfwd(outputs)(t) @ cands.fields(t))(theta) @ tangent
+        return v, jac, tangent, jnp.transpose(moved, (0, 2, 1)).reshape(-1, cands.size)
 
     def batches():
         for start in range(0, points, _BATCH):
@@ -161,7 +173,7 @@ def discover_algebra(lowered: Lowered, witnesses: int = 6, seed: int = 0, max_po
     # 1. An orthonormal basis of the fields the candidates produce over the points: from the Gram
     #    matrix of the stacked fields (its eigenvalues are the squared singular values).
     gram = np.zeros((cands.size, cands.size))
-    for vs, _, _ in batches():
+    for vs, _, _, _ in batches():
         flat = vs.reshape(-1, cands.size)
         gram += flat.T @ flat
     lam, vecs = np.linalg.eigh(gram)
@@ -175,14 +187,17 @@ def discover_algebra(lowered: Lowered, witnesses: int = 6, seed: int = 0, max_po
     #    tangent to each manifold.
     rows, ranks, witness = [], [], []
     constrained = bool(constraint.blocks)
-    for vs, jacs, tangents in batches():
-        for v, jac, tangent in zip(vs, jacs, tangents):
+    for vs, jacs, tangents, derivatives in batches():
+        for v, jac, tangent, slope in zip(vs, jacs, tangents, derivatives):
             sv = np.linalg.svd(jac @ tangent if constrained else jac, compute_uv=False)
             ranks.append(int(np.sum(sv > tol * sv[0])) if sv.size and sv[0] > 0 else 0)
             rows.append(((jac / sv[0] if sv.size and sv[0] > 0 else jac) @ v) @ to_unit)
             if constrained:
                 u = v @ to_unit
                 rows.append(u - tangent @ u)
+            if slope.size:
+                size = np.linalg.norm(slope)
+                rows.append((slope / size if size > 0 else slope) @ to_unit)
             if len(witness) < witnesses:
                 witness.append((v, tangent))
     conditions = np.concatenate(rows, axis=0)
@@ -198,7 +213,7 @@ def discover_algebra(lowered: Lowered, witnesses: int = 6, seed: int = 0, max_po
     return Algebra(
         cands, np.asarray(thetas[:witnesses]), coefficients, fields, np.sort(sigma), tol, gap,
         tangent_dim - max(ranks), orbit, tangent_dim, what, unit_fields,
-        determined=conditions.shape[0] >= to_unit.shape[1] + 8,
+        determined=conditions.shape[0] >= to_unit.shape[1] + 8, derivatives=derivative,
     )  # fmt: skip
 
 
