@@ -62,8 +62,9 @@ def conservation_laws(lowered, outputs, algebra: Algebra, seed: int = 0) -> Laws
     rng = np.random.default_rng(seed)
     values = np.zeros((0, theta.shape[0]))
     ranks: list[int] = []
-    count = dim + 8  # random elements per level: more than any level can add
     for depth in range(MAX_DEPTH):
+        # random elements at this level: more than it can add to the trace (8 spare)
+        count = (min(n, dim) if depth == 0 else dim - ranks[-1]) + 8
         coeffs = jnp.asarray(rng.normal(size=(count, depth + 1, n)), theta.dtype)
         level = np.asarray(jax.jit(jax.vmap(lambda c: element(c)(theta)))(coeffs), np.float64)
         norms = np.linalg.norm(level, axis=1, keepdims=True)
