@@ -163,24 +163,41 @@ def discover(model: ir.Model, seed: int = 0, laws: bool = True) -> Discovery:
 
 
 def rewrite(text: str, discovery: Discovery, path: str = "<string>") -> str:
-    """The program `text` with its model's symmetry statements replaced by the discovered
-    declarations (placed where the first one was, or after the loss)."""
+    """The program `text` completed by the discovery: the declared symmetries that are symmetries
+    stay (records and the run block refer to them by name), the ones that are not are removed, and
+    the discovered actions outside the declared span are added after the last symmetry statement
+    (or after the loss), each under a name not yet taken. For a model without declarations that is
+    every discovered action."""
     from ..syntax import ast, parse
 
     program = parse(text, path)
     lines = text.splitlines(keepends=True)
+    not_symmetries = {d.name for d in discovery.declared if not d.is_symmetry}
     drop: set[int] = set()
-    at: int | None = None
-    after_loss = len(lines)
+    at = len(lines)
+    seen_symmetry = False
+    taken: set[str] = set()
     for item in program.items:
+        name = getattr(item, "name", None)
+        if isinstance(name, str):
+            taken.add(name)
         if isinstance(item, ast.SymmetryInst) or isinstance(item, ast.SymmetryDecl) and item.params is None:
-            drop.update(range(item.span.line - 1, item.span.end_line))
-            at = item.span.line - 1 if at is None else min(at, item.span.line - 1)
-        elif isinstance(item, ast.LossDecl) and at is None:
-            after_loss = item.span.end_line
-    if at is None:
-        at = after_loss
-    block = ["# symmetries discovered by `gaugedsl symmetries`\n"] + [d + "\n" for d in discovery.declarations()]
+            if item.name in not_symmetries:
+                drop.update(range(item.span.line - 1, item.span.end_line))
+            at = item.span.end_line if not seen_symmetry or item.span.end_line > at else at
+            seen_symmetry = True
+        elif isinstance(item, ast.LossDecl) and not seen_symmetry:
+            at = item.span.end_line
+    added = []
+    for action in discovery.missing:
+        name, k = action.name, 2
+        while name in taken:
+            name, k = f"{action.name}_{k}", k + 1
+        taken.add(name)
+        added.append(dataclasses.replace(action, name=name).declaration() + "\n")
+    if not added and not drop:
+        return text
+    block = ["# symmetries discovered by `gaugedsl symmetries`\n", *added] if added else []
     kept = [line for i, line in enumerate(lines) if i not in drop]
     index = at - sum(1 for i in drop if i < at)
     if kept and index > 0 and not kept[index - 1].endswith("\n"):
