@@ -8,7 +8,8 @@ Gribonval & Peyré, NeurIPS 2023). We compute the trace of that algebra at θ nu
 combinations `X_a = Jφ(θ)ᵀ a` of the gradient fields (whose values at θ are the Jacobian's rows),
 then right-nested brackets
 `[X_b, Z](θ) = DZ(θ)[X_b(θ)] − DX_b(θ)[Z(θ)]` (two `jax.jvp`s; right-nested brackets of the
-generators span a generated Lie algebra), level by level, until a level adds no direction. By
+generators span a generated Lie algebra), level by level, until a level adds no direction or the
+trace reaches the bound the conserved Noether charges set (D minus their number). By
 multilinearity, random combinations at each level span what all brackets of that level span.
 
 The Noether charges of the discovered linear symmetries, `½⟨θ, sym(A) θ⟩` for each generator
@@ -24,7 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .algebra import Algebra
+from .algebra import Algebra, residual
 
 MAX_DEPTH = 5
 
@@ -66,8 +67,11 @@ def conservation_laws(lowered, outputs, algebra: Algebra, seed: int = 0) -> Laws
     tangent = jax.vmap(lambda e: constraint.tangent(theta, e), out_axes=1)(eye)
     values = _unit_rows(np.asarray(jax.jacfwd(outputs)(theta) @ tangent, np.float64))
     ranks: list[int] = [_rank(values)]
+    # The charges are conserved, so every field of the algebra is orthogonal to their gradients:
+    # the trace cannot exceed dim − charges, and once it reaches that bound no level can add to it.
+    charges = _charges(algebra)
     for depth in range(1, MAX_DEPTH):
-        if ranks[-1] >= dim:
+        if ranks[-1] >= dim - charges:
             break
         # random elements at this level: more than it can add to the trace (8 spare)
         count = dim - ranks[-1] + 8
@@ -78,7 +82,6 @@ def conservation_laws(lowered, outputs, algebra: Algebra, seed: int = 0) -> Laws
         if ranks[-1] == ranks[-2]:
             break
     laws = dim - ranks[-1]
-    charges = _charges(algebra)
     return Laws(laws, ranks, dim, charges, charges == laws)
 
 
@@ -112,6 +115,11 @@ def _charges(algebra: Algebra) -> int:
             block = 0.5 * (block + np.swapaxes(block, 0, 1))
             sym[f.offset : f.offset + f.size] = block.reshape(f.size, -1)
     if sym.shape[1] == 0:
+        return 0
+    # ½⟨θ, sym(A) θ⟩ is conserved when its gradient sym(A) θ is itself a symmetry: true of every
+    # group the language declares (rescalings and shifts are their own symmetric parts, GL's
+    # symmetric generators are in GL, O's vanish); otherwise no charge is claimed
+    if residual(algebra.fields, algebra.candidate_fields(sym)) > 1e-6:
         return 0
     grads = algebra.candidate_fields(sym)[0]  # (D, k) at the first point
     return _rank(grads.T) if np.any(grads) else 0
