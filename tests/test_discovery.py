@@ -184,3 +184,20 @@ def test_a_scalar_loss_is_read_through_its_derivatives_too():
         "param W : R[4, 4] = normal(0, 1)\nloss = sum(reshape(mask, [4, 4]) * (W - 1)^2)\n"
     )
     assert d.algebra.derivatives and d.algebra.determined and d.dimension == 6 and d.unnamed == 6
+
+
+def test_a_declared_symmetry_the_search_cannot_express_is_not_called_wrong():
+    # A rotation mixing two scalar parameters is a symmetry of u² + v² that no candidate family
+    # contains: it is reported as outside the searched forms, not as a non-symmetry.
+    d, _ = found(
+        "param u : R = normal(0, 1)\nparam v : R = normal(0, 1)\npredictor w = u^2 + v^2\nloss = w^2\n"
+        "symmetry r : SO[2] { u -> g[0, 0] * u + g[0, 1] * v  v -> g[1, 0] * u + g[1, 1] * v }\n"
+    )
+    (r,) = d.declared
+    assert r.is_symmetry and not r.searched and "outside the forms the search covers" in d.verdict()
+    # while a declared action that moves w is still called what it is
+    bad, _ = found(
+        "param u : R = normal(0, 1)\nparam v : R = normal(0, 1)\npredictor w = u^2 + 2 * v^2\nloss = w^2\n"
+        "symmetry r : SO[2] { u -> g[0, 0] * u + g[0, 1] * v  v -> g[1, 0] * u + g[1, 1] * v }\n"
+    )
+    assert not bad.declared[0].is_symmetry and "not a symmetry" in bad.verdict()
