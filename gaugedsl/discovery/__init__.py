@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from .. import ir
-from .algebra import Algebra, discover_algebra, outputs_function, residual
+from .algebra import Algebra, discover_algebra, orthonormal_basis, outputs_function, residual
 from .identify import NamedAction, identify, span_rank
 from .laws import Laws, conservation_laws
 
@@ -155,8 +155,9 @@ def discover(model: ir.Model, seed: int = 0, laws: bool = True) -> Discovery:
         thetas = jax.numpy.asarray(algebra.thetas)
         outputs, _ = outputs_function(lowered)
         for name in geo.symmetries:
-            gens = np.stack([np.asarray(geo.generators_of(name, t), np.float64).T for t in thetas])  # (points, D, k)
-            res = residual(algebra.fields, gens)
+            at = jax.jit(jax.vmap(lambda t, name=name: jax.numpy.transpose(geo.generators_of(name, t))))
+            gens = np.asarray(at(thetas), np.float64)  # (points, D, k)
+            res = algebra.outside(gens)
             if res <= 1e-6:
                 declared.append(Declared(name, gens.shape[2], True, res))
                 spans.append(gens)
@@ -165,7 +166,9 @@ def discover(model: ir.Model, seed: int = 0, laws: bool = True) -> Discovery:
                 declared.append(Declared(name, gens.shape[2], moved <= 1e-6, res, searched=False))
         span = np.concatenate(spans, axis=2) if spans else np.zeros((len(thetas), lowered.layout.dimension, 0))
         declared_rank = span_rank(span)
-        missing = [a for a in named if residual(span, algebra.candidate_fields(a.coefficients)) > 1e-6]
+        flat = span.reshape(span.shape[0] * span.shape[1], span.shape[2])
+        q = orthonormal_basis(flat)
+        missing = [a for a in named if residual(span, algebra.candidate_fields(a.coefficients), q) > 1e-6]
         found_laws = None
         if laws:
             found_laws = conservation_laws(lowered, outputs, algebra, seed)
@@ -177,8 +180,9 @@ def _moved(outputs, thetas, gens: np.ndarray) -> float:
     import jax
 
     worst = 0.0
+    jacobian = jax.jit(jax.jacfwd(outputs))
     for theta, g in zip(thetas, gens):
-        jac = np.asarray(jax.jacfwd(outputs)(theta), np.float64)
+        jac = np.asarray(jacobian(theta), np.float64)
         scale = np.linalg.norm(jac, 2) * max(np.linalg.norm(g), 1e-300)
         worst = max(worst, float(np.linalg.norm(jac @ g) / scale) if scale > 0 else 0.0)
     return worst

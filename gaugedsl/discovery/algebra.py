@@ -22,6 +22,8 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 import numpy as np
+import scipy.linalg
+from scipy import sparse
 
 from ..lowering import Lowered
 from .candidates import Candidates
@@ -30,8 +32,10 @@ PROBE = 64  # per-sample losses evaluated when the model declares no predictor (
 MAX_POINTS = 1024
 _FIELD_FLOOR = 1e-12
 _DERIVATIVE_ABOVE = 64  # points beyond which the conditions' derivatives are added (see discover_algebra)
-_REFINE = 1e-5  # singular values below this are recomputed by an SVD (`_small_singular`)
-_BATCH = 16  # points whose fields are computed at once (memory: 16·D·C numbers)
+_REFINE = 1e-5  # singular values below this are resolved to ε (`_small_singular`)
+_MARGIN = 32  # vectors beyond those below the threshold, for the gap and for convergence
+_ITERATIONS = 3  # subspace iterations (each shrinks what is not null by 10⁻⁴ or more)
+_BATCH = 16  # points whose Jacobians are computed at once
 
 
 @dataclasses.dataclass
@@ -40,7 +44,8 @@ class Algebra:
 
     - `coefficients`: (C, k), a basis of the algebra in the candidates' coefficients.
     - `fields`: (points, D, k), its fields at the sample points.
-    - `singular_values`: of the stacked conditions, ascending; `tolerance`, `gap` as above.
+    - `singular_values`: the smallest of the stacked conditions (those the rank decision and its
+      gap look at), ascending; `tolerance`, `gap` as above.
     - `fiber_dimension`: dimension of the set of parameters with the same outputs, at generic
       points: the tangent dimension minus the rank of the Jacobian there.
     - `orbit_dimension`: the rank of the found fields at generic points (≤ k).
@@ -57,9 +62,10 @@ class Algebra:
     orbit_dimension: int
     tangent_dimension: int
     outputs: str
-    witness_fields: np.ndarray  # (points, D, C): every candidate's field at the sample points
+    witness_fields: list  # per sample point, every candidate's field: a sparse (D, C) matrix
     determined: bool = True  # more conditions than unknowns: the dimension is not an upper bound
     derivatives: bool = False  # the conditions' derivatives were added (few outputs)
+    _basis: np.ndarray | None = dataclasses.field(default=None, repr=False)
 
     @property
     def dimension(self) -> int:
@@ -68,25 +74,45 @@ class Algebra:
     def contains(self, coefficients: np.ndarray, atol: float = 1e-6) -> bool:
         """Whether the fields of these coefficients (C, j) lie in the algebra's fields at every
         sample point (relative residual below `atol`)."""
-        return residual(self.fields, self.candidate_fields(coefficients)) <= atol
+        return self.outside(self.candidate_fields(coefficients)) <= atol
+
+    def outside(self, fields: np.ndarray) -> float:
+        """`residual(self.fields, fields)`, with the basis factored once per algebra."""
+        if self._basis is None:
+            b = self.fields.reshape(self.fields.shape[0] * self.fields.shape[1], self.fields.shape[2])
+            self._basis = orthonormal_basis(b)
+        return residual(self.fields, fields, self._basis)
 
     def candidate_fields(self, coefficients: np.ndarray) -> np.ndarray:
         """(points, D, j): the fields of coefficient vectors at the sample points."""
-        return self.witness_fields @ coefficients
+        return np.stack([np.asarray(v @ coefficients) for v in self.witness_fields])
 
 
-def residual(basis: np.ndarray, fields: np.ndarray) -> float:
+def residual(basis: np.ndarray, fields: np.ndarray, q: np.ndarray | None = None) -> float:
     """Relative size of what `fields` (points, D, j) keep outside the span of `basis` (points, D, k)
-    when one coefficient vector is used at every point (the span of linear fields, not pointwise)."""
+    when one coefficient vector is used at every point (the span of linear fields, not pointwise).
+    `q`: the basis's orthonormal factor, where the caller has it."""
     b = basis.reshape(basis.shape[0] * basis.shape[1], basis.shape[2])
     f = fields.reshape(fields.shape[0] * fields.shape[1], fields.shape[2])
     if f.size == 0 or not np.any(f):
         return 0.0
     if b.shape[1] == 0:
         return 1.0
-    q, _ = np.linalg.qr(b)
+    q = orthonormal_basis(b) if q is None else q
     rest = f - q @ (q.T @ f)
     return float(np.linalg.norm(rest) / np.linalg.norm(f))
+
+
+def orthonormal_basis(b: np.ndarray) -> np.ndarray:
+    """An orthonormal basis of the columns of a tall `b`, from the eigendecomposition of its Gram
+    matrix (10× cheaper than a QR at these shapes; its error, ε·cond(b)², is far below the 10⁻⁶
+    the span tests ask for: their bases are fields of orthonormal coefficients, well conditioned);
+    directions below 10⁻⁶ of the largest are dropped."""
+    if b.shape[1] == 0:
+        return b
+    lam, v = np.linalg.eigh(b.T @ b)
+    keep = lam > 1e-12 * lam[-1] if lam[-1] > 0 else np.zeros(lam.size, bool)
+    return b @ (v[:, keep] / np.sqrt(lam[keep]))
 
 
 def outputs_function(lowered: Lowered, probe: int = PROBE):
@@ -149,19 +175,20 @@ def discover_algebra(lowered: Lowered, witnesses: int = 6, seed: int = 0, max_po
         needed = int(np.ceil(1.5 * cands.size / (n_out * (layout.dimension + 1)))) + 4
     points = min(max(witnesses, needed), max_points)
     thetas = jnp.asarray(generic_points(lowered, constraint, points, seed), dtype)
+    constrained = bool(constraint.blocks)
     eye = jnp.eye(layout.dimension, dtype=thetas.dtype)
 
     @jax.jit
     @jax.vmap
     def at(theta):
-        v = cands.fields(theta)  # (D, C)
         jac = jax.jacfwd(outputs)(theta)  # (n, D)
-        tangent = jax.vmap(lambda e: constraint.tangent(theta, e), out_axes=1)(eye)  # (D, D): P_T
+        tangent = jax.vmap(lambda e: constraint.tangent(theta, e), out_axes=1)(eye) if constrained else eye[:0]
         if not derivative:
-            return v, jac, tangent, jnp.zeros((0, cands.size), theta.dtype)
+            return jac, tangent, jnp.zeros((0, cands.size), theta.dtype)
         # ∂_θ (Jφ(θ) V(θ)) along the manifold: (n, C, D) @ P_T, as rows (n·D, C)
-        moved = jax.jacfwd(lambda t: jax.jacfwd(outputs)(t) @ cands.fields(t))(theta) @ tangent
-        return v, jac, tangent, jnp.transpose(moved, (0, 2, 1)).reshape(-1, cands.size)
+        moved = jax.jacfwd(lambda t: jax.jacfwd(outputs)(t) @ cands.fields(t))(theta)
+        moved = moved @ tangent if constrained else moved
+        return jac, tangent, jnp.transpose(moved, (0, 2, 1)).reshape(-1, cands.size)
 
     def batches():
         for start in range(0, points, _BATCH):
@@ -169,51 +196,80 @@ def discover_algebra(lowered: Lowered, witnesses: int = 6, seed: int = 0, max_po
 
     eps = float(np.finfo(np.asarray(thetas).dtype).eps)
     tol = float(np.sqrt(eps))
+    points64 = np.asarray(thetas, np.float64)
+    fields = [cands.sparse_fields(t) for t in points64]  # sparse (D, C) per point
 
     # 1. An orthonormal basis of the fields the candidates produce over the points: from the Gram
-    #    matrix of the stacked fields (its eigenvalues are the squared singular values).
-    gram = np.zeros((cands.size, cands.size))
-    for vs, _, _, _ in batches():
-        flat = vs.reshape(-1, cands.size)
-        gram += flat.T @ flat
-    lam, vecs = np.linalg.eigh(gram)
-    # eigh resolves the eigenvalues to ε·λ_max, so a combination whose field vanishes identically
-    # shows λ ≈ 10⁻¹⁶ λ_max: keep λ > 10⁻¹² λ_max (fields above 10⁻⁶ of the largest; the points are
-    # at the model's own scale, where the candidates' fields differ by a few decades at most)
-    keep = lam > _FIELD_FLOOR * lam[-1] if lam.size and lam[-1] > 0 else np.zeros(0, bool)
-    to_unit = vecs[:, keep] / np.sqrt(lam[keep])  # (C, r): coefficients of unit fields
+    #    matrix of the stacked fields (its eigenvalues are the squared singular values), one block
+    #    per parameter (a parameter's candidates move only that parameter).
+    blocks = []  # (the parameter's candidate columns, coefficients of its unit fields)
+    for coords, columns in cands.parameter_columns():
+        stacked = sparse.vstack([v[coords, columns] for v in fields]).tocsc()
+        lam, vecs = np.linalg.eigh((stacked.T @ stacked).toarray())
+        # eigh resolves the eigenvalues to ε·λ_max, so a combination whose field vanishes
+        # identically shows λ ≈ 10⁻¹⁶ λ_max: keep λ > 10⁻¹² λ_max (fields above 10⁻⁶ of the
+        # largest; the points are at the model's own scale, where the candidates' fields differ by
+        # a few decades at most)
+        keep = lam > _FIELD_FLOOR * lam[-1] if lam.size and lam[-1] > 0 else np.zeros(lam.size, bool)
+        blocks.append((columns, vecs[:, keep] / np.sqrt(lam[keep])))
+    unit_size = sum(u.shape[1] for _, u in blocks)
+
+    def to_unit(a, transpose=False):
+        """`a` (.., C) times the block-diagonal (C, r) map to unit-field coordinates (`transpose`:
+        the inverse direction on coefficient vectors, (r, k) to (C, k))."""
+        if transpose:
+            out, at = np.zeros((cands.size, a.shape[1])), 0
+            for columns, u in blocks:
+                out[columns] = u @ a[at : at + u.shape[1]]
+                at += u.shape[1]
+            return out
+        return np.concatenate([np.asarray(a[:, columns] @ u) for columns, u in blocks], axis=1)
 
     # 2. The conditions: outputs unchanged (each point's Jacobian at unit spectral norm), the field
     #    tangent to each manifold.
-    rows, ranks, witness = [], [], []
-    constrained = bool(constraint.blocks)
-    for vs, jacs, tangents, derivatives in batches():
-        for v, jac, tangent, slope in zip(vs, jacs, tangents, derivatives):
-            sv = np.linalg.svd(jac @ tangent if constrained else jac, compute_uv=False)
-            ranks.append(int(np.sum(sv > tol * sv[0])) if sv.size and sv[0] > 0 else 0)
-            rows.append(((jac / sv[0] if sv.size and sv[0] > 0 else jac) @ v) @ to_unit)
+    rows, ranks, first_tangent = [], [], None
+    batch_fields = iter(fields)
+    for jacs, tangents, derivatives in batches():
+        for jac, tangent, slope in zip(jacs, tangents if constrained else [None] * len(jacs), derivatives):
+            unit = to_unit(next(batch_fields).tocsc())  # (D, r): the unit fields at this point
+            if len(ranks) < witnesses:  # the Jacobian's rank, at as many points as fields are kept
+                sv = np.linalg.svd(jac @ tangent if constrained else jac, compute_uv=False)
+                ranks.append(int(np.sum(sv > tol * sv[0])) if sv.size and sv[0] > 0 else 0)
+                norm = sv[0] if sv.size else 0.0
+            else:  # only its spectral norm: the largest eigenvalue of the smaller Gram matrix
+                norm = (
+                    float(
+                        np.sqrt(
+                            max(
+                                np.linalg.eigvalsh(jac @ jac.T if jac.shape[0] <= jac.shape[1] else jac.T @ jac)[-1],
+                                0.0,
+                            )
+                        )
+                    )
+                    if jac.size
+                    else 0.0
+                )
+            rows.append((jac / norm if norm > 0 else jac) @ unit)
             if constrained:
-                u = v @ to_unit
-                rows.append(u - tangent @ u)
+                rows.append(unit - tangent @ unit)
+                first_tangent = tangent if first_tangent is None else first_tangent
             if slope.size:
                 size = np.linalg.norm(slope)
-                rows.append((slope / size if size > 0 else slope) @ to_unit)
-            if len(witness) < witnesses:
-                witness.append((v, tangent))
+                rows.append(to_unit(slope / size if size > 0 else slope))
     conditions = np.concatenate(rows, axis=0)
     sigma, null_vectors = _small_singular(conditions, tol)
     null = sigma <= tol
     below, above = sigma[null], sigma[~null]
     gap = float((above.min() if above.size else np.inf) / max(below.max() if below.size else 0.0, eps))
-    coefficients = to_unit @ null_vectors[:, null]  # (C, k)
-    unit_fields = np.stack([v for v, _ in witness])
-    fields = unit_fields @ coefficients
-    tangent_dim = int(round(float(np.trace(witness[0][1]))))
-    orbit = max((_rank(f, tol) for f in fields), default=0) if coefficients.shape[1] else 0
+    coefficients = to_unit(null_vectors[:, null], transpose=True)  # (C, k)
+    witness = fields[:witnesses]
+    fields_at = np.stack([np.asarray(v @ coefficients) for v in witness])
+    tangent_dim = int(round(float(np.trace(first_tangent)))) if constrained else layout.dimension
+    orbit = max((_rank(f, tol) for f in fields_at[:2]), default=0) if coefficients.shape[1] else 0  # generic: equal
     return Algebra(
-        cands, np.asarray(thetas[:witnesses]), coefficients, fields, np.sort(sigma), tol, gap,
-        tangent_dim - max(ranks), orbit, tangent_dim, what, unit_fields,
-        determined=conditions.shape[0] >= to_unit.shape[1] + 8, derivatives=derivative,
+        cands, np.asarray(thetas[:witnesses]), coefficients, fields_at, np.sort(sigma), tol, gap,
+        tangent_dim - max(ranks), orbit, tangent_dim, what, witness,
+        determined=conditions.shape[0] >= unit_size + 8, derivatives=derivative,
     )  # fmt: skip
 
 
@@ -235,22 +291,60 @@ def generic_points(lowered: Lowered, constraint, points: int, seed: int) -> np.n
 
 
 def _small_singular(m: np.ndarray, tol: float) -> tuple[np.ndarray, np.ndarray]:
-    """The singular values of `m` (rows ≫ columns) and their right singular vectors, exact where
-    it matters: the Gram matrix mᵀm (one matrix product, far cheaper than the SVD of m) gives every
-    singular value above 10⁻⁵ to many digits, but resolves the small ones only to √ε·σ_max — the
-    tolerance itself — so the subspace where mᵀm's eigenvalues are below (10⁻⁵)² is handed to an SVD
-    of m restricted to it, which resolves them to ε."""
-    if m.shape[0] <= m.shape[1] or m.shape[1] <= 64:  # small, or underdetermined: the plain SVD
+    """The smallest singular values of `m` (rows ≫ columns), ascending, and their right singular
+    vectors, resolved to ε where it matters, at the cost of two factorizations of mᵀm (not its
+    full eigendecomposition, 10× dearer at the sizes of a D = 800 model):
+
+    1. how many eigenvalues of H = mᵀm lie below τ = (2·max(tol, 10⁻⁵))², from the inertia of
+       H − τI (Sylvester: its LDLᵀ factorization has as many negative pivots) — every direction
+       the rank decision could call null, and the ones just above it;
+    2. that many plus `_MARGIN` vectors by subspace iteration with (H + sI)⁻¹ (a Cholesky factor,
+       s ≪ τ): per iteration, directions with eigenvalue ≥ τ shrink by s / τ or less against
+       the null ones;
+    3. the SVD of m restricted to the subspace (Rayleigh–Ritz), which gives their singular values
+       to ε (mᵀm would square the error) and upper bounds for the true ones.
+
+    Only these values are returned: the rank decision and its gap need no more."""
+    n = m.shape[1]
+    if m.shape[0] <= n or n <= 256:  # small, or underdetermined: the plain SVD
         _, sv, vt = np.linalg.svd(m, full_matrices=m.shape[0] < m.shape[1])
-        values = np.zeros(m.shape[1])
-        values[: sv.size] = sv[: m.shape[1]]
+        values = np.zeros(n)
+        values[: sv.size] = sv[:n]
         return values, vt.T
-    lam, q = np.linalg.eigh(m.T @ m)
-    small = lam <= _REFINE**2
-    _, sv, vt = np.linalg.svd(m @ q[:, small], full_matrices=False)
-    values = np.concatenate([sv, np.sqrt(lam[~small])])
-    vectors = np.concatenate([q[:, small] @ vt.T, q[:, ~small]], axis=1)
-    return values, vectors
+    h = m.T @ m
+    tau = (2 * max(tol, _REFINE)) ** 2  # absolute: the conditions' singular values lie in [0, 1]
+    _, d, _ = scipy.linalg.ldl(h - tau * np.eye(n))
+    count = _negative_pivots(d)
+    p = min(n, count + _MARGIN)
+    if p >= n // 2:  # most of the spectrum: the full decomposition is as cheap
+        lam, q = np.linalg.eigh(h)
+        _, sv, vt = np.linalg.svd(m @ q[:, :p], full_matrices=False)
+        return sv[::-1], (q[:, :p] @ vt.T)[:, ::-1]
+    shift = 1e-4 * tau
+    while True:  # a shift below the rounding of H makes Cholesky fail: raise it
+        try:
+            factor = scipy.linalg.cho_factor(h + shift * np.eye(n))
+            break
+        except np.linalg.LinAlgError:
+            shift *= 10
+    x = np.random.default_rng(0).normal(size=(n, p))
+    for _ in range(_ITERATIONS):
+        x, _ = np.linalg.qr(scipy.linalg.cho_solve(factor, x))
+    _, sv, vt = np.linalg.svd(m @ x, full_matrices=False)
+    return sv[::-1], (x @ vt.T)[:, ::-1]
+
+
+def _negative_pivots(d: np.ndarray) -> int:
+    """Negative eigenvalues of the block-diagonal D of an LDLᵀ factorization (1×1 and 2×2 blocks)."""
+    count, i, n = 0, 0, d.shape[0]
+    while i < n:
+        if i + 1 < n and d[i + 1, i] != 0:
+            count += int(np.sum(np.linalg.eigvalsh(d[i : i + 2, i : i + 2]) < 0))
+            i += 2
+        else:
+            count += int(d[i, i] < 0)
+            i += 1
+    return count
 
 
 def _rank(m: np.ndarray, tol: float) -> int:

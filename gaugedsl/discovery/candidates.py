@@ -22,6 +22,8 @@ import dataclasses
 import math
 
 import jax.numpy as jnp
+import numpy as np
+from scipy import sparse
 
 MAX_SIDE = 64
 
@@ -84,10 +86,51 @@ class Candidates:
         return self.layout.flatten(moved)
 
     def fields(self, theta):
-        """(D, C): the field of every coefficient unit vector at θ."""
+        """(D, C): the field of every coefficient unit vector at θ (dense, traceable)."""
         import jax
 
         return jax.jacfwd(lambda c: self.field(theta, c))(jnp.zeros(self.size, theta.dtype))
+
+    def sparse_fields(self, theta: np.ndarray) -> sparse.csr_matrix:
+        """`fields(θ)` as a sparse matrix, built from the families' structure: a column moves one
+        entry (scale, translate) or one row or column of its parameter (left, right), so the
+        D × C matrix has about D·(2 + n + m) nonzeros where the dense one has D·C numbers."""
+        rows, cols, values = [], [], []
+        for f in self.families:
+            start = f.block.start
+            p = np.asarray(theta[f.block], np.float64)
+            if f.kind in ("scale", "translate"):
+                k = np.arange(f.size)
+                rows.append(start + k)
+                cols.append(f.offset + k)
+                values.append(p if f.kind == "scale" else np.ones(f.size))
+                continue
+            n, m = self.layout.shapes[self.layout.names.index(f.param)]
+            p = p.reshape(n, m)
+            if f.kind == "right":  # ∂(P X)/∂X_ab = P[:, a] at column b: entries (i, b) ← P[i, a]
+                i, a, b = np.meshgrid(np.arange(n), np.arange(m), np.arange(m), indexing="ij")
+                rows.append(start + i * m + b)
+                cols.append(f.offset + a * m + b)
+                values.append(p[i, a])
+            else:  # ∂(X P)/∂X_ab = P[b, :] at row a: entries (a, j) ← P[b, j]
+                a, b, j = np.meshgrid(np.arange(n), np.arange(n), np.arange(m), indexing="ij")
+                rows.append(start + a * m + j)
+                cols.append(f.offset + a * n + b)
+                values.append(p[b, j])
+        shape = (self.layout.dimension, self.size)
+        if not rows:
+            return sparse.csr_matrix(shape)
+        flat = [np.concatenate([np.ravel(x) for x in xs]) for xs in (values, rows, cols)]
+        return sparse.csr_matrix((flat[0], (flat[1], flat[2])), shape=shape)
+
+    def parameter_columns(self) -> list[tuple[slice, slice]]:
+        """Per parameter, (its coordinates in θ, its candidates' columns): every candidate field
+        of a parameter moves only that parameter, so the fields' Gram matrix is block diagonal."""
+        spans: dict[str, list[int]] = {}
+        for f in self.families:
+            lo, hi = spans.get(f.param, [f.offset, f.offset])
+            spans[f.param] = [min(lo, f.offset), max(hi, f.offset + f.size)]
+        return [(self.layout.slice_of(name), slice(lo, hi)) for name, (lo, hi) in spans.items()]
 
     def describe(self, column: int) -> str:
         f = next(f for f in self.families if f.offset <= column < f.offset + f.size)

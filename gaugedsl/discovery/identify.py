@@ -15,7 +15,7 @@ import itertools
 
 import numpy as np
 
-from .algebra import Algebra, residual
+from .algebra import Algebra
 from .candidates import Candidates
 
 
@@ -175,7 +175,7 @@ def identify(algebra: Algebra, tolerance: float = 1e-6) -> tuple[list[NamedActio
         if rank >= algebra.dimension:
             break
         fields = algebra.candidate_fields(action.coefficients)
-        if residual(algebra.fields, fields) > tolerance:
+        if algebra.outside(fields) > tolerance:
             continue
         together = np.concatenate([named, fields], axis=2)
         new_rank = span_rank(together)

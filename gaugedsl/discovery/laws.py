@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .algebra import Algebra, residual
+from .algebra import Algebra
 
 MAX_DEPTH = 5
 
@@ -63,9 +63,12 @@ def conservation_laws(lowered, outputs, algebra: Algebra, seed: int = 0) -> Laws
 
     rng = np.random.default_rng(seed)
     # level 0, exactly: the gradient fields at θ are the rows of the Jacobian (on the manifold)
-    eye = jnp.eye(theta.shape[0], dtype=theta.dtype)
-    tangent = jax.vmap(lambda e: constraint.tangent(theta, e), out_axes=1)(eye)
-    values = _unit_rows(np.asarray(jax.jacfwd(outputs)(theta) @ tangent, np.float64))
+    @jax.jit
+    def rows(t):
+        tangent = jax.vmap(lambda e: constraint.tangent(t, e), out_axes=1)(jnp.eye(t.shape[0], dtype=t.dtype))
+        return jax.jacfwd(outputs)(t) @ tangent
+
+    values = _unit_rows(np.asarray(rows(theta), np.float64))
     ranks: list[int] = [_rank(values)]
     # The charges are conserved, so every field of the algebra is orthogonal to their gradients:
     # the trace cannot exceed dim − charges, and once it reaches that bound no level can add to it.
@@ -119,7 +122,7 @@ def _charges(algebra: Algebra) -> int:
     # ½⟨θ, sym(A) θ⟩ is conserved when its gradient sym(A) θ is itself a symmetry: true of every
     # group the language declares (rescalings and shifts are their own symmetric parts, GL's
     # symmetric generators are in GL, O's vanish); otherwise no charge is claimed
-    if residual(algebra.fields, algebra.candidate_fields(sym)) > 1e-6:
+    if algebra.outside(algebra.candidate_fields(sym)) > 1e-6:
         return 0
     grads = algebra.candidate_fields(sym)[0]  # (D, k) at the first point
     return _rank(grads.T) if np.any(grads) else 0
