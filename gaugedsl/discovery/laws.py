@@ -62,6 +62,7 @@ def conservation_laws(lowered, outputs, algebra: Algebra, seed: int = 0) -> Laws
         return z
 
     rng = np.random.default_rng(seed)
+
     # level 0, exactly: the gradient fields at θ are the rows of the Jacobian (on the manifold)
     @jax.jit
     def rows(t):
