@@ -246,8 +246,8 @@ def test_the_small_singular_values_are_the_svds():
     assert np.linalg.norm(m @ vectors[:, null], axis=0).max() <= 1e-12  # null to rounding (‖m‖ = 1)
     exact = np.sort(np.linalg.svd(m, compute_uv=False))
     above = np.sort(values[~null])[:8]
-    # Ritz values are upper bounds; the first above the null space (the gap's numerator) has
-    # converged to 10⁻³ (it is reported to two digits); the rest of a clustered spectrum converges
-    # more slowly and is not used
+    # Ritz values are upper bounds; the first above the null space (the gap's numerator) is
+    # needed to the two significant digits the gap is printed with (5·10⁻³ relative: half a unit
+    # of the second digit); the rest of a clustered spectrum converges more slowly and is not used
     assert np.all(above >= exact[40:48] * (1 - 1e-12))
-    assert above[0] == pytest.approx(exact[40], rel=1e-3)
+    assert above[0] == pytest.approx(exact[40], rel=5e-3)

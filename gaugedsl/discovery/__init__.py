@@ -148,12 +148,12 @@ def discover(model: ir.Model, seed: int = 0, laws: bool = True) -> Discovery:
     # 64 bits for the rank decisions; the one-off initializer draws compile faster straight-line
     with jax.enable_x64(True), straight_line_threefry():
         lowered = Lowered(model)
-        algebra = discover_algebra(lowered, seed=seed)
+        outputs, what = outputs_function(lowered)
+        algebra = discover_algebra(lowered, seed=seed, outputs=(outputs, what))
         named, unnamed = identify(algebra)
         geo = Geometry(lowered)
         declared, spans = [], []
         thetas = jax.numpy.asarray(algebra.thetas)
-        outputs, _ = outputs_function(lowered)
         for name in geo.symmetries:
             at = jax.jit(jax.vmap(lambda t, name=name: jax.numpy.transpose(geo.generators_of(name, t))))
             gens = np.asarray(at(thetas), np.float64)  # (points, D, k)

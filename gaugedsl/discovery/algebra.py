@@ -34,8 +34,9 @@ _FIELD_FLOOR = 1e-12
 _DERIVATIVE_ABOVE = 64  # points beyond which the conditions' derivatives are added (see discover_algebra)
 _REFINE = 1e-5  # singular values below this are resolved to ε (`_small_singular`)
 _MARGIN = 32  # vectors beyond those below the threshold, for the gap and for convergence
-_ITERATIONS = 3  # subspace iterations (each shrinks what is not null by 10⁻⁴ or more)
+_ITERATIONS = 2  # subspace iterations (each shrinks what is not null by 10⁻⁴ or more: see below)
 _BATCH = 16  # points whose Jacobians are computed at once
+_RANK_POINTS = 3  # points at which the Jacobian's rank (the fiber) is computed
 
 
 @dataclasses.dataclass
@@ -63,6 +64,7 @@ class Algebra:
     tangent_dimension: int
     outputs: str
     witness_fields: list  # per sample point, every candidate's field: a sparse (D, C) matrix
+    jacobian: np.ndarray  # (n, D): the outputs' Jacobian at the first point, on the manifold (Jφ P_T)
     determined: bool = True  # more conditions than unknowns: the dimension is not an upper bound
     derivatives: bool = False  # the conditions' derivatives were added (few outputs)
     _basis: np.ndarray | None = dataclasses.field(default=None, repr=False)
@@ -116,41 +118,57 @@ def orthonormal_basis(b: np.ndarray) -> np.ndarray:
 
 
 def outputs_function(lowered: Lowered, probe: int = PROBE):
-    """θ ↦ what the model computes that a symmetry must keep, and its description."""
+    """θ ↦ what the model computes that a symmetry must keep, and its description.
+
+    Random draws (a model's streams) are made once, here, as one compiled program: inside the
+    function they would be compiled into every derivative of it, and eager every primitive of the
+    generator compiles alone."""
     model, layout = lowered.model, lowered.layout
     key = jax.random.PRNGKey(0)
-    loss_of = lambda params: jnp.reshape(lowered.loss(params, key), (1,))  # noqa: E731
+    draws = jax.jit(lowered.draw_streams, static_argnums=1)
+    ps = model.loss.per_sample if model.loss is not None else None
+    if ps is not None and ps.size is not None:  # `lowered.loss(params, key)`, its draws made here
+        dataset = lowered.samples()
+        dataset = {**draws(key, ps.size), **dataset} if lowered.has_streams else dataset
+        loss_of = lambda params: lowered.batch_loss(params, dataset)  # noqa: E731
+    elif lowered.has_streams:
+        stream = jax.jit(lowered.stream_samples, static_argnums=1)(key, 256)
+        loss_of = lambda params: jnp.mean(jax.vmap(lambda s: lowered.sample_loss(params, s))(stream))  # noqa: E731
+    else:
+        loss_of = lambda params: lowered.sample_loss(params, {})  # noqa: E731
     if model.predictors:
         what = "the predictors " + ", ".join(p.name for p in model.predictors) + " and the loss"
 
         def outputs(theta):
             params = layout.unflatten(theta)
             values = [jnp.ravel(v) for v in lowered.predictors(params).values()]
-            return jnp.concatenate([*values, loss_of(params)])
+            return jnp.concatenate([*values, jnp.reshape(loss_of(params), (1,))])
 
         return outputs, what
-    ps = model.loss.per_sample if model.loss is not None else None
     if ps is None:
-        return (lambda theta: loss_of(layout.unflatten(theta))), "the loss"
+        return (lambda theta: jnp.reshape(loss_of(layout.unflatten(theta)), (1,))), "the loss"
     probe = max(probe, layout.dimension + 16)
+    with_loss = ps.size is not None  # a stream's loss is the mean of draws like the probe's: no more
     if ps.size is not None:
         batch = lowered.samples(jnp.arange(min(probe, ps.size)))
         if lowered.has_streams:
-            batch = {**lowered.draw_streams(key, min(probe, ps.size)), **batch}
+            batch = {**draws(key, min(probe, ps.size)), **batch}
         what = f"the per-sample losses of {min(probe, ps.size)} samples and the loss"
     else:
-        batch = lowered.stream_samples(key, probe)
-        what = f"the per-sample losses of {probe} stream draws and the loss"
+        batch = jax.jit(lowered.stream_samples, static_argnums=1)(key, probe)
+        what = f"the per-sample losses of {probe} stream draws"
 
     def per_sample(theta):
         params = layout.unflatten(theta)
-        losses = jax.vmap(lambda s: lowered.sample_loss(params, s))(batch)
-        return jnp.concatenate([jnp.ravel(losses), loss_of(params)])
+        losses = jnp.ravel(jax.vmap(lambda s: lowered.sample_loss(params, s))(batch))
+        return jnp.concatenate([losses, jnp.reshape(loss_of(params), (1,))]) if with_loss else losses
 
     return per_sample, what
 
 
-def discover_algebra(lowered: Lowered, witnesses: int = 6, seed: int = 0, max_points: int = MAX_POINTS) -> Algebra:
+def discover_algebra(
+    lowered: Lowered, witnesses: int = 6, seed: int = 0, max_points: int = MAX_POINTS, outputs=None
+) -> Algebra:
     """The linear symmetries of `lowered`'s model (computed in the precision JAX runs in: use
     64-bit mode for a clean rank decision).
 
@@ -160,12 +178,13 @@ def discover_algebra(lowered: Lowered, witnesses: int = 6, seed: int = 0, max_po
     says so). Where that would take more than `_DERIVATIVE_ABOVE` points (few outputs: a model
     read through its scalar loss), each point also contributes the derivative of its conditions
     along the manifold: `Jφ(θ) ξ(θ) = 0` holds for every θ, so its derivative does too, n·D more
-    conditions per point. The fields are kept at the first `witnesses` points only."""
+    conditions per point. The fields are kept at the first `witnesses` points only. `outputs`:
+    `outputs_function(lowered)`, where the caller has it."""
     from ..dynamics.manifolds import Constraint
 
     layout = lowered.layout
     cands = Candidates(layout)
-    outputs, what = outputs_function(lowered)
+    outputs, what = outputs_function(lowered) if outputs is None else outputs
     constraint = Constraint(lowered.model, layout)
     dtype = jnp.zeros(()).dtype
     n_out = int(jax.eval_shape(outputs, jax.ShapeDtypeStruct((layout.dimension,), dtype)).shape[0])
@@ -227,35 +246,30 @@ def discover_algebra(lowered: Lowered, witnesses: int = 6, seed: int = 0, max_po
 
     # 2. The conditions: outputs unchanged (each point's Jacobian at unit spectral norm), the field
     #    tangent to each manifold.
-    rows, ranks, first_tangent = [], [], None
+    rows, ranks, first_tangent, first_jacobian = [], [], None, None
     batch_fields = iter(fields)
     for jacs, tangents, derivatives in batches():
-        for jac, tangent, slope in zip(jacs, tangents if constrained else [None] * len(jacs), derivatives):
-            unit = to_unit(next(batch_fields).tocsc())  # (D, r): the unit fields at this point
-            if len(ranks) < witnesses:  # the Jacobian's rank, at as many points as fields are kept
-                sv = np.linalg.svd(jac @ tangent if constrained else jac, compute_uv=False)
+        for jac, tangent, slope in zip(jacs, tangents, derivatives):  # tangent: (0, D) unconstrained
+            v = next(batch_fields)  # sparse (D, C): every candidate's field at this point
+            on = jac @ tangent if constrained else jac  # the Jacobian along the manifold
+            if first_jacobian is None:
+                first_jacobian, first_tangent = on, tangent
+            if len(ranks) < _RANK_POINTS:  # the Jacobian's rank (generic points: all equal)
+                sv = np.linalg.svd(on, compute_uv=False)
                 ranks.append(int(np.sum(sv > tol * sv[0])) if sv.size and sv[0] > 0 else 0)
-                norm = sv[0] if sv.size else 0.0
-            else:  # only its spectral norm: the largest eigenvalue of the smaller Gram matrix
-                norm = (
-                    float(
-                        np.sqrt(
-                            max(
-                                np.linalg.eigvalsh(jac @ jac.T if jac.shape[0] <= jac.shape[1] else jac.T @ jac)[-1],
-                                0.0,
-                            )
-                        )
-                    )
-                    if jac.size
-                    else 0.0
-                )
-            rows.append((jac / norm if norm > 0 else jac) @ unit)
+                norm = float(sv[0]) if sv.size else 0.0
+            else:
+                norm = _spectral_norm(jac)
+            # (Jφ V) then the unit-field map: a sparse product and dense blocks, cheaper than
+            # forming the dense unit fields V·T first
+            rows.append(to_unit(np.asarray((v.T @ (jac / norm if norm > 0 else jac).T).T)))
             if constrained:
+                unit = to_unit(v.tocsc())  # (D, r): the unit fields at this point
                 rows.append(unit - tangent @ unit)
-                first_tangent = tangent if first_tangent is None else first_tangent
             if slope.size:
                 size = np.linalg.norm(slope)
                 rows.append(to_unit(slope / size if size > 0 else slope))
+    assert first_jacobian is not None and first_tangent is not None  # points ≥ witnesses ≥ 1
     conditions = np.concatenate(rows, axis=0)
     sigma, null_vectors = _small_singular(conditions, tol)
     null = sigma <= tol
@@ -268,7 +282,7 @@ def discover_algebra(lowered: Lowered, witnesses: int = 6, seed: int = 0, max_po
     orbit = max((_rank(f, tol) for f in fields_at[:2]), default=0) if coefficients.shape[1] else 0  # generic: equal
     return Algebra(
         cands, np.asarray(thetas[:witnesses]), coefficients, fields_at, np.sort(sigma), tol, gap,
-        tangent_dim - max(ranks), orbit, tangent_dim, what, witness,
+        tangent_dim - max(ranks), orbit, tangent_dim, what, witness, first_jacobian,
         determined=conditions.shape[0] >= unit_size + 8, derivatives=derivative,
     )  # fmt: skip
 
@@ -299,8 +313,10 @@ def _small_singular(m: np.ndarray, tol: float) -> tuple[np.ndarray, np.ndarray]:
        H − τI (Sylvester: its LDLᵀ factorization has as many negative pivots) — every direction
        the rank decision could call null, and the ones just above it;
     2. that many plus `_MARGIN` vectors by subspace iteration with (H + sI)⁻¹ (a Cholesky factor,
-       s ≪ τ): per iteration, directions with eigenvalue ≥ τ shrink by s / τ or less against
-       the null ones;
+       s = 10⁻⁴τ): per iteration, a direction with eigenvalue λ ≥ τ shrinks by s/λ against the
+       null ones, so after two its share in a null vector adds at most 10⁻⁸·√λ·(s/λ)^0 ≤ 10⁻⁸·√τ
+       ≈ 10⁻¹³ to its singular value (λ = τ is the worst case; larger λ shrink faster), far
+       below the tolerance;
     3. the SVD of m restricted to the subspace (Rayleigh–Ritz), which gives their singular values
        to ε (mᵀm would square the error) and upper bounds for the true ones.
 
@@ -311,19 +327,21 @@ def _small_singular(m: np.ndarray, tol: float) -> tuple[np.ndarray, np.ndarray]:
         values = np.zeros(n)
         values[: sv.size] = sv[:n]
         return values, vt.T
-    h = m.T @ m
+    syrk = scipy.linalg.get_blas_funcs("syrk", (m,))
+    assert callable(syrk)  # one name in, one function out
+    h = np.asarray(syrk(1.0, m.T, lower=1))  # mᵀm, its lower triangle: half the work (m.T: no copy)
     tau = (2 * max(tol, _REFINE)) ** 2  # absolute: the conditions' singular values lie in [0, 1]
-    _, d, _ = scipy.linalg.ldl(h - tau * np.eye(n))
+    _, d, _ = scipy.linalg.ldl(h - tau * np.eye(n), lower=True, hermitian=True)
     count = _negative_pivots(d)
     p = min(n, count + _MARGIN)
     if p >= n // 2:  # most of the spectrum: the full decomposition is as cheap
-        lam, q = np.linalg.eigh(h)
+        lam, q = np.linalg.eigh(h, UPLO="L")
         _, sv, vt = np.linalg.svd(m @ q[:, :p], full_matrices=False)
         return sv[::-1], (q[:, :p] @ vt.T)[:, ::-1]
     shift = 1e-4 * tau
     while True:  # a shift below the rounding of H makes Cholesky fail: raise it
         try:
-            factor = scipy.linalg.cho_factor(h + shift * np.eye(n))
+            factor = scipy.linalg.cho_factor(h + shift * np.eye(n), lower=True)
             break
         except np.linalg.LinAlgError:
             shift *= 10
@@ -345,6 +363,15 @@ def _negative_pivots(d: np.ndarray) -> int:
             count += int(d[i, i] < 0)
             i += 1
     return count
+
+
+def _spectral_norm(m: np.ndarray) -> float:
+    """The largest singular value, from the largest eigenvalue of the smaller Gram matrix (exact to
+    rounding for the largest; a fraction of an SVD's cost)."""
+    if m.size == 0:
+        return 0.0
+    gram = m @ m.T if m.shape[0] <= m.shape[1] else m.T @ m
+    return float(np.sqrt(max(np.linalg.eigvalsh(gram)[-1], 0.0)))
 
 
 def _rank(m: np.ndarray, tol: float) -> int:

@@ -48,6 +48,7 @@ class Candidates:
         self.layout = layout
         self.families: list[Family] = []
         self.skipped: list[str] = []
+        self._cached: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         offset = 0
         for name, shape in zip(layout.names, layout.shapes):
             kinds = [("scale", shape), ("translate", shape)]
@@ -95,33 +96,39 @@ class Candidates:
         """`fields(θ)` as a sparse matrix, built from the families' structure: a column moves one
         entry (scale, translate) or one row or column of its parameter (left, right), so the
         D × C matrix has about D·(2 + n + m) nonzeros where the dense one has D·C numbers."""
-        rows, cols, values = [], [], []
+        rows, cols, source = self._pattern()
+        values = np.asarray(theta, np.float64)[source] if source.size else source.astype(np.float64)
+        values[source < 0] = 1.0  # translations
+        return sparse.csr_matrix((values, (rows, cols)), shape=(self.layout.dimension, self.size))
+
+    def _pattern(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The sparsity pattern of `sparse_fields`, the same at every θ: (row, column, the θ
+        coordinate whose value the entry is, or −1 for the constant 1 of a translation)."""
+        if self._cached is not None:
+            return self._cached
+        rows, cols, source = [], [], []
         for f in self.families:
             start = f.block.start
-            p = np.asarray(theta[f.block], np.float64)
             if f.kind in ("scale", "translate"):
                 k = np.arange(f.size)
                 rows.append(start + k)
                 cols.append(f.offset + k)
-                values.append(p if f.kind == "scale" else np.ones(f.size))
+                source.append(start + k if f.kind == "scale" else np.full(f.size, -1))
                 continue
             n, m = self.layout.shapes[self.layout.names.index(f.param)]
-            p = p.reshape(n, m)
             if f.kind == "right":  # ∂(P X)/∂X_ab = P[:, a] at column b: entries (i, b) ← P[i, a]
                 i, a, b = np.meshgrid(np.arange(n), np.arange(m), np.arange(m), indexing="ij")
                 rows.append(start + i * m + b)
                 cols.append(f.offset + a * m + b)
-                values.append(p[i, a])
+                source.append(start + i * m + a)
             else:  # ∂(X P)/∂X_ab = P[b, :] at row a: entries (a, j) ← P[b, j]
                 a, b, j = np.meshgrid(np.arange(n), np.arange(n), np.arange(m), indexing="ij")
                 rows.append(start + a * m + j)
                 cols.append(f.offset + a * n + b)
-                values.append(p[b, j])
-        shape = (self.layout.dimension, self.size)
-        if not rows:
-            return sparse.csr_matrix(shape)
-        flat = [np.concatenate([np.ravel(x) for x in xs]) for xs in (values, rows, cols)]
-        return sparse.csr_matrix((flat[0], (flat[1], flat[2])), shape=shape)
+                source.append(start + b * m + j)
+        flat = [np.concatenate([np.ravel(x) for x in xs]) if xs else np.zeros(0, int) for xs in (rows, cols, source)]
+        self._cached = (flat[0], flat[1], flat[2])
+        return self._cached
 
     def parameter_columns(self) -> list[tuple[slice, slice]]:
         """Per parameter, (its coordinates in θ, its candidates' columns): every candidate field

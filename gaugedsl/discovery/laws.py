@@ -62,14 +62,10 @@ def conservation_laws(lowered, outputs, algebra: Algebra, seed: int = 0) -> Laws
         return z
 
     rng = np.random.default_rng(seed)
-
-    # level 0, exactly: the gradient fields at θ are the rows of the Jacobian (on the manifold)
-    @jax.jit
-    def rows(t):
-        tangent = jax.vmap(lambda e: constraint.tangent(t, e), out_axes=1)(jnp.eye(t.shape[0], dtype=t.dtype))
-        return jax.jacfwd(outputs)(t) @ tangent
-
-    values = _unit_rows(np.asarray(rows(theta), np.float64))
+    # level 0, exactly: the gradient fields at θ are the rows of the Jacobian (on the manifold),
+    # which the algebra's search computed at this point
+    jacobian = algebra.jacobian
+    values = _unit_rows(jacobian)
     ranks: list[int] = [_rank(values)]
     # The charges are conserved, so every field of the algebra is orthogonal to their gradients:
     # the trace cannot exceed dim − charges, and once it reaches that bound no level can add to it.
@@ -79,14 +75,37 @@ def conservation_laws(lowered, outputs, algebra: Algebra, seed: int = 0) -> Laws
             break
         # random elements at this level: more than it can add to the trace (8 spare)
         count = dim - ranks[-1] + 8
-        coeffs = jnp.asarray(rng.normal(size=(count, depth + 1, n)), theta.dtype)
-        level = _unit_rows(np.asarray(jax.jit(jax.vmap(lambda c: element(c)(theta)))(coeffs), np.float64))
-        values = np.concatenate([values, level])
+        coeffs = rng.normal(size=(count, depth + 1, n))
+        if depth == 1 and not constraint.blocks:
+            level = np.asarray(_first_brackets(outputs, theta, jacobian, coeffs), np.float64)
+        else:
+            at = jax.jit(jax.vmap(lambda c: element(c)(theta)))
+            level = np.asarray(at(jnp.asarray(coeffs, theta.dtype)), np.float64)
+        values = np.concatenate([values, _unit_rows(level)])
         ranks.append(_rank(values))
         if ranks[-1] == ranks[-2]:
             break
     laws = dim - ranks[-1]
     return Laws(laws, ranks, dim, charges, charges == laws)
+
+
+def _first_brackets(outputs, theta, jacobian: np.ndarray, coeffs: np.ndarray):
+    """`[X_{c1}, X_{c0}](θ)` for each pair of rows of `coeffs` (count, 2, n), without a manifold:
+    with X_a = Jφᵀa, the bracket is H_{c0} Jφᵀc1 − H_{c1} Jφᵀc0 for H_a = Σ_i a_i ∇²φ_i, and
+    H_a u = ∇_θ⟨a, Jφ(θ) u⟩ at fixed u: one gradient of two Jacobian-vector products per pair,
+    the vectors Jφᵀc from the Jacobian already at hand (a smaller program to compile than the
+    general nested brackets)."""
+    c0, c1 = coeffs[:, 0], coeffs[:, 1]
+    u, w = c1 @ jacobian, c0 @ jacobian  # Jφᵀc1, Jφᵀc0 as rows
+
+    def bracket(a, b, u, w):
+        def s(t):
+            return jnp.vdot(a, jax.jvp(outputs, (t,), (u,))[1]) - jnp.vdot(b, jax.jvp(outputs, (t,), (w,))[1])
+
+        return jax.grad(s)(theta)
+
+    cast = lambda x: jnp.asarray(x, theta.dtype)  # noqa: E731
+    return jax.jit(jax.vmap(bracket))(cast(c0), cast(c1), cast(u), cast(w))
 
 
 def _bracket(x, z):
