@@ -251,3 +251,26 @@ def test_the_small_singular_values_are_the_svds():
     # of the second digit); the rest of a clustered spectrum converges more slowly and is not used
     assert np.all(above >= exact[40:48] * (1 - 1e-12))
     assert above[0] == pytest.approx(exact[40], rel=5e-3)
+
+
+def test_the_pairing_gradient_is_the_derivative_of_the_fields():
+    """`Candidates.pairing_gradient(g)` (the derivative conditions of a model read through its
+    loss, formed sparse) is the Jacobian in θ of ⟨g, ξ_c(θ)⟩ by autodiff, for every candidate."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from gaugedsl.discovery.candidates import Candidates
+    from gaugedsl.lowering import Lowered
+
+    model = check_text(
+        "model m\nparam v : R[3] = normal(0, 1)\nparam P : R[2, 4] = normal(0, 1)\n"
+        "param Q : R[4, 3] = normal(0, 1)\nloss = sum(v^2) + sum((P @ Q)^2)\n",
+        "<test>",
+    )
+    with jax.enable_x64(True):
+        cands = Candidates(Lowered(model).layout)
+        rng = np.random.default_rng(1)
+        theta, g = rng.normal(size=(2, cands.layout.dimension))
+        by_autodiff = np.asarray(jax.jacfwd(lambda t: jnp.asarray(g) @ cands.fields(t))(jnp.asarray(theta)))
+    np.testing.assert_allclose(cands.pairing_gradient(g).toarray(), by_autodiff.T, rtol=0, atol=1e-13)

@@ -18,11 +18,13 @@ below it — the gap — is reported: a small gap (under 10³) means the decisio
 from __future__ import annotations
 
 import dataclasses
+from typing import cast
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import scipy.linalg
+import scipy.linalg.lapack
 from scipy import sparse
 
 from ..lowering import Lowered
@@ -30,7 +32,7 @@ from .candidates import Candidates
 
 PROBE = 64  # per-sample losses evaluated when the model declares no predictor (at least D + 16)
 MAX_POINTS = 1024
-_FIELD_FLOOR = 1e-12
+_FIELD_FLOOR = 1e-12  # pivots of the fields' Gram matrix below this (relative) are combinations that vanish
 _DERIVATIVE_ABOVE = 64  # points beyond which the conditions' derivatives are added (see discover_algebra)
 _REFINE = 1e-5  # singular values below this are resolved to ε (`_small_singular`)
 _MARGIN = 32  # vectors beyond those below the threshold, for the gap and for convergence
@@ -196,17 +198,19 @@ def discover_algebra(
     thetas = jnp.asarray(generic_points(lowered, constraint, points, seed), dtype)
     constrained = bool(constraint.blocks)
     eye = jnp.eye(layout.dimension, dtype=thetas.dtype)
+    jacobian = jax.jacrev if n_out < layout.dimension else jax.jacfwd  # one pass per row or per column
 
     @jax.jit
     @jax.vmap
     def at(theta):
-        jac = jax.jacfwd(outputs)(theta)  # (n, D)
+        jac = jacobian(outputs)(theta)  # (n, D)
         tangent = jax.vmap(lambda e: constraint.tangent(theta, e), out_axes=1)(eye) if constrained else eye[:0]
         if not derivative:
             return jac, tangent, jnp.zeros((0, cands.size), theta.dtype)
+        if not constrained:  # the outputs' Hessians (n, D, D); the rows are formed sparse below
+            return jac, tangent, jax.jacfwd(jax.jacrev(outputs))(theta)
         # ∂_θ (Jφ(θ) V(θ)) along the manifold: (n, C, D) @ P_T, as rows (n·D, C)
-        moved = jax.jacfwd(lambda t: jax.jacfwd(outputs)(t) @ cands.fields(t))(theta)
-        moved = moved @ tangent if constrained else moved
+        moved = jax.jacfwd(lambda t: jax.jacfwd(outputs)(t) @ cands.fields(t))(theta) @ tangent
         return jac, tangent, jnp.transpose(moved, (0, 2, 1)).reshape(-1, cands.size)
 
     def batches():
@@ -224,13 +228,7 @@ def discover_algebra(
     blocks = []  # (the parameter's candidate columns, coefficients of its unit fields)
     for coords, columns in cands.parameter_columns():
         stacked = sparse.vstack([v[coords, columns] for v in fields]).tocsc()
-        lam, vecs = np.linalg.eigh((stacked.T @ stacked).toarray())
-        # eigh resolves the eigenvalues to ε·λ_max, so a combination whose field vanishes
-        # identically shows λ ≈ 10⁻¹⁶ λ_max: keep λ > 10⁻¹² λ_max (fields above 10⁻⁶ of the
-        # largest; the points are at the model's own scale, where the candidates' fields differ by
-        # a few decades at most)
-        keep = lam > _FIELD_FLOOR * lam[-1] if lam.size and lam[-1] > 0 else np.zeros(lam.size, bool)
-        blocks.append((columns, vecs[:, keep] / np.sqrt(lam[keep])))
+        blocks.append((columns, _unit_coefficients((stacked.T @ stacked).toarray())))
     unit_size = sum(u.shape[1] for _, u in blocks)
 
     def to_unit(a, transpose=False):
@@ -266,6 +264,10 @@ def discover_algebra(
             if constrained:
                 unit = to_unit(v.tocsc())  # (D, r): the unit fields at this point
                 rows.append(unit - tangent @ unit)
+            if slope.size and not constrained:  # ∂_θ(∇φ_i · V(θ)) = H_i V + ∂_θ⟨g, V(θ)⟩ at g = ∇φ_i
+                slope = np.concatenate(
+                    [np.asarray((v.T @ h).T) + cands.pairing_gradient(g).toarray() for g, h in zip(jac, slope)]
+                )
             if slope.size:
                 size = np.linalg.norm(slope)
                 rows.append(to_unit(slope / size if size > 0 else slope))
@@ -331,19 +333,25 @@ def _small_singular(m: np.ndarray, tol: float) -> tuple[np.ndarray, np.ndarray]:
     assert callable(syrk)  # one name in, one function out
     h = np.asarray(syrk(1.0, m.T, lower=1))  # mᵀm, its lower triangle: half the work (m.T: no copy)
     tau = (2 * max(tol, _REFINE)) ** 2  # absolute: the conditions' singular values lie in [0, 1]
-    _, d, _ = scipy.linalg.ldl(h - tau * np.eye(n), lower=True, hermitian=True)
+    diagonal = np.diag_indices(n)
+    shifted = h.copy()
+    shifted[diagonal] -= tau
+    _, d, _ = scipy.linalg.ldl(shifted, lower=True, hermitian=True, overwrite_a=True)
     count = _negative_pivots(d)
+    del shifted, d
     p = min(n, count + _MARGIN)
     if p >= n // 2:  # most of the spectrum: the full decomposition is as cheap
         lam, q = np.linalg.eigh(h, UPLO="L")
         _, sv, vt = np.linalg.svd(m @ q[:, :p], full_matrices=False)
         return sv[::-1], (q[:, :p] @ vt.T)[:, ::-1]
     shift = 1e-4 * tau
+    h[diagonal] += shift
     while True:  # a shift below the rounding of H makes Cholesky fail: raise it
         try:
-            factor = scipy.linalg.cho_factor(h + shift * np.eye(n), lower=True)
+            factor = scipy.linalg.cho_factor(h, lower=True)
             break
         except np.linalg.LinAlgError:
+            h[diagonal] += 9 * shift
             shift *= 10
     x = np.random.default_rng(0).normal(size=(n, p))
     for _ in range(_ITERATIONS):
@@ -363,6 +371,30 @@ def _negative_pivots(d: np.ndarray) -> int:
             count += int(d[i, i] < 0)
             i += 1
     return count
+
+
+def _unit_coefficients(gram: np.ndarray) -> np.ndarray:
+    """(C, r): coefficients whose fields are orthonormal (over the sample points) and span the
+    fields of all C candidates, from their Gram matrix by a Cholesky factorization with complete
+    pivoting (LAPACK's pstrf; a tenth of an eigendecomposition's cost): the pivots pick r
+    independent candidates, and L⁻ᵀ orthonormalises them. A combination whose field vanishes
+    identically leaves a pivot at rounding, ε·max G; pivots below 10⁻¹² max G stop the
+    factorization (fields above 10⁻⁶ of the largest are kept; the points are at the model's own
+    scale, where the candidates' fields differ by a few decades at most)."""
+    size = gram.shape[0]
+    top = float(gram.diagonal().max()) if size else 0.0
+    if top <= 0:
+        return np.zeros((size, 0))
+    pstrf = scipy.linalg.lapack.get_lapack_funcs("pstrf", (gram,))
+    assert callable(pstrf)  # one name in, one function out
+    factor, pivots, rank, info = cast(tuple, pstrf(gram, tol=_FIELD_FLOOR * top, lower=1))
+    if info < 0:
+        raise ValueError(f"pstrf: argument {-info} is invalid")
+    chosen = np.asarray(pivots[:rank]) - 1  # LAPACK's pivots count from 1
+    inverse = scipy.linalg.solve_triangular(np.tril(factor[:rank, :rank]), np.eye(rank), lower=True)
+    out = np.zeros((size, rank))
+    out[chosen] = inverse.T  # the chosen fields times L⁻ᵀ: their Gram is L⁻¹ (L Lᵀ) L⁻ᵀ = I
+    return out
 
 
 def _spectral_norm(m: np.ndarray) -> float:

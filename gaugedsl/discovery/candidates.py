@@ -101,6 +101,15 @@ class Candidates:
         values[source < 0] = 1.0  # translations
         return sparse.csr_matrix((values, (rows, cols)), shape=(self.layout.dimension, self.size))
 
+    def pairing_gradient(self, g: np.ndarray) -> sparse.csr_matrix:
+        """(D, C): ∂_θ ⟨g, ξ_c(θ)⟩ at fixed g, for every candidate c. The fields are linear in θ,
+        so this does not depend on θ: the entry of `sparse_fields` that is θ_k contributes g at
+        its row to row k."""
+        rows, cols, source = self._pattern()
+        moving = source >= 0
+        values = np.asarray(g, np.float64)[rows[moving]]
+        return sparse.csr_matrix((values, (source[moving], cols[moving])), shape=(self.layout.dimension, self.size))
+
     def _pattern(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The sparsity pattern of `sparse_fields`, the same at every θ: (row, column, the θ
         coordinate whose value the entry is, or −1 for the constant 1 of a translation)."""
