@@ -225,28 +225,35 @@ def discover_algebra(
     # 1. An orthonormal basis of the fields the candidates produce over the points: from the Gram
     #    matrix of the stacked fields (its eigenvalues are the squared singular values), one block
     #    per parameter (a parameter's candidates move only that parameter).
-    blocks = []  # (the parameter's candidate columns, coefficients of its unit fields)
+    blocks = []  # (the parameter's candidate columns, the independent ones among them, their L)
     for coords, columns in cands.parameter_columns():
         stacked = sparse.vstack([v[coords, columns] for v in fields]).tocsc()
-        blocks.append((columns, _unit_coefficients((stacked.T @ stacked).toarray())))
-    unit_size = sum(u.shape[1] for _, u in blocks)
+        blocks.append((columns, *_independent_fields((stacked.T @ stacked).toarray())))
+    unit_size = sum(len(chosen) for _, chosen, _ in blocks)
+    maps = [(c, chosen, scipy.linalg.solve_triangular(f, np.eye(len(chosen)), lower=True).T) for c, chosen, f in blocks]
 
     def to_unit(a, transpose=False):
         """`a` (.., C) times the block-diagonal (C, r) map to unit-field coordinates (`transpose`:
-        the inverse direction on coefficient vectors, (r, k) to (C, k))."""
+        the inverse direction on coefficient vectors, (r, k) to (C, k)). Per block the map is
+        the chosen candidates times L⁻ᵀ."""
         if transpose:
             out, at = np.zeros((cands.size, a.shape[1])), 0
-            for columns, u in blocks:
-                out[columns] = u @ a[at : at + u.shape[1]]
-                at += u.shape[1]
+            for columns, chosen, factor in blocks:
+                block = np.zeros((columns.stop - columns.start, a.shape[1]))
+                block[chosen] = scipy.linalg.solve_triangular(factor.T, a[at : at + len(chosen)], lower=False)
+                out[columns] = block
+                at += len(chosen)
             return out
-        return np.concatenate([np.asarray(a[:, columns] @ u) for columns, u in blocks], axis=1)
+        return np.concatenate(
+            [np.asarray(a[:, columns][:, chosen]) @ inverse for columns, chosen, inverse in maps], axis=1
+        )
 
     # 2. The conditions: outputs unchanged (each point's Jacobian at unit spectral norm), the field
     #    tangent to each manifold.
     rows, ranks, first_tangent, first_jacobian = [], [], None, None
     batch_fields = iter(fields)
     for jacs, tangents, derivatives in batches():
+        pending = []  # (Jφ V) per point, mapped to unit fields together (larger, faster products)
         for jac, tangent, slope in zip(jacs, tangents, derivatives):  # tangent: (0, D) unconstrained
             v = next(batch_fields)  # sparse (D, C): every candidate's field at this point
             on = jac @ tangent if constrained else jac  # the Jacobian along the manifold
@@ -260,7 +267,7 @@ def discover_algebra(
                 norm = _spectral_norm(jac)
             # (Jφ V) then the unit-field map: a sparse product and dense blocks, cheaper than
             # forming the dense unit fields V·T first
-            rows.append(to_unit(np.asarray((v.T @ (jac / norm if norm > 0 else jac).T).T)))
+            pending.append(np.asarray((v.T @ (jac / norm if norm > 0 else jac).T).T))
             if constrained:
                 unit = to_unit(v.tocsc())  # (D, r): the unit fields at this point
                 rows.append(unit - tangent @ unit)
@@ -271,6 +278,7 @@ def discover_algebra(
             if slope.size:
                 size = np.linalg.norm(slope)
                 rows.append(to_unit(slope / size if size > 0 else slope))
+        rows.append(to_unit(np.concatenate(pending)))
     assert first_jacobian is not None and first_tangent is not None  # points ≥ witnesses ≥ 1
     conditions = np.concatenate(rows, axis=0)
     sigma, null_vectors = _small_singular(conditions, tol)
@@ -373,37 +381,41 @@ def _negative_pivots(d: np.ndarray) -> int:
     return count
 
 
-def _unit_coefficients(gram: np.ndarray) -> np.ndarray:
-    """(C, r): coefficients whose fields are orthonormal (over the sample points) and span the
-    fields of all C candidates, from their Gram matrix by a Cholesky factorization with complete
-    pivoting (LAPACK's pstrf; a tenth of an eigendecomposition's cost): the pivots pick r
-    independent candidates, and L⁻ᵀ orthonormalises them. A combination whose field vanishes
+def _independent_fields(gram: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(chosen, L): independent candidates whose fields span those of all C, and the Cholesky
+    factor of their Gram matrix, G[chosen][:, chosen] = L Lᵀ, so that their fields times L⁻ᵀ are
+    orthonormal (over the sample points). From a Cholesky factorization with complete pivoting
+    (LAPACK's pstrf; a tenth of an eigendecomposition's cost): a combination whose field vanishes
     identically leaves a pivot at rounding, ε·max G; pivots below 10⁻¹² max G stop the
     factorization (fields above 10⁻⁶ of the largest are kept; the points are at the model's own
     scale, where the candidates' fields differ by a few decades at most)."""
     size = gram.shape[0]
     top = float(gram.diagonal().max()) if size else 0.0
     if top <= 0:
-        return np.zeros((size, 0))
+        return np.zeros(0, int), np.zeros((0, 0))
     pstrf = scipy.linalg.lapack.get_lapack_funcs("pstrf", (gram,))
     assert callable(pstrf)  # one name in, one function out
     factor, pivots, rank, info = cast(tuple, pstrf(gram, tol=_FIELD_FLOOR * top, lower=1))
     if info < 0:
         raise ValueError(f"pstrf: argument {-info} is invalid")
-    chosen = np.asarray(pivots[:rank]) - 1  # LAPACK's pivots count from 1
-    inverse = scipy.linalg.solve_triangular(np.tril(factor[:rank, :rank]), np.eye(rank), lower=True)
-    out = np.zeros((size, rank))
-    out[chosen] = inverse.T  # the chosen fields times L⁻ᵀ: their Gram is L⁻¹ (L Lᵀ) L⁻ᵀ = I
-    return out
+    return np.asarray(pivots[:rank]) - 1, np.tril(factor[:rank, :rank])  # LAPACK counts from 1
 
 
-def _spectral_norm(m: np.ndarray) -> float:
-    """The largest singular value, from the largest eigenvalue of the smaller Gram matrix (exact to
-    rounding for the largest; a fraction of an SVD's cost)."""
+def _spectral_norm(m: np.ndarray, iterations: int = 30) -> float:
+    """The largest singular value, by power iteration on the smaller Gram matrix (a normalisation:
+    a few per cent would do; 30 steps resolve it to (σ₂/σ₁)⁶⁰, and a σ₂ ≈ σ₁ is as good)."""
     if m.size == 0:
         return 0.0
     gram = m @ m.T if m.shape[0] <= m.shape[1] else m.T @ m
-    return float(np.sqrt(max(np.linalg.eigvalsh(gram)[-1], 0.0)))
+    x = np.random.default_rng(0).normal(size=gram.shape[0])
+    value = 0.0
+    for _ in range(iterations):
+        y = gram @ x
+        value = float(np.linalg.norm(y))
+        if value == 0.0:
+            return 0.0
+        x = y / value
+    return float(np.sqrt(value))
 
 
 def _rank(m: np.ndarray, tol: float) -> int:
