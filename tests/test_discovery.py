@@ -49,6 +49,22 @@ def test_hadamard_product_is_a_scale_group():
     assert_declarations_check(d, text)
 
 
+def test_parameters_on_manifolds_keep_only_the_tangent_symmetries():
+    """On `Positive` (open: every rescaling is tangent) u ⊙ v keeps its `Scale[3]`; a rescaling
+    between a scalar and a point of `Sphere[3]` leaves the sphere, so the same product with x on the
+    sphere has no linear symmetry, while with x on R[3] it has one."""
+    d, text = found(
+        "param u : Positive[3] = 1 + uniform(0, 1)\nparam v : R[3] = normal(0, 1)\npredictor w = u * v\n"
+        "loss = sum(w^2)\n"
+    )
+    assert d.dimension == 3 and groups(d) == ["Scale[3]"]
+    assert_declarations_check(d, text)
+    on_sphere, _ = found("param a : R = 1.5\nparam x : Sphere[3]\npredictor y = a * x\nloss = sum(y^2)\n")
+    assert on_sphere.dimension == 0 and on_sphere.algebra.tangent_dimension == 3
+    flat, _ = found("param a : R = 1.5\nparam x : R[3] = normal(0, 1)\npredictor y = a * x\nloss = sum(y^2)\n")
+    assert flat.dimension == 1
+
+
 @pytest.mark.parametrize("depth", [3, 4])
 def test_deep_diagonal_products_have_the_chain(depth):
     d, text = found(

@@ -244,9 +244,8 @@ def discover_algebra(
                 out[columns] = block
                 at += len(chosen)
             return out
-        return np.concatenate(
-            [np.asarray(a[:, columns][:, chosen]) @ inverse for columns, chosen, inverse in maps], axis=1
-        )
+        dense = a.toarray() if sparse.issparse(a) else np.asarray(a)
+        return np.concatenate([dense[:, columns][:, chosen] @ inverse for columns, chosen, inverse in maps], axis=1)
 
     # 2. The conditions: outputs unchanged (each point's Jacobian at unit spectral norm), the field
     #    tangent to each manifold.
