@@ -129,16 +129,20 @@ def outputs_function(lowered: Lowered, probe: int = PROBE):
     key = jax.random.PRNGKey(0)
     draws = jax.jit(lowered.draw_streams, static_argnums=1)
     ps = model.loss.per_sample if model.loss is not None else None
-    if ps is not None and ps.size is not None:  # `lowered.loss(params, key)`, its draws made here
-        dataset = lowered.samples()
-        dataset = {**draws(key, ps.size), **dataset} if lowered.has_streams else dataset
-        loss_of = lambda params: lowered.batch_loss(params, dataset)  # noqa: E731
-    elif lowered.has_streams:
-        stream = jax.jit(lowered.stream_samples, static_argnums=1)(key, 256)
-        loss_of = lambda params: jnp.mean(jax.vmap(lambda s: lowered.sample_loss(params, s))(stream))  # noqa: E731
-    else:
-        loss_of = lambda params: lowered.sample_loss(params, {})  # noqa: E731
+
+    def loss_function():
+        """`lowered.loss(params, key)`, its draws made here (only where it is an output)."""
+        if ps is not None and ps.size is not None:
+            dataset = lowered.samples()
+            dataset = {**draws(key, ps.size), **dataset} if lowered.has_streams else dataset
+            return lambda params: lowered.batch_loss(params, dataset)
+        if lowered.has_streams:
+            stream = jax.jit(lowered.stream_samples, static_argnums=1)(key, 256)
+            return lambda params: jnp.mean(jax.vmap(lambda s: lowered.sample_loss(params, s))(stream))
+        return lambda params: lowered.sample_loss(params, {})
+
     if model.predictors:
+        loss_of = loss_function()
         what = "the predictors " + ", ".join(p.name for p in model.predictors) + " and the loss"
 
         def outputs(theta):
@@ -148,9 +152,11 @@ def outputs_function(lowered: Lowered, probe: int = PROBE):
 
         return outputs, what
     if ps is None:
+        loss_of = loss_function()
         return (lambda theta: jnp.reshape(loss_of(layout.unflatten(theta)), (1,))), "the loss"
     probe = max(probe, layout.dimension + 16)
     with_loss = ps.size is not None  # a stream's loss is the mean of draws like the probe's: no more
+    loss_of = loss_function() if with_loss else None
     if ps.size is not None:
         batch = lowered.samples(jnp.arange(min(probe, ps.size)))
         if lowered.has_streams:
@@ -163,7 +169,7 @@ def outputs_function(lowered: Lowered, probe: int = PROBE):
     def per_sample(theta):
         params = layout.unflatten(theta)
         losses = jnp.ravel(jax.vmap(lambda s: lowered.sample_loss(params, s))(batch))
-        return jnp.concatenate([losses, jnp.reshape(loss_of(params), (1,))]) if with_loss else losses
+        return jnp.concatenate([losses, jnp.reshape(loss_of(params), (1,))]) if loss_of is not None else losses
 
     return per_sample, what
 
@@ -297,12 +303,12 @@ def discover_algebra(
 
 
 def generic_points(lowered: Lowered, constraint, points: int, seed: int) -> np.ndarray:
-    """(points, D): the initializers' draw (one, eager: nothing to compile), perturbed per block by
+    """(points, D): the initializers' draw (one, compiled as one program), perturbed per block by
     N(0, (0.5 + its std)²) to be generic at the model's own scale (initializers may be tiny or
     special, zeros or orthonormal); blocks on a manifold are its random points instead."""
     layout = lowered.layout
     rng = np.random.default_rng(seed)
-    start = np.asarray(layout.flatten(lowered.init_params(jax.random.PRNGKey(seed))), np.float64)
+    start = np.asarray(jax.jit(lambda k: layout.flatten(lowered.init_params(k)))(jax.random.PRNGKey(seed)), np.float64)
     thetas = np.empty((points, layout.dimension))
     for name in layout.names:
         block = layout.slice_of(name)
