@@ -203,31 +203,41 @@ def cell(entry) -> str:
 
 
 def run_case(name, file, label, settings, T, edits, which=("sde", "quotient")):
+    """Run each dynamics of a case and print its row as soon as it is done (a long case keeps
+    what finished); the direct comparison goes on the second dynamics' row."""
     text = variant((EXAMPLES / file).read_text(encoding="utf-8"), settings, T, edits)
-    runs, notes = {}, []
+    changed = ", ".join(f"{k} = {v}" for k, v in settings.items()) + (f", T = {T}" if T is not None else "")
+    changed = (changed + "".join(f", {new.split('=')[0].strip()}" for _, new in edits)) or "as in the example"
+    averages = {}
     for dynamics in which:
         program = re.sub(r"^(\s*)dynamics\s*=.*$", rf"\g<1>dynamics = {dynamics}", text, count=1, flags=re.M)
         start = time.perf_counter()
         try:
-            runs[dynamics] = (gaugedsl.load(program).run(), time.perf_counter() - start)
+            result = gaugedsl.load(program).run()
         except GaugeError as exc:
             first = exc.diagnostics[0]
-            notes.append(f"{dynamics}: {first.code} {first.message}")
-    rows = {}
-    for dynamics, (result, wall) in runs.items():
-        rows[dynamics] = law_summary(result)
-        rows[dynamics]["wall"] = wall
-        rows[dynamics]["mean"] = time_averages(result, label).mean(0)
-    direct = None
-    if len(runs) == 2:
-        a, b = (time_averages(runs[d][0], label) for d in ("sde", "quotient"))
-        se = np.sqrt(a.var(0, ddof=1) / a.shape[0] + b.var(0, ddof=1) / b.shape[0])
-        z = np.abs(a.mean(0) - b.mean(0)) / np.maximum(se, 1e-300)
-        limit = bonferroni_z(z.size)
-        direct = (float(z.max()), limit, "agrees" if z.max() <= limit else "disagrees")
-    changed = ", ".join(f"{k} = {v}" for k, v in settings.items()) + (f", T = {T}" if T is not None else "")
-    changed += "".join(f", {new.split('=')[0].strip()}" for _, new in edits)
-    return name, changed or "as in the example", rows, direct, notes
+            print(f"| {name} | {changed} | {dynamics}: {first.code} {first.message} | | | | | | | |", flush=True)
+            continue
+        wall = time.perf_counter() - start
+        r = law_summary(result)
+        averages[dynamics] = time_averages(result, label)
+        direct = None
+        if len(averages) == 2:
+            a, b = averages.values()
+            se = np.sqrt(a.var(0, ddof=1) / a.shape[0] + b.var(0, ddof=1) / b.shape[0])
+            z = np.abs(a.mean(0) - b.mean(0)) / np.maximum(se, 1e-300)
+            limit = bonferroni_z(z.size)
+            direct = (float(z.max()), limit, "agrees" if z.max() <= limit else "disagrees")
+        if "none" in r:
+            cells = [f"no prediction: {r['none']}", "—", "—", cell(r.get("stationary"))]
+        else:
+            cells = [cell(r.get("z")), cell(r.get("ks")), cell(r.get("energy")), cell(r.get("stationary"))]
+        mean = ", ".join(f"{x:.3g}" for x in averages[dynamics].mean(0)[:3])
+        print(
+            f"| {name} | {changed} | {dynamics} | {mean} | " + " | ".join(cells)
+            + f" | {cell(direct) if direct else ''} | {wall:.0f} |",
+            flush=True,
+        )  # fmt: skip
 
 
 def main():
@@ -242,27 +252,10 @@ def main():
         "| energy (floor mean) | stationarity (limit) | sde vs quotient max\\|z\\| (limit) | wall s |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|")
-    for case in CASES:
-        if args.only and not any(s in case[0] for s in args.only):
+    for name, file, label, settings, T, edits in CASES:
+        if args.only and not any(s in name for s in args.only):
             continue
-        name, file, label, settings, T, edits = case
-        case = (name, file, label, {**settings, **overrides}, T, edits)
-        name, changed, rows, direct, notes = run_case(*case, which=tuple(args.dynamics))
-        for dynamics, r in rows.items():
-            if "none" in r:
-                law = f"no prediction: {r['none']}"
-                cells = [law, "—", "—", cell(r.get("stationary"))]
-            else:
-                cells = [cell(r.get("z")), cell(r.get("ks")), cell(r.get("energy")), cell(r.get("stationary"))]
-            mean = ", ".join(f"{x:.3g}" for x in r["mean"][:3])
-            print(
-                f"| {name} | {changed} | {dynamics} | {mean} | "
-                + " | ".join(cells)
-                + f" | {cell(direct) if dynamics == 'quotient' else ''} | {r['wall']:.0f} |",
-                flush=True,
-            )
-        for note in notes:
-            print(f"| {name} | {changed} | {note} | | | | | | | |", flush=True)
+        run_case(name, file, label, {**settings, **overrides}, T, edits, which=tuple(args.dynamics))
 
 
 if __name__ == "__main__":
