@@ -23,6 +23,10 @@ from ..kinds import NOISES
 
 # Record buffers of one chunk stay below this many numbers (all particles together).
 _CHUNK_BUFFER_LIMIT = 32 * 2**20
+# The longest SDE chunk whose time (in steps, in the state's dtype) Diffrax integrates step by
+# step: it ends a solve at t1 once the next time is within 100 ULPs of t1, which in float32 is a
+# whole step from 2^17 steps on (the chunk would end with one double step, its last record unset).
+_SDE_CHUNK_LIMIT = {"float32": 2**16, "float64": 2**40}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -150,11 +154,28 @@ def resolve(
             )
     elif chunk is not None and chunk % lcm:
         chunk = _round_up(chunk, lcm)
+    time_limit = _SDE_CHUNK_LIMIT[dtype or run.get("dtype", "float32")] if dynamics in ("sde", "quotient") else None
     if chunk is None:
         # About ten progress updates and checkpoints per run, bounded record buffers.
         chunk = _round_up(max(1, -(-n_steps // 10)), lcm)
         cap = max(lcm, (_CHUNK_BUFFER_LIMIT // max(1, n_particles * per_step)) * unit // lcm * lcm)
+        if time_limit is not None:
+            cap = min(cap, max(lcm, time_limit // lcm * lcm))
         chunk = max(lcm, min(chunk, cap))
+    elif time_limit is not None and chunk > time_limit and run.get("chunk") is None:  # --chunk, chunk=: a knob
+        chunk = max(lcm, time_limit // lcm * lcm)
+    elif time_limit is not None and chunk > time_limit:
+        raise GaugeError(
+            [
+                error(
+                    "E804",
+                    run.span_of("chunk"),
+                    f"chunk = {chunk} is longer than an SDE chunk can be in {dtype or run.get('dtype', 'float32')}: "
+                    f"at most {time_limit} steps (the solver's time would lose whole steps)",
+                    f"use chunk = {max(lcm, time_limit // lcm * lcm)}",
+                )
+            ]
+        )
     batch = run.get("batch") if dynamics == "sgd" else None
     return Plan(
         dynamics=dynamics,
