@@ -219,6 +219,19 @@ def test_a_declared_symmetry_the_search_cannot_express_is_not_called_wrong():
     assert not bad.declared[0].is_symmetry and "not a symmetry" in bad.verdict()
 
 
+def _candidates(extra_param: str = "", extra_loss: str = ""):
+    """The candidates of a model with a vector, two non-square matrices and optionally more."""
+    from gaugedsl.discovery.candidates import Candidates
+    from gaugedsl.lowering import Lowered
+
+    model = check_text(
+        f"model m\n{extra_param}param v : R[3] = normal(0, 1)\nparam P : R[2, 4] = normal(0, 1)\n"
+        f"param Q : R[4, 3] = normal(0, 1)\nloss = {extra_loss}sum(v^2) + sum((P @ Q)^2)\n",
+        "<test>",
+    )
+    return Candidates(Lowered(model).layout)
+
+
 def test_the_sparse_fields_are_the_candidates_own_fields():
     """`Candidates.sparse_fields` (built from the families' structure, what the discovery uses) is
     the Jacobian of `Candidates.field` in c, for scalars, vectors and non-square matrices."""
@@ -226,16 +239,8 @@ def test_the_sparse_fields_are_the_candidates_own_fields():
     import jax.numpy as jnp
     import numpy as np
 
-    from gaugedsl.discovery.candidates import Candidates
-    from gaugedsl.lowering import Lowered
-
-    model = check_text(
-        "model m\nparam a : R = 0.5\nparam v : R[3] = normal(0, 1)\nparam P : R[2, 4] = normal(0, 1)\n"
-        "param Q : R[4, 3] = normal(0, 1)\nloss = a^2 + sum(v^2) + sum((P @ Q)^2)\n",
-        "<test>",
-    )
     with jax.enable_x64(True):
-        cands = Candidates(Lowered(model).layout)
+        cands = _candidates("param a : R = 0.5\n", "a^2 + ")
         theta = np.random.default_rng(0).normal(size=cands.layout.dimension)
         dense = np.asarray(cands.fields(jnp.asarray(theta)))
     assert dense.shape == (1 + 3 + 8 + 12, cands.size)
@@ -276,16 +281,8 @@ def test_the_pairing_gradient_is_the_derivative_of_the_fields():
     import jax.numpy as jnp
     import numpy as np
 
-    from gaugedsl.discovery.candidates import Candidates
-    from gaugedsl.lowering import Lowered
-
-    model = check_text(
-        "model m\nparam v : R[3] = normal(0, 1)\nparam P : R[2, 4] = normal(0, 1)\n"
-        "param Q : R[4, 3] = normal(0, 1)\nloss = sum(v^2) + sum((P @ Q)^2)\n",
-        "<test>",
-    )
     with jax.enable_x64(True):
-        cands = Candidates(Lowered(model).layout)
+        cands = _candidates()
         rng = np.random.default_rng(1)
         theta, g = rng.normal(size=(2, cands.layout.dimension))
         by_autodiff = np.asarray(jax.jacfwd(lambda t: jnp.asarray(g) @ cands.fields(t))(jnp.asarray(theta)))
