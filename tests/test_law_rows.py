@@ -158,21 +158,18 @@ def test_quick_start_full():
     assert all(v == verdict.AGREES for v, _ in got.values()), got
 
 
-@pytest.mark.slow  # CI: kept under --runslow (suite time)
-def test_attention_pair_chart_rows_are_produced():
-    # The cone chart (columns of W_Q against W_K). The example's law is not normalisable (the softmax
-    # saturates and the cone measure grows along |q_j| = |k_j|: docs/theory.md §10), and 8 particles over
-    # t = 10 are far from stationary anyway, so only that the sampler runs on the cone chart and every row
-    # has a verdict with its reason is asserted; agreement is tested with an invariant penalty that makes
-    # the law exist (tests/test_quotient_cone.py).
+def test_attention_as_written_has_no_law_rows_by_the_bounded_loss():
+    # The softmax keeps the loss bounded in (W_Q, W_K) while the cone |q_j| = |k_j| has infinite measure
+    # (docs/theory.md §10): no stationary law, decided from the program's structure before any sampling.
+    # At full size the sampler's drift detector missed this and the table printed law rows that
+    # "disagreed"; the sampler on the cone chart is tested with a penalty that makes the law exist
+    # (tests/test_quotient_cone.py).
     text = (ROOT / "examples" / "attention_diagonal.gauge").read_text()
-    text = text.replace("record every 100: charge(columns)", "record every 100: out, charge(columns)")
-    sim = Simulation(check_text(text, "<attention>"), particles=8, steps=1000)
-    comparison = compare(sim, sim.run())
-    rows = rows_by_name(comparison)
-    law = [r for n, r in rows.items() if "out" in n and "law" in n or n.startswith("stationarity of out")]
-    assert law and all(r.why for r in law)
-    assert all(np.isfinite(r.simulated) for r in law if r.verdict != verdict.NO_PREDICTION)
+    text = text.replace("record every 100: charge(columns)", "record every 20: out, charge(columns)")
+    sim = Simulation(check_text(text, "<attention>"), particles=8, steps=200)
+    rows = rows_by_name(compare(sim, sim.run()))
+    law = [r for n, r in rows.items() if "out" in n and ("law" in n or n.startswith("mean of out"))]
+    assert law and all(r.verdict == verdict.NO_PREDICTION and "only through softmax" in r.why for r in law), law
 
 
 @pytest.mark.slow  # CI: kept under --runslow (suite time)

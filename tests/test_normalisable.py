@@ -12,7 +12,7 @@ import pytest
 
 from gaugedsl.check import check_text
 from gaugedsl.dynamics import Simulation
-from gaugedsl.geometry.normalisable import power_counting
+from gaugedsl.geometry.normalisable import bounded_loss, power_counting
 from gaugedsl.report import verdict
 from gaugedsl.report.compare import compare
 
@@ -116,3 +116,77 @@ def test_the_marginal_example_has_no_law_row():
     rows = {r.quantity: r for r in compare(sim, sim.run()).rows}
     law = rows["law of w"]
     assert law.verdict == verdict.NO_PREDICTION and "power counting" in law.why and "p = 20 ≥ nL = 20" in law.why
+
+
+GATE = """model gate
+data {{
+  X : R[6, 3] = normal(0, 1, seed = 0)
+  y : R[6]    = normal(0, 1, seed = 1)
+}}
+param a : R[3] = normal(0, 1)
+param b : R[3] = normal(0, 1)
+param c : {manifold} = {init}
+predictor f = {predictor}
+loss = 0.5 * mean((f - y)^2){penalty}
+symmetry rescale : Scale[3] {{ a -> g * a  b -> b / g{more} }}
+noise projected(T = 0.1)
+run {{
+  dynamics = sde
+  dt = 1e-2
+}}
+"""
+
+
+def gate(predictor="c * tanh(X @ (a * b))", penalty="", more="", manifold="R", init="normal(0, 1)"):
+    text = GATE.format(predictor=predictor, penalty=penalty, more=more, manifold=manifold, init=init)
+    return Simulation(check_text(text, "<gate>"), particles=4, steps=10)
+
+
+def test_a_loss_bounded_along_a_cone_has_no_law():
+    # a, b reach the loss only through tanh: bounded on the 3-dimensional cone |a_i| = |b_i|
+    why = bounded_loss(gate())
+    assert why is not None and "a, b only through tanh" in why and "3-dimensional cone" in why
+    # c multiplies the bounded part: unbounded in c, but that does not stop the claim about a, b
+    assert "c" not in why.split(" only")[0].split("sees ")[1].split(", ")
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        dict(penalty=" + 0.1 * sum((a * b)^2)"),  # a confining penalty on the products
+        dict(predictor="c * log(sigmoid(X @ (a * b)))"),  # log of a bounded value is not bounded
+        dict(predictor="c * tanh(X @ (a * b)) / sum(a^2)"),  # division by the block
+        dict(predictor="tanh(X @ (a * b)) * c^-1"),  # a negative power: conservative, claims nothing about c
+        dict(predictor="c * tanh(X @ (a * b)) + X @ a * 0.0"),  # a read outside the bounded function
+    ],
+)
+def test_what_breaks_the_bounded_loss_argument_claims_nothing(edit):
+    why = bounded_loss(gate(**edit))
+    if "c^-1" in edit.get("predictor", ""):
+        assert why is not None and "sees a, b only" in why  # c is not in the block; a, b still are
+    else:
+        assert why is None
+
+
+def test_a_symmetry_that_reaches_outside_the_block_claims_nothing():
+    # the rescaling also moves c (a parameter the loss sees unboundedly): the slice no longer splits
+    assert bounded_loss(gate(predictor="c[0] * tanh(X @ (a * b))", more="  c -> c", manifold="R[3]")) is None
+
+
+def test_a_compact_manifold_is_not_a_cone():
+    # a bounded loss in a parameter on a sphere has finite mass; only R and Positive are cones
+    sim = gate(predictor="tanh(X @ c)", manifold="Sphere[3]", init="normalize(normal(0, 1, [3]))")
+    why = bounded_loss(sim)
+    assert why is not None and "c" not in why.split(" only")[0]
+
+
+def test_the_attention_example_has_no_law_and_its_penalised_version_claims_nothing():
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parent.parent / "examples" / "attention_diagonal.gauge").read_text()
+    why = bounded_loss(Simulation(check_text(text, "<attention>"), particles=4, steps=10))
+    assert why is not None and "Wq, Wk only through softmax" in why and "44-dimensional cone" in why
+    penalised = text.replace(
+        "loss = mean((out - Y)^2)", "loss = mean((out - Y)^2) + 0.05 * sum(sum(Wq^2, axis = 0) * sum(Wk^2, axis = 0))"
+    )
+    assert bounded_loss(Simulation(check_text(penalised, "<attention>"), particles=4, steps=10)) is None

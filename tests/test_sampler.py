@@ -141,3 +141,24 @@ def test_a_law_that_is_not_normalisable_is_detected():
     geo, obj = setup(SCALAR)
     sample = sample_slice_law(geo, obj.loss, 0.1, np.tile([1.2, 0.3], (64, 1)), chains=64, seed=5)
     assert not_normalisable(sample, chart_for(geo)) is None
+
+
+def test_a_second_look_continues_the_chains_where_they_stopped():
+    # `resume` continues each chain from its last state (same particles, patterns, starts): the chains of a
+    # law that does not decay keep running off — further out than on the first look, and flagged again —
+    # while those of a proper law stay unflagged and keep its mean (E[w] = 0.41549 by quadrature, P5).
+    flat = SCALAR.replace("loss = 0.5 * (w - 0.5)^2", "loss = 0.5 * (exp(-w) - 0)^2")
+    geo, obj = setup(flat)
+    chart = chart_for(geo)
+    first = sample_slice_law(geo, obj.loss, 0.1, np.tile([1.2, 0.3], (64, 1)), chains=64, seed=5)
+    again = sample_slice_law(geo, obj.loss, 0.1, None, chains=64, seed=5, resume=first, warmup=1000, draws=100)
+    assert np.array_equal(again.particles, first.particles) and np.array_equal(again.sigma, first.sigma)
+    assert np.array_equal(again.start, first.start)
+    reach = [np.median(np.abs(chart.coordinates(s.theta[:, -1]))) for s in (first, again)]
+    assert reach[1] > reach[0], reach
+    assert not_normalisable(again, chart) is not None
+    geo, obj = setup(SCALAR)
+    first = sample_slice_law(geo, obj.loss, 0.1, np.tile([1.2, 0.3], (64, 1)), chains=64, seed=6)
+    again = sample_slice_law(geo, obj.loss, 0.1, None, chains=64, seed=6, resume=first)
+    assert not_normalisable(again, chart_for(geo)) is None
+    assert_mean_agrees(predictor_draws(geo, again), 0.41549)

@@ -16,6 +16,11 @@ A particle's current sign orthant is part of its branch's region for every depth
 meets that open orthant the flat cone there is (p − n)-dimensional, so the counting applies to
 that particle's branch (a linear feasibility problem per sign pattern). Where any assumption
 fails, or p < nL, nothing is claimed.
+
+A second, wholly structural test (`bounded_loss`) settles the other way a law fails to exist: a
+block of parameters that the loss sees only through bounded functions (softmax, tanh, ...), so
+that the loss stays bounded however far they go, while the slice over them is a cone of infinite
+measure (docs/theory.md §10, "Attention (cones)").
 """
 
 from __future__ import annotations
@@ -23,6 +28,9 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from .. import ir
+from ..kinds.manifolds import MANIFOLDS
 
 MAX_DIMENSION = 2000  # the Hessian in w is dense: 2000² float64 = 32 MB
 
@@ -115,3 +123,140 @@ def _meets(flat: np.ndarray, signs: np.ndarray) -> bool:
         c=np.r_[np.zeros(f), -1.0], A_ub=a_ub, b_ub=np.zeros(a.shape[0]), bounds=[(-1, 1)] * f + [(None, 1)]
     )
     return bool(result.status == 0 and -result.fun > 1e-9)
+
+
+# Functions whose values are bounded whatever their arguments: what the loss sees of a parameter
+# only through these stays bounded when the parameter runs off.
+BOUNDED_CALLS = frozenset({"softmax", "tanh", "sigmoid", "sin", "cos", "sign", "normalize"})
+# Finite on every bounded set (continuous everywhere): bounded arguments give a bounded value.
+# A function not listed here or above (log, inv, division by a parameter, ...) makes every
+# parameter in its arguments count as unbounded: the test then claims nothing about them.
+CONTINUOUS_CALLS = frozenset({
+    "exp", "abs", "square", "relu", "softplus", "sum", "mean", "prod", "max", "min", "logsumexp", "norm",
+    "maximum", "minimum", "cumsum", "dot", "outer", "det", "trace", "diag", "svdvals", "concat", "reshape",
+})  # fmt: skip
+CONTINUOUS_OPS = frozenset({"add", "sub", "mul", "matmul", "neg", "transpose"})
+
+
+def bounded_loss(sim) -> str | None:
+    """Why the law of `sim`'s model cannot be normalised because the loss is bounded along a cone
+    of infinite measure, or None (nothing is claimed).
+
+    Let B be the parameters that the loss reaches only through `BOUNDED_CALLS` (after inlining
+    `let`s and predictors), on a manifold closed under dilation (`R`, `Positive`), whose symmetries
+    act on B alone, by linear maps or translations. For fixed values of the other parameters the
+    loss is then a continuous function of bounded quantities, so `exp(−L/T) ≥ exp(−sup L/T) > 0` on
+    the whole of the slice's B part — a cone (dilations commute with the actions) of dimension
+    |B| − k_B ≥ 1 whose measure is homogeneous of non-negative degree: infinite. So is Z, at any T."""
+    model = sim.model
+    if model.loss is None:
+        return None
+    definitions = {d.name: d.value for d in (*model.lets, *model.predictors)}
+    raw = _unbounded(model.loss.value, definitions, {})
+    free = {
+        p.name for p in model.params if p.name not in raw and getattr(MANIFOLDS.get(p.manifold.kind), "conic", False)
+    }
+    touched = {s.name: _touched(s) for s in model.symmetries}
+    changed = True
+    while changed:  # a symmetry that moves a parameter of B and one outside it: both outside
+        changed = False
+        for names in touched.values():
+            if names & free and not names <= free:
+                free -= names
+                changed = True
+    if not free:
+        return None
+    acting = [s for s in model.symmetries if touched[s.name] <= free]
+    size = sum(int(np.prod(model.param(n).shape, dtype=int)) for n in free)
+    quotient = size - sum(s.group.algebra_dim for s in acting)
+    if quotient < 1 or not all(_dilation_commutes(sim, s.name) for s in acting):
+        return None
+    names = ", ".join(p.name for p in model.params if p.name in free)
+    through = sorted({c for c in _bounded_calls_reaching(model.loss.value, definitions, free)}) or ["nothing"]
+    return (
+        f"the loss sees {names} only through {', '.join(through)}, so it stays bounded however far they go, "
+        f"while the slice over them is a {quotient}-dimensional cone of infinite measure: exp(−L/T) does not decay "
+        "along it, at any T (docs/theory.md §10)"
+    )
+
+
+def _unbounded(e: ir.Expr, definitions: dict, memo: dict) -> frozenset[str]:
+    """The parameters `e` depends on other than through a bounded function (conservatively)."""
+    if isinstance(e, ir.Ref):
+        if e.kind == "param":
+            return frozenset({e.name})
+        if e.kind in ("let", "predictor") and e.name in definitions:
+            if e.name not in memo:
+                memo[e.name] = _unbounded(definitions[e.name], definitions, memo)
+            return memo[e.name]
+        return frozenset()
+    if isinstance(e, ir.Call) and e.func in BOUNDED_CALLS:
+        return frozenset()
+    inner = [_unbounded(c, definitions, memo) for c in ir.children(e)]
+    if isinstance(e, ir.Op) and e.op in ("div", "pow") and _constant(e.args[1], definitions):
+        if e.op == "div" or _whole_power(e.args[1]):
+            return inner[0]
+    safe = (
+        isinstance(e, (ir.Stack, ir.Index, ir.Const, ir.Ref))
+        or (isinstance(e, ir.Op) and e.op in CONTINUOUS_OPS)
+        or (isinstance(e, ir.Call) and e.func in CONTINUOUS_CALLS)
+    )
+    if safe:
+        return frozenset().union(*inner)
+    return frozenset().union(*(_parameters(c, definitions) for c in ir.children(e)))
+
+
+def _parameters(e: ir.Expr, definitions: dict) -> frozenset[str]:
+    """Every parameter `e` depends on."""
+    found: set[str] = set()
+    for node in ir.walk(e):
+        if isinstance(node, ir.Ref) and node.kind == "param":
+            found.add(node.name)
+        elif isinstance(node, ir.Ref) and node.kind in ("let", "predictor") and node.name in definitions:
+            found |= _parameters(definitions[node.name], definitions)
+    return frozenset(found)
+
+
+def _constant(e: ir.Expr, definitions: dict) -> bool:
+    return not _parameters(e, definitions)
+
+
+def _whole_power(e: ir.Expr) -> bool:
+    """A literal non-negative whole exponent (x^2, not x^-1 or x^0.5)."""
+    if not isinstance(e, ir.Const):
+        return False
+    value = np.asarray(e.value, np.float64)
+    return bool(np.all(value >= 0) and np.all(value == np.round(value)))
+
+
+def _bounded_calls_reaching(e: ir.Expr, definitions: dict, block: set) -> set[str]:
+    """The bounded functions through which parameters of `block` reach `e` (for the message)."""
+    found: set[str] = set()
+    for node in ir.walk(e):
+        if isinstance(node, ir.Call) and node.func in BOUNDED_CALLS and _parameters(node, definitions) & block:
+            found.add(node.func)
+        elif isinstance(node, ir.Ref) and node.kind in ("let", "predictor") and node.name in definitions:
+            found |= _bounded_calls_reaching(definitions[node.name], definitions, block)
+    return found
+
+
+def _touched(sym: ir.Symmetry) -> frozenset[str]:
+    """The parameters a symmetry moves or reads."""
+    names = {a.param for a in sym.actions}
+    for action in sym.actions:
+        names |= {n.name for n in ir.walk(action.value) if isinstance(n, ir.Ref) and n.kind == "param"}
+    return frozenset(names)
+
+
+def _dilation_commutes(sim, name: str) -> bool:
+    """Whether symmetry `name`'s generators are linear (ξ(2θ) = 2ξ(θ)) or constant (translations)
+    at a random point: then dilations map orbits to orbits and the slice over its block is a cone."""
+    rng = np.random.default_rng(1)
+    theta = jnp.asarray(rng.uniform(0.5, 1.5, sim.geo.dimension), sim.dtype)
+    try:
+        xi, xi2 = (np.asarray(sim.geo.generators_of(name, t), np.float64) for t in (theta, 2.0 * theta))
+    except Exception:  # noqa: BLE001 — an action the probe cannot evaluate: no claim
+        return False
+    tol = 1e-9 if jnp.dtype(sim.dtype) == jnp.float64 else 1e-4
+    scale = max(float(np.abs(xi).max()), 1e-300)
+    return bool(np.allclose(xi2, 2.0 * xi, atol=tol * scale) or np.allclose(xi2, xi, atol=tol * scale))

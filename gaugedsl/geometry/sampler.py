@@ -56,6 +56,9 @@ class SliceSample:
     acceptance: float  # mean NUTS acceptance over the draws
     step_size: np.ndarray  # adapted per chain
     start: np.ndarray  # (chains, chart dimension): the chains' starting slice coordinates
+    end: np.ndarray | None = (
+        None  # (chains, chart dimension): the chains' last states, in the sampler's own coordinates
+    )
 
     @property
     def chains(self) -> int:
@@ -109,14 +112,17 @@ def sample_slice_law(
     potential: str = "corrected",
     predictor: Callable | None = None,
     max_doublings: int = 6,
+    resume: SliceSample | None = None,
 ) -> SliceSample:
     """Samples the predicted law for the particles started at `theta0` (N, D).
 
     `loss(θ)` is the training loss of the flat θ. `potential="gibbs"` samples instead the plain
     Gibbs law `exp(−L(w)/T) dw` of the predictor, `predictor(θ)` (flat), which must have as many
     entries as the chart has coordinates (the chart density times |det ∂w/∂s|): the law the gauge
-    correction is measured against. Raises `LawUnavailable` when no law applies, `ImportError`
-    (with how to install it) without BlackJAX.
+    correction is measured against. `resume` continues the chains of an earlier sample (same
+    particles, patterns and potential) from their last states, with a fresh adaptation: a second
+    look for chains that were still on their way. Raises `LawUnavailable` when no law applies,
+    `ImportError` (with how to install it) without BlackJAX.
     """
     try:
         import blackjax
@@ -127,16 +133,19 @@ def sample_slice_law(
         raise ImportError(INSTALL_HINT) from None
     chart = chart if chart is not None else chart_for(geo)
     dtype = dtype or jnp.zeros(()).dtype
-    theta0 = np.asarray(theta0, np.float64).reshape(-1, geo.dimension)
-    rng = np.random.default_rng(seed)
-    picked = np.sort(rng.choice(theta0.shape[0], size=min(chains, theta0.shape[0]), replace=False))
-    on_slice = np.asarray(jax.vmap(geo._project_to_slice)(jnp.asarray(theta0[picked], dtype)), np.float64)
-    sigma = chart.signs(on_slice)
-    s0 = chart.coordinates(on_slice)
     positive = chart.positive
-    if np.any(s0[:, positive] <= 0):
-        raise LawUnavailable("a particle's slice point has a non-positive coordinate on `Positive`")
-    q0 = np.where(positive, np.log(np.where(positive, s0, 1.0)), s0)
+    if resume is not None and resume.end is not None:
+        picked, sigma, s0, q0 = resume.particles, resume.sigma, resume.start, resume.end
+    else:
+        theta0 = np.asarray(theta0, np.float64).reshape(-1, geo.dimension)
+        rng = np.random.default_rng(seed)
+        picked = np.sort(rng.choice(theta0.shape[0], size=min(chains, theta0.shape[0]), replace=False))
+        on_slice = np.asarray(jax.vmap(geo._project_to_slice)(jnp.asarray(theta0[picked], dtype)), np.float64)
+        sigma = chart.signs(on_slice)
+        s0 = chart.coordinates(on_slice)
+        if np.any(s0[:, positive] <= 0):
+            raise LawUnavailable("a particle's slice point has a non-positive coordinate on `Positive`")
+        q0 = np.where(positive, np.log(np.where(positive, s0, 1.0)), s0)
     if potential == "gibbs" and isinstance(chart, GLChart):
         pass  # exp(−L/T) times the volume the rank-r matrices inherit from R^{m×n}
     elif potential == "gibbs":
@@ -185,18 +194,20 @@ def sample_slice_law(
             st, info = cast(HMCState, st), cast(NUTSInfo, info)
             return st, (st.position, info.acceptance_rate)
 
-        _, (qs, acc) = jax.lax.scan(step, state, jax.random.split(k_draw, total))
+        last, (qs, acc) = jax.lax.scan(step, state, jax.random.split(k_draw, total))
         qs = cast(jax.Array, qs)  # BlackJAX types a position as any pytree; ours is one array
-        return qs[thin - 1 :: thin], jnp.mean(acc), params["step_size"]
+        return qs[thin - 1 :: thin], jnp.mean(acc), params["step_size"], cast(HMCState, last).position
 
     # the chains in the run's precision: BlackJAX's adapted step sizes follow JAX's default float
     with jax.enable_x64(np.dtype(dtype) == np.float64):
-        keys = jax.random.split(jax.random.PRNGKey(seed), len(picked))
+        key = jax.random.PRNGKey(seed)
+        keys = jax.random.split(key if resume is None else jax.random.fold_in(key, 1), len(picked))
         run = jax.jit(jax.vmap(one_chain))
-        qs, acc, step = run(keys, jnp.asarray(q0, dtype), jnp.asarray(sigma, dtype))
+        qs, acc, step, end = run(keys, jnp.asarray(q0, dtype), jnp.asarray(sigma, dtype))
         embed = jax.jit(jax.vmap(jax.vmap(lambda q, sig: chart.embed(coordinates(q), sig), (0, None))))
         theta = np.asarray(embed(qs, jnp.asarray(sigma, dtype)))
-    return SliceSample(theta, picked, sigma, float(T), potential, float(np.mean(acc)), np.asarray(step), s0)
+    return SliceSample(theta, picked, sigma, float(T), potential, float(np.mean(acc)), np.asarray(step), s0,
+                       np.asarray(end))  # fmt: skip
 
 
 def not_normalisable(sample: SliceSample, chart: SliceChart | GLChart) -> str | None:

@@ -37,6 +37,8 @@ class ManifoldKind:
     - `absolute`: a coordinate is kept by reflection at 0 (`Positive`): the slice charts read it
       as |s|, and the reflection keeps every θ_j² (hence the charges of a diagonal action).
     - `charted`: the slice charts (lines, cones, GL) handle it; curved manifolds have none.
+    - `conic`: closed under dilation θ → cθ (c > 0) and unbounded, so a flat loss on it has
+      infinite mass (`geometry.normalisable.bounded_loss`); compact manifolds are not.
     - `preserved_by`: which actions keep a parameter on it (E904's hint).
     - `init_hint`: how to write an initializer on it (E807's hint).
     - `default_init_wrappers`, `default_init_call`: the initializer of a parameter declared
@@ -51,6 +53,7 @@ class ManifoldKind:
     projects: bool = False
     absolute: bool = False
     charted: bool = False
+    conic: bool = False
     preserved_by: str = ""
     init_hint: str = ""
     default_init_wrappers: tuple[str, ...] = ()
@@ -89,12 +92,12 @@ class ManifoldKind:
 
 class Real(ManifoldKind):
     name, doc = "R", "real arrays; `R` alone is a scalar"
-    constrained, charted = False, True
+    constrained, charted, conic = False, True, True
 
 
 class Positive(ManifoldKind):
     name, doc = "Positive", "arrays with positive entries"
-    absolute, charted = True, True
+    absolute, charted, conic = True, True, True
     preserved_by = "an action on a Positive parameter must multiply it by positive factors (Scale, Diag)"
     init_hint = "use a positive initializer, e.g. abs(normal(1, 0.1))"
     default_init_wrappers = ("abs",)

@@ -257,7 +257,7 @@ def _sample(sim, result, seed):
     import jax
     import jax.numpy as jnp
 
-    from ..geometry.normalisable import power_counting
+    from ..geometry.normalisable import bounded_loss, power_counting
     from ..geometry.sampler import chart_for, not_normalisable, sample_slice_law
 
     plan = result.plan
@@ -266,7 +266,8 @@ def _sample(sim, result, seed):
     chart = chart_for(sim.geo)
     T = float(result.numbers["T"])  # a horizontal noise model has a temperature
     theta0 = np.asarray(result.theta)[result.healthy]
-    why = power_counting(sim, theta0)  # structural, before the sampler: a slow divergence escapes its detector
+    # structural, before the sampler: a slow divergence escapes its detector
+    why = bounded_loss(sim) or power_counting(sim, theta0)
     if why is not None:
         raise LawUnavailable(f"no stationary law ({why})")
     # Each chain follows its particle's branch as it is at the end of the run: a particle started off
@@ -280,8 +281,15 @@ def _sample(sim, result, seed):
 
     sample = sample_slice_law(sim.geo, sim.objective.loss, T, theta0, chart=chart, seed=seed, dtype=sim.dtype)
     why = not_normalisable(sample, chart)
+    if why is not None and sample.end is not None:
+        # Chains started inside the law's radius grow until they reach it, which the detector cannot tell
+        # from a divergence in one look: look again from where they got to, adapted afresh, four times longer.
+        sample = sample_slice_law(sim.geo, sim.objective.loss, T, theta0, chart=chart, seed=seed, dtype=sim.dtype,
+                                  resume=sample, warmup=1000, draws=100)  # fmt: skip
+        why = not_normalisable(sample, chart)
     if why is not None:
-        raise LawUnavailable(f"no stationary law (not normalisable: {why})")
+        raise LawUnavailable(f"no stationary law found (the sampler's chains kept drifting over two looks, the second "
+                             f"four times longer: {why})")  # fmt: skip
 
     def gibbs():
         """The plain Gibbs law exp(−L/T) dw of the (single) predictor, or None where it has no density."""
