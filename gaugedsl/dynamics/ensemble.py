@@ -135,7 +135,7 @@ class Simulation:
                 self.noise = gl_quotient.GLQuotientNoise(balance, chart)
                 solver = solver_for(model, plan, self.noise, balance)
                 drift = gl_quotient.GLQuotientDrift(self.objective.grad, chart)
-                self.particle_chunk = SDEChunk(drift, self.noise, solver, groups, plan.chunk)
+                self.particle_chunk = SDEChunk(drift, self.noise, solver, groups, plan.segment)
             elif isinstance(chart, cone.ConeChart):  # lines and cones (cone.py): ω on spheres
                 spheres = tuple((w, n) for _, _, _, w, _, n in chart.pairs)
                 self.noise = cone.ConeNoise(cone.ConeRetraction(positive, spheres), chart)
@@ -148,7 +148,7 @@ class Simulation:
                 drift = quotient.QuotientDrift(self.objective.grad, chart)
             self._quotient_drift = drift
             if not isinstance(chart, gl_quotient.GLQuotientChart):
-                self.particle_chunk = quotient.QuotientChunk(drift, self.noise, solver, chart, groups, plan.chunk)
+                self.particle_chunk = quotient.QuotientChunk(drift, self.noise, solver, chart, groups, plan.segment)
         elif plan.dynamics == "sde":
             # The SDE's charges follow an ODE that Euler–Maruyama only matches on average; the
             # keeper integrates it (gauge.py). The discrete maps are run as written: their own
@@ -163,7 +163,7 @@ class Simulation:
             assert self.noise is not None  # dynamics = sde has a noise model (the checker's E508)
             solver = solver_for(model, plan, self.noise, self.constraint, keeper)
             drift = Drift(self.objective.grad, self.constraint)
-            self.particle_chunk = SDEChunk(drift, self.noise, solver, groups, plan.chunk)
+            self.particle_chunk = SDEChunk(drift, self.noise, solver, groups, plan.segment)
         else:
             discrete = self.noise_kind.discrete if self.noise_kind is not None else None
             kick = self.noise if discrete == "kick" else None
@@ -284,18 +284,34 @@ class Simulation:
 
     def advance(self, state: State, numbers: Numbers, n: int):
         """Runs one chunk of n ≤ `plan.chunk` steps; returns the new θ, the records of the
-        chunk (label → (R, N, ...)) and the first non-finite step per particle."""
+        chunk (label → (R, N, ...)) and the first non-finite step per particle. An SDE chunk
+        runs as calls of the one compiled `plan.segment`-step program (see `Plan.segment`)."""
+        segment = self.plan.segment
+        if n <= segment:
+            return self._advance(state.theta, state.keys, state.step, numbers, n)
+        theta, step, parts = state.theta, state.step, []
+        bad = np.full(state.theta.shape[0], -1)
+        while step < state.step + n:
+            m = min(segment, state.step + n - step)
+            theta, out, now = self._advance(theta, state.keys, step, numbers, m)
+            parts.append(out)
+            bad = np.where(bad >= 0, bad, now)  # the first call that saw a particle go
+            step += m
+        records = {label: np.concatenate([p[label] for p in parts]) for label in parts[0]}
+        return theta, records, bad
+
+    def _advance(self, theta, keys, step: int, numbers: Numbers, n: int):
         put, take = self.sharding.put, self.sharding.take
         with self._lowering():  # applies when the chunk is compiled, on the first call
             theta, records, bad = self._chunk(
-                put(state.theta),
-                put(state.keys),
-                jnp.asarray(state.step, jnp.int32),
+                put(theta),
+                put(keys),
+                jnp.asarray(step, jnp.int32),
                 jnp.asarray(n, jnp.int32),
                 numbers,
             )
         theta = take(theta)
-        first = 0 if state.step == 0 else 1
+        first = 0 if step == 0 else 1
         out = {}
         for (every, _), group in zip(((r.every, None) for r in self.plan.records), records):
             count = 1 + n // every
@@ -303,7 +319,7 @@ class Simulation:
                 out[label] = np.moveaxis(take(values)[:, first:count], 1, 0)
         bad = take(bad)
         if self.plan.dynamics in ("sde", "quotient"):
-            bad = self._first_bad(state.step, n, theta, out)
+            bad = self._first_bad(step, n, theta, out)
         return theta, out, bad
 
     def state_at(self, theta, seed: int | None = None) -> State:

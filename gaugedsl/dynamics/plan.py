@@ -38,6 +38,10 @@ class Plan:
     - `noise`: the noise kind (`isotropic`, `projected`, `sgd`, `label`) or `None`.
     - `batch`: minibatch size of the discrete `sgd` map (a shape, hence static).
     - `chunk`: steps per compiled call; a multiple of every record interval.
+    - `segment`: the steps of the compiled SDE call (`sde`, `quotient`), which a chunk runs as
+      many calls of; it does not depend on `chunk`, so a chunk length changes where the run
+      checkpoints, never the program that steps it (bit-identical results). The discrete maps
+      compile the chunk itself (they are bit-identical across lengths as compiled).
     - `unit`: the greatest common divisor of the record intervals (the finest time grid
       that records, divergence probes and the discrete map's blocks use).
     """
@@ -48,6 +52,7 @@ class Plan:
     particles: int
     steps: int
     chunk: int
+    segment: int
     unit: int
     batch: int | None
     dtype: str
@@ -155,13 +160,14 @@ def resolve(
     elif chunk is not None and chunk % lcm:
         chunk = _round_up(chunk, lcm)
     time_limit = _SDE_CHUNK_LIMIT[dtype or run.get("dtype", "float32")] if dynamics in ("sde", "quotient") else None
+    # About ten progress updates and checkpoints per run, bounded record buffers.
+    default = _round_up(max(1, -(-n_steps // 10)), lcm)
+    cap = max(lcm, (_CHUNK_BUFFER_LIMIT // max(1, n_particles * per_step)) * unit // lcm * lcm)
+    if time_limit is not None:
+        cap = min(cap, max(lcm, time_limit // lcm * lcm))
+    default = max(lcm, min(default, cap))
     if chunk is None:
-        # About ten progress updates and checkpoints per run, bounded record buffers.
-        chunk = _round_up(max(1, -(-n_steps // 10)), lcm)
-        cap = max(lcm, (_CHUNK_BUFFER_LIMIT // max(1, n_particles * per_step)) * unit // lcm * lcm)
-        if time_limit is not None:
-            cap = min(cap, max(lcm, time_limit // lcm * lcm))
-        chunk = max(lcm, min(chunk, cap))
+        chunk = default
     elif time_limit is not None and chunk > time_limit and run.get("chunk") is None:  # --chunk, chunk=: a knob
         chunk = max(lcm, time_limit // lcm * lcm)
     elif time_limit is not None and chunk > time_limit:
@@ -184,6 +190,7 @@ def resolve(
         particles=int(n_particles),
         steps=int(n_steps),
         chunk=int(chunk),
+        segment=int(default) if time_limit is not None else int(chunk),
         unit=int(unit),
         batch=None if batch is None else int(batch),
         dtype=dtype or run.get("dtype", "float32"),
