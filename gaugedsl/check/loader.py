@@ -14,7 +14,7 @@ from pathlib import Path
 from .. import ir
 from .._resources import stdlib_dir
 from ..diagnostics import Diagnostic, GaugeError, SourceCache, Span, error
-from ..syntax import ast, parse
+from ..syntax import ast, normalize, parse
 from .checker import FileChecker, Template, source_hash
 
 
@@ -40,7 +40,7 @@ class Loader:
                 reason, hint = (exc.strerror or str(exc)).lower(), "check that the file exists and can be read"
             raise GaugeError([error("E100", span, f"cannot read {shown}: {reason}", hint)]) from None
         try:
-            text = data.decode("utf-8")
+            text = normalize(data.decode("utf-8"))
         except UnicodeDecodeError as exc:
             line = data[: exc.start].count(b"\n") + 1
             col = _column(data, exc.start)
@@ -78,6 +78,7 @@ class Loader:
         return self.check_text(self.read(path), str(path))
 
     def check_text(self, text: str, path: str = "<string>") -> ir.Model | ir.Library:
+        text = normalize(text)
         self.sources.add(path, text)
         program = parse(text, path)
         virtual = path.startswith("<")

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ..atomic import write_text as write_atomic
 from ..diagnostics import GaugeError
+from ..syntax import normalize
 from ._common import EXIT_OK, EXIT_PROGRAM, UsageError, report
 
 
@@ -57,15 +58,16 @@ def run(args, sources) -> int:
     changed: list[str] = []
     for name in _expand(args.files):
         if name == "-":
-            text, label = sys.stdin.read(), "<stdin>"
+            raw, label = sys.stdin.read(), "<stdin>"
         else:
             try:
-                text = Path(name).read_text(encoding="utf-8")
+                raw = Path(name).read_bytes().decode("utf-8")
             except (OSError, UnicodeDecodeError) as exc:
                 print(f"gaugedsl fmt: cannot read {name}: {exc}", file=sys.stderr)
                 status = EXIT_PROGRAM
                 continue
             label = name
+        text = normalize(raw)  # the formatted file has LF line endings and no byte-order mark
         sources.add(label, text)
         try:
             formatted = format_text(text, label)
@@ -75,12 +77,12 @@ def run(args, sources) -> int:
             continue
         if name == "-":
             if args.check:
-                if formatted != text:
+                if formatted != raw:
                     changed.append(label)
             else:
                 sys.stdout.write(formatted)
             continue
-        if formatted == text:
+        if formatted == raw:
             continue
         changed.append(name)
         if not args.check:

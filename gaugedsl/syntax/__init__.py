@@ -3,3 +3,4 @@
 from . import ast as ast
 from .parser import grammar as grammar
 from .parser import parse as parse
+from .source import normalize as normalize
