@@ -140,3 +140,14 @@ def test_plot_without_matplotlib_is_a_usage_error_before_the_run(program, tmp_pa
     assert main(["run", str(program), "-o", str(out), "--plot"]) == 2
     assert "gaugedsl[plot]" in capsys.readouterr().err
     assert not out.exists()
+
+
+@pytest.mark.parametrize("where", ["a file", "under a file"])
+def test_an_output_that_cannot_be_a_folder_is_a_usage_error_before_the_run(program, tmp_path, capsys, where):
+    blocker = tmp_path / "taken"
+    blocker.write_text("not a folder")
+    out = blocker if where == "a file" else blocker / "sub"
+    assert main(["run", str(program), "-o", str(out), "--steps", "10"]) == 2
+    err = capsys.readouterr().err
+    assert f"-o {out}" in err and "internal error" not in err
+    assert blocker.read_text() == "not a folder"

@@ -4,6 +4,7 @@ recorded statistics beside the theory's predictions."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -120,11 +121,12 @@ def _simulate(args, model, loader) -> int:
         particles=args.particles, steps=args.steps, seed=args.seed, chunk=args.chunk, dtype=dtype
     )
     warnings = run_checks(model, **overrides)  # what `bias` refuses, before anything is allocated
+    out = args.output or Path("runs") / model.name
+    writable_folder(out)  # before the run, not after it
     sim = Simulation(model, **overrides)
     sim.notes.extend(warnings)
     plan = sim.plan
     numbers = sim.numbers(**dict(args.numbers))
-    out = args.output or Path("runs") / model.name
     meta = {"program_hash": model.source_hash, "plan": plan.as_dict(), "numbers": numbers.as_dict()}
     state = None
     if args.resume:
@@ -201,3 +203,15 @@ def _normalise(meta):
     import json
 
     return json.loads(json.dumps(meta, sort_keys=True, default=str))
+
+
+def writable_folder(out: Path) -> None:
+    """Makes the output folder `out` or says, as a usage error, why it cannot hold the results."""
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"-o {out}: that is a file, not a folder; give a folder for results.npz and summary.json")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"-o {out}: cannot make the folder ({(exc.strerror or str(exc)).lower()})") from None
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise UsageError(f"-o {out}: the folder is not writable; give another with -o")
