@@ -12,7 +12,7 @@ import traceback
 
 from . import __version__
 from .commands import COMMANDS
-from .commands._common import EXIT_INTERNAL, EXIT_OK, EXIT_PROGRAM, EXIT_USAGE, UsageError, report
+from .commands._common import EXIT_BROKEN_PIPE, EXIT_INTERNAL, EXIT_PROGRAM, EXIT_USAGE, UsageError, report
 from .diagnostics import GaugeError, SourceCache
 
 
@@ -43,6 +43,24 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     sources = SourceCache()
     try:
+        return _dispatch(args, sources)
+    except BrokenPipeError:
+        # The reader left (`gaugedsl check bad.gauge 2>&1 | head -1`): what was not written is lost,
+        # so the status says so, as a process killed by SIGPIPE would (128 + 13); the streams go
+        # to /dev/null so that flushing them at exit does not fail again.
+        import os
+
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                os.dup2(devnull, stream.fileno())
+            except (OSError, ValueError):
+                pass
+        return EXIT_BROKEN_PIPE
+
+
+def _dispatch(args, sources: SourceCache) -> int:
+    try:
         return args.handler(args, sources)
     except UsageError as exc:
         print(f"gaugedsl: error: {exc}", file=sys.stderr)
@@ -50,11 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     except GaugeError as exc:
         report(exc, sources)
         return EXIT_PROGRAM
-    except BrokenPipeError:  # `gaugedsl check --emit ir | head`: the reader left, fine
-        import os
-
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return EXIT_OK
+    except BrokenPipeError:
+        raise
     except KeyboardInterrupt:
         print("gaugedsl: interrupted", file=sys.stderr)
         return 130

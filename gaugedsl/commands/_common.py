@@ -8,6 +8,7 @@ from pathlib import Path
 from ..diagnostics import GaugeError, SourceCache
 
 EXIT_OK, EXIT_PROGRAM, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
+EXIT_BROKEN_PIPE = 141  # the reader of a pipe left: 128 + SIGPIPE, as the shell reports a killed process
 
 
 class UsageError(Exception):
