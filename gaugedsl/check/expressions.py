@@ -182,6 +182,15 @@ class ExprChecker:
         folded = _fold(e.op, left, right, e.span)
         if folded is not None:
             return folded
+        if _no_finite_value(e.op, left, right):
+            assert isinstance(left, ir.Const) and isinstance(right, ir.Const)  # _no_finite_value says so
+            self._error(
+                "E319",
+                e.span,
+                f"{_show_number(left.value)} {e.op} {_show_number(right.value)} has no finite value",
+                "every step would compute inf or NaN from it; change the numbers",
+            )
+            return None
         return ir.Op(self._OPS[e.op], (left, right), shape, e.span)
 
     def _Unary(self, e: ast.Unary, ctx):
@@ -572,6 +581,19 @@ def _arith(op: str, a, b):
     if isinstance(a, int) and isinstance(b, int) and b > 0 and abs(a) > 1 and b * math.log2(abs(a)) > 1100:
         return None  # beyond any float; do not compute a huge integer
     return a**b
+
+
+def _no_finite_value(op: str, left: ir.Expr, right: ir.Expr) -> bool:
+    """Whether arithmetic `_fold` declined on two scalar constants is infinite, NaN or complex
+    (`1/0`, `0^-1`, `(-8)^0.5`, `2.0^2000`): every evaluation of it would be."""
+    if not (isinstance(left, ir.Const) and isinstance(right, ir.Const) and left.shape == right.shape == ()):
+        return False
+    numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (left.value, right.value))
+    return numbers and op in ("+", "-", "*", "/", "^")
+
+
+def _show_number(value) -> str:
+    return _shorten(repr(value)) if value >= 0 else f"({_shorten(repr(value))})"
 
 
 def _fold(op: str, left: ir.Expr, right: ir.Expr, span: Span) -> ir.Const | None:
