@@ -968,6 +968,14 @@ class FileChecker:
                     code, node.span, f"'{spec.name}' must be 0 or more, not {value}", f"{spec.name}: {spec.doc}"
                 )
                 return _BAD
+            if spec.below is not None and value >= spec.below:
+                self._error(
+                    code,
+                    node.span,
+                    f"'{spec.name}' must be below {spec.below}, not {value}",
+                    f"{spec.name}: {spec.doc}",
+                )
+                return _BAD
             return value
         if not isinstance(value, (int, float)) or isinstance(value, bool):
             self._error(code, node.span, f"'{spec.name}' must be a number", f"{spec.name}: {spec.doc}")

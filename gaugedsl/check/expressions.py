@@ -433,6 +433,15 @@ class ExprChecker:
         if value is _BAD:
             return _BAD
         if spec.kind == F.INT:
+            if spec.name == "seed" and isinstance(value, int) and not 0 <= value < F.SEED_LIMIT:
+                # JAX keys take 32 bits: a larger seed would wrap onto a smaller one (2^32 is seed 0)
+                self._error(
+                    "E318",
+                    node.span,
+                    f"{call.func}: seed = {_shorten(str(value))} is out of range",
+                    f"a seed is a whole number from 0 to {F.SEED_LIMIT - 1}",
+                )
+                return _BAD
             if isinstance(value, int) and not isinstance(value, bool):
                 return value
             self._error(

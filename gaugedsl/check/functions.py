@@ -331,6 +331,7 @@ _register(
 )
 
 _SEED = Arg("seed", INT, None)
+SEED_LIMIT = 2**32  # seeds are 0 … 2^32 − 1: a JAX key holds 32 bits of one
 _SHAPE = Arg("shape", INTS, None)
 _register(
     "normal", [Arg("mean", EXPR, 0.0), Arg("std", EXPR, 1.0), _SHAPE, _SEED], _generated, "Gaussian draws", STREAM

@@ -28,7 +28,7 @@ RUN_SETTINGS: dict[str, Setting] = {
         _s("lr", "float", "learning rate of sgd/gd dynamics", positive=True),
         _s("batch", "int", "minibatch size of sgd dynamics", positive=True),
         _s("solver", "enum", "SDE solver", default="euler", choices=SOLVERS),
-        _s("seed", "int", "random seed", default=0, nonnegative=True),
+        _s("seed", "int", "random seed, 0 to 2^32 − 1", default=0, nonnegative=True, below=2**32),
         _s("dtype", "enum", "float32 or float64", default="float32", choices=("float32", "float64")),
         _s(
             "start",

@@ -123,18 +123,22 @@ def resolve(
     n_particles: int = particles if particles is not None else run.get("particles", 1)
     n_steps: int = steps if steps is not None else run.get("steps", 1000)
     first_seed: int = seed if seed is not None else run.get("seed", 0)
-    if n_particles < 1 or n_steps < 1 or first_seed < 0:
+    if n_particles < 1 or n_steps < 1 or not 0 <= first_seed < 2**32:
         bad = [
             f"{name} = {value}"
-            for name, value, low in (("particles", n_particles, 1), ("steps", n_steps, 1), ("seed", first_seed, 0))
-            if value < low
+            for name, value, low, below in (
+                ("particles", n_particles, 1, None),
+                ("steps", n_steps, 1, None),
+                ("seed", first_seed, 0, 2**32),  # a JAX key holds 32 bits
+            )
+            if value < low or (below is not None and value >= below)
         ]
         raise GaugeError(
             [
                 error(
                     "E803",
                     run.span,
-                    f"{', '.join(bad)}: particles and steps must be at least 1, seed at least 0",
+                    f"{', '.join(bad)}: particles and steps must be at least 1, seed from 0 to 2^32 − 1",
                     "change the run block's setting, or the override (--particles, --steps, --seed)",
                 )
             ]

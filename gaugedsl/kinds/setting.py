@@ -17,4 +17,5 @@ class Setting:
     required: bool = False
     positive: bool = False  # > 0 (floats) / ≥ 1 (ints)
     nonnegative: bool = False
+    below: int | None = None  # an int setting's exclusive upper bound
     choices: Collection[str] = ()  # a registry (a dict of kinds) stays live: a kind registered later is accepted
