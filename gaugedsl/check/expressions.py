@@ -517,7 +517,8 @@ def _number(e: ast.Number) -> int | float:
         raise _NotConstant(
             e.span, f"the number {_shorten(e.text)} is too large", "E318", "numbers must be below 1.8e308 in size"
         )
-    value = int(e.text) if e.is_integer else e.value
+    # leading zeros stripped: Python refuses to read an int of over 4,300 digits, zeros included
+    value = int(e.text.lstrip("0") or "0") if e.is_integer else e.value
     if not abs(value) <= _LARGEST:
         raise _NotConstant(
             e.span, f"the number {_shorten(e.text)} is too large", "E318", "numbers must be below 1.8e308 in size"
