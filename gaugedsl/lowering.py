@@ -8,6 +8,7 @@ layout, loss, predictors and symmetry actions. There is no second evaluator.
 
 from __future__ import annotations
 
+import zipfile
 import zlib
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -237,9 +238,11 @@ class Evaluator:
                     )
                 ]
             )
+        if path.exists() and not path.is_file():  # a FIFO or a device would block or never end
+            raise GaugeError([error("E705", e.span, f"{path.name} is not a regular file", "point load at a data file")])
         try:
             if path.suffix == ".npz":
-                with np.load(path) as archive:
+                with np.load(path, allow_pickle=False) as archive:
                     key = static.get("key")
                     if key is None:
                         if len(archive.files) != 1:
@@ -267,7 +270,7 @@ class Evaluator:
                         )
                     value = archive[key]
             elif path.suffix == ".npy":
-                value = np.load(path, allow_pickle=False)
+                value = np.load(path, allow_pickle=False, mmap_mode="r")  # the header first: shape, dtype
             elif path.suffix == ".csv":
                 value = np.loadtxt(path, delimiter=",", ndmin=1)
             else:
@@ -278,12 +281,24 @@ class Evaluator:
             raise GaugeError(
                 [error("E705", e.span, f"cannot read {path.name}: {exc.strerror or exc}", "check the file name")]
             ) from None
-        except ValueError as exc:
+        except (ValueError, EOFError, zipfile.BadZipFile) as exc:  # damaged, truncated, pickled, not numbers
             raise GaugeError(
-                [error("E705", e.span, f"cannot read {path.name}: {exc}", "check the file's format")]
+                [
+                    error(
+                        "E705",
+                        e.span,
+                        f"cannot read {path.name}: {exc or type(exc).__name__}",
+                        "check the file's format",
+                    )
+                ]
             ) from None
-        value = np.asarray(value, dtype=np.float64)
-        if value.shape != e.shape:
+        dtype = np.asarray(value).dtype if not hasattr(value, "dtype") else value.dtype
+        if dtype.kind not in "biuf":
+            what = "complex numbers" if dtype.kind == "c" else f"values of type {dtype}"
+            raise GaugeError(
+                [error("E705", e.span, f"{path.name} holds {what}", "data must be real numbers (int or float)")]
+            )
+        if tuple(value.shape) != tuple(e.shape):
             raise GaugeError(
                 [
                     error(
@@ -291,6 +306,20 @@ class Evaluator:
                         e.span,
                         f"{path.name} holds an array of shape {list(value.shape)}, but the declaration says {list(e.shape)}",
                         "fix the declared shape",
+                    )
+                ]
+            )
+        value = np.asarray(value, dtype=np.float64)
+        if not np.all(np.isfinite(value)):
+            bad, count = np.argwhere(~np.isfinite(value))[0], int(np.sum(~np.isfinite(value)))
+            raise GaugeError(
+                [
+                    error(
+                        "E705",
+                        e.span,
+                        f"{path.name} holds {count} {'value that is' if count == 1 else 'values that are'} NaN or infinite "
+                        f"(the first at index {list(map(int, bad))})",
+                        "fill or drop them before loading: a non-finite datum makes every step non-finite",
                     )
                 ]
             )
