@@ -292,9 +292,8 @@ class Evaluator:
                     )
                 ]
             ) from None
-        dtype = np.asarray(value).dtype if not hasattr(value, "dtype") else value.dtype
-        if dtype.kind not in "biuf":
-            what = "complex numbers" if dtype.kind == "c" else f"values of type {dtype}"
+        if value.dtype.kind not in "biuf":
+            what = "complex numbers" if value.dtype.kind == "c" else f"values of type {value.dtype}"
             raise GaugeError(
                 [error("E705", e.span, f"{path.name} holds {what}", "data must be real numbers (int or float)")]
             )

@@ -433,13 +433,12 @@ class ExprChecker:
         if value is _BAD:
             return _BAD
         if spec.kind == F.INT:
-            if spec.name == "seed" and isinstance(value, int) and not 0 <= value < F.SEED_LIMIT:
-                # JAX keys take 32 bits: a larger seed would wrap onto a smaller one (2^32 is seed 0)
+            if spec.below is not None and isinstance(value, int) and not 0 <= value < spec.below:
                 self._error(
                     "E318",
                     node.span,
-                    f"{call.func}: seed = {_shorten(str(value))} is out of range",
-                    f"a seed is a whole number from 0 to {F.SEED_LIMIT - 1}",
+                    f"{call.func}: {spec.name} = {_shorten(str(value))} is out of range",
+                    f"{spec.name} is a whole number from 0 to {spec.below - 1}",
                 )
                 return _BAD
             if isinstance(value, int) and not isinstance(value, bool):

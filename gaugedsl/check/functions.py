@@ -35,6 +35,7 @@ class Arg:
     name: str
     kind: str
     default: Any = REQUIRED
+    below: int | None = None  # an INT argument's exclusive upper bound (its lower one is 0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -330,8 +331,7 @@ _register(
     "each value repeated its count times: a piecewise-constant vector",
 )
 
-_SEED = Arg("seed", INT, None)
-SEED_LIMIT = 2**32  # seeds are 0 … 2^32 − 1: a JAX key holds 32 bits of one
+_SEED = Arg("seed", INT, None, below=2**32)  # a JAX key holds 32 bits: 2^32 would wrap onto seed 0
 _SHAPE = Arg("shape", INTS, None)
 _register(
     "normal", [Arg("mean", EXPR, 0.0), Arg("std", EXPR, 1.0), _SHAPE, _SEED], _generated, "Gaussian draws", STREAM

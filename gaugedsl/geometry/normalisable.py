@@ -172,7 +172,7 @@ def bounded_loss(sim) -> str | None:
     if quotient < 1 or not all(_dilation_commutes(sim, s.name) for s in acting):
         return None
     names = ", ".join(p.name for p in model.params if p.name in free)
-    through = sorted({c for c in _bounded_calls_reaching(model.loss.value, definitions, free)}) or ["nothing"]
+    through = sorted(_bounded_calls_reaching(model.loss.value, definitions, free)) or ["nothing"]
     return (
         f"the loss sees {names} only through {', '.join(through)}, so it stays bounded however far they go, "
         f"while the slice over them is a {quotient}-dimensional cone of infinite measure: exp(−L/T) does not decay "
