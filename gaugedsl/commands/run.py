@@ -111,7 +111,8 @@ def _simulate(args, model, loader) -> int:
     from ..dynamics import Simulation
     from ..geometry.preflight import run_checks
     from ..lowering import Lowered
-    from ..report import compare, load_checkpoint, render, save_checkpoint, write_results
+    from ..report import compare, remove_interrupted_writes, remove_results, render, write_results
+    from ..report.checkpoint import CheckpointError, identity, load_checkpoint, save_checkpoint
     from ..report.progress import Progress
 
     if model.run is not None and model.run.get("dtype") == "float64" and not x64_enabled():
@@ -127,29 +128,30 @@ def _simulate(args, model, loader) -> int:
     sim.notes.extend(warnings)
     plan = sim.plan
     numbers = sim.numbers(**dict(args.numbers))
-    meta = {"program_hash": model.source_hash, "plan": plan.as_dict(), "numbers": numbers.as_dict()}
+    ident = identity(sim, numbers, model.source_hash)
+    remove_interrupted_writes(out)
     state = None
     if args.resume:
-        loaded = load_checkpoint(out, sim.recorder.labels)
-        if loaded is None:
+        try:
+            state = load_checkpoint(out, sim, ident)
+        except CheckpointError as exc:
+            raise UsageError(str(exc)) from None
+        if state is None:
             raise UsageError(f"nothing to resume: {out / 'checkpoint.npz'} does not exist")
-        state, old = loaded
-        if old != _normalise(meta):
-            changed = [k for k in ("program_hash", "plan", "numbers") if old.get(k) != _normalise(meta)[k]]
-            raise UsageError(
-                f"the checkpoint in {out} was made with a different {' and '.join(changed)}; run without --resume to start afresh"
-            )
         print(f"resuming {model.name} at step {state.step} of {plan.steps}", file=sys.stderr)
     elif (out / "checkpoint.npz").exists():
         print(
             f"note: {out / 'checkpoint.npz'} is from an unfinished run; starting afresh (use --resume to continue it)",
             file=sys.stderr,
         )
+    # The old results go before the first checkpoint: a folder never holds a checkpoint beside
+    # a results.npz it did not produce.
+    remove_results(out)
     progress = Progress(plan.steps, plan.particles, args.progress)
     last = {}
 
     def on_chunk(s):
-        save_checkpoint(out, s, meta)
+        save_checkpoint(out, s, ident)
         progress.update(s.step)
         last["step"] = s.step
 
@@ -175,11 +177,14 @@ def _simulate(args, model, loader) -> int:
         "diagnostics": [d.render() for d in result.diagnostics],
         "devices": sim.sharding.describe(),
     }
-    files = write_results(out, model, result, summary)
+    figures = None
     if args.plot:
         from ..report.plots import plot
 
-        files += plot(out, model, result, comparison)
+        def figures():
+            return plot(out, model, result, comparison)
+
+    files = write_results(out, model, result, summary, figures)
     (out / "checkpoint.npz").unlink(missing_ok=True)
     noise = f", {model.noise.kind} noise" if model.noise is not None else ""
     rate = plan.particles * plan.steps / max(result.wall_time, 1e-9)
@@ -197,12 +202,6 @@ def _simulate(args, model, loader) -> int:
         print("--strict: a row disagrees with its prediction", file=sys.stderr)
         return EXIT_PROGRAM
     return EXIT_OK
-
-
-def _normalise(meta):
-    import json
-
-    return json.loads(json.dumps(meta, sort_keys=True, default=str))
 
 
 def writable_folder(out: Path) -> None:

@@ -4,6 +4,6 @@ predictions, progress reporting and plots."""
 from .compare import Row as Row
 from .compare import compare as compare
 from .compare import render as render
-from .results import load_checkpoint as load_checkpoint
-from .results import save_checkpoint as save_checkpoint
+from .results import remove_interrupted_writes as remove_interrupted_writes
+from .results import remove_results as remove_results
 from .results import write_results as write_results

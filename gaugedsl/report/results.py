@@ -1,11 +1,13 @@
 """Result files, written atomically: `results.npz` (the records, one array per label with its
-steps, the final and initial θ, which particles stayed healthy), `summary.json` (program
-hash, versions, seed, settings, wall time, the comparison table) and, while a run is going,
-`checkpoint.npz` (enough to resume it bit for bit)."""
+steps, the final and initial θ, which particles stayed healthy) and `summary.json` (program
+hash, versions, seed, settings, wall time, the comparison table, and the sha256 of the
+`results.npz` it describes). `summary.json` is written last and removed first: it marks a
+complete pair, so a run killed between the two files never leaves results that look finished.
+While a run is going, `checkpoint.npz` (report/checkpoint.py) holds enough to resume it."""
 
 from __future__ import annotations
 
-import json
+import hashlib
 import platform
 from pathlib import Path
 from typing import Any
@@ -14,7 +16,9 @@ import numpy as np
 
 from .. import __version__, ir
 from ..atomic import write_json, write_npz
-from ..dynamics.ensemble import Result, State
+from ..dynamics.ensemble import Result
+
+RESULTS, SUMMARY = "results.npz", "summary.json"
 
 
 def versions() -> dict[str, str]:
@@ -27,8 +31,9 @@ def versions() -> dict[str, str]:
     return out
 
 
-def write_results(folder: Path, model: ir.Model, result: Result, summary: dict[str, Any]) -> list[Path]:
-    """Writes results.npz and summary.json into `folder` (each atomically)."""
+def write_results(folder: Path, model: ir.Model, result: Result, summary: dict[str, Any], figures=None) -> list[Path]:
+    """Writes results.npz, then the figures (`figures()` returns their paths), then summary.json
+    into `folder`, each atomically; summary.json carries results.npz's sha256."""
     arrays: dict[str, np.ndarray] = {}
     for label, values in result.records.items():
         arrays[label] = values
@@ -39,7 +44,9 @@ def write_results(folder: Path, model: ir.Model, result: Result, summary: dict[s
     arrays["healthy"] = result.healthy
     arrays["diverged_at"] = result.diverged_at
     folder.mkdir(parents=True, exist_ok=True)
-    npz = write_npz(folder / "results.npz", arrays)
+    remove_results(folder)
+    npz = write_npz(folder / RESULTS, arrays)
+    pictures = list(figures()) if figures is not None else []
     info = {
         "model": model.name,
         "program": model.path,
@@ -52,9 +59,24 @@ def write_results(folder: Path, model: ir.Model, result: Result, summary: dict[s
         "wall_time_s": result.wall_time,
         "healthy_particles": int(result.healthy.sum()),
         **summary,
+        "results_sha256": hashlib.sha256(npz.read_bytes()).hexdigest(),
     }
-    js = write_json(folder / "summary.json", info, indent=2, default=_jsonable)
-    return [npz, js]
+    js = write_json(folder / SUMMARY, info, indent=2, default=_jsonable)
+    return [npz, js, *pictures]
+
+
+def remove_results(folder: Path) -> None:
+    """Removes a previous run's results, the summary (the mark of a complete pair) first."""
+    for name in (SUMMARY, RESULTS):
+        (folder / name).unlink(missing_ok=True)
+
+
+def remove_interrupted_writes(folder: Path) -> None:
+    """Removes the temporary files of writes a kill interrupted (atomic.replacing's names)."""
+    if folder.is_dir():
+        for name in (SUMMARY, RESULTS, "checkpoint.npz"):
+            for tmp in folder.glob(f".{name}.*.tmp{Path(name).suffix}"):
+                tmp.unlink(missing_ok=True)
 
 
 def _jsonable(x):
@@ -63,34 +85,3 @@ def _jsonable(x):
     if isinstance(x, np.ndarray):
         return x.tolist()
     return str(x)
-
-
-# ---- checkpoints ----
-
-
-def save_checkpoint(folder: Path, state: State, meta: dict[str, Any]) -> Path:
-    arrays = {
-        "theta": state.theta,
-        "keys": state.keys,
-        "step": np.asarray(state.step),
-        "diverged_at": state.diverged_at,
-        **({"theta0": state.theta0} if state.theta0 is not None else {}),
-        "meta": np.asarray(json.dumps(meta, sort_keys=True, default=_jsonable)),
-    }
-    for label, chunks in state.records.items():
-        if chunks:
-            arrays[f"record:{label}"] = np.concatenate(chunks)
-    folder.mkdir(parents=True, exist_ok=True)
-    return write_npz(folder / "checkpoint.npz", arrays)
-
-
-def load_checkpoint(folder: Path, labels: list[str]) -> tuple[State, dict[str, Any]] | None:
-    path = folder / "checkpoint.npz"
-    if not path.is_file():
-        return None
-    with np.load(path) as z:
-        meta = json.loads(str(z["meta"]))
-        records = {label: ([z[f"record:{label}"]] if f"record:{label}" in z.files else []) for label in labels}
-        theta0 = z["theta0"] if "theta0" in z.files else None
-        state = State(z["theta"], z["keys"], int(z["step"]), records, z["diverged_at"], theta0)
-    return state, meta
