@@ -92,11 +92,30 @@ def _golden_diagnostics() -> list[tuple[str, list[re.Match]]]:
             for p in BAD if p.with_suffix(".expected").exists()]  # fmt: skip
 
 
+# Codes whose program is too big to keep in tests/programs/bad and to show in docs/errors.md:
+# the test named writes one and checks what it prints.
+GENERATED = {"E012": "test_a_program_over_the_size_limit_is_refused_before_it_is_parsed"}
+
+
+def test_a_program_over_the_size_limit_is_refused_before_it_is_parsed(tmp_path, monkeypatch, capsys):
+    from gaugedsl.syntax.parser import MAX_PROGRAM_CHARS
+
+    (tmp_path / "big.gauge").write_text("model big\n#" + "x" * (MAX_PROGRAM_CHARS - 11) + "\n")
+    code, _, err = _run(monkeypatch, capsys, tmp_path, ["check", "big.gauge"])
+    assert code == 1
+    documented = ERRORS_DOC.read_text(encoding="utf-8").split("### E012", 1)[1].split("```text\n", 1)[1]
+    assert documented.startswith(err), err  # the entry shows exactly this output
+    # in bytes, before reading: a 50 MB file is refused at once
+    (tmp_path / "huge.gauge").write_bytes(b"model huge\n#" + b"x" * 50_000_000)
+    code, _, err = _run(monkeypatch, capsys, tmp_path, ["check", "huge.gauge"])
+    assert code == 1 and "error[E012]: the program is 50,000,012 bytes long" in err
+
+
 def test_every_error_code_has_a_bad_program():
     codes = set()
     for py in (f for d in LANGUAGE for f in d.rglob("*.py")):
         codes |= set(re.findall(r'"(E\d{3})"', py.read_text(encoding="utf-8")))
-    covered = {m["code"] for _, ms in _golden_diagnostics() for m in ms}
+    covered = {m["code"] for _, ms in _golden_diagnostics() for m in ms} | set(GENERATED)
     assert codes, "no error codes found in the source"
     assert sorted(codes - covered) == [], "error codes without a program in tests/programs/bad"
 
@@ -154,7 +173,7 @@ def test_every_error_code_is_documented_with_its_real_output():
         codes |= set(re.findall(r'"(E\d{3})"', py.read_text(encoding="utf-8")))
     assert sorted(documented) == sorted(codes), "docs/errors.md and the codes in the source differ"
     examples = list(_EXAMPLE.finditer(text))
-    assert len(examples) == len(documented), "every code needs an example"
+    assert len(examples) == len(documented) - len(GENERATED), "every code needs an example"
     for m in examples:
         program = PROGRAMS / "bad" / f"{m['name']}.gauge"
         assert m["source"] == program.read_bytes().decode("utf-8", errors="replace"), (

@@ -15,7 +15,10 @@ from .. import ir
 from .._resources import stdlib_dir
 from ..diagnostics import Diagnostic, GaugeError, SourceCache, Span, error
 from ..syntax import ast, normalize, parse
+from ..syntax.parser import MAX_PROGRAM_CHARS, too_long
 from .checker import FileChecker, Template, source_hash
+
+MAX_IMPORT_DEPTH = 8  # libraries import libraries a level or two deep; the chain is checked by recursion
 
 
 class Loader:
@@ -32,6 +35,12 @@ class Loader:
         """The UTF-8 text of `path`; diagnostics name it `shown` (default: `path` as given)."""
         shown = str(path) if shown is None else shown
         try:
+            if path.exists() and not path.is_file() and not path.is_dir():  # a FIFO or device never ends
+                raise GaugeError(
+                    [error("E100", span, f"cannot read {shown}: it is not a regular file", "name a .gauge file")]
+                )
+            if path.is_file() and path.stat().st_size > 4 * MAX_PROGRAM_CHARS:  # refused before it is read
+                raise GaugeError([too_long(shown, path.stat().st_size, "bytes")])
             data = path.read_bytes()
         except OSError as exc:
             if path.is_dir():
@@ -199,6 +208,17 @@ class Loader:
             )
         if path in self._libraries:
             return self._libraries[path]
+        if len(self._stack) > MAX_IMPORT_DEPTH:
+            raise GaugeError(
+                [
+                    error(
+                        "E106",
+                        item.span,
+                        f"imports nest more than {MAX_IMPORT_DEPTH} files deep ({self._shown.get(self._stack[0], '')} → … → {shown})",
+                        "import the libraries you need directly from the model instead of through a chain",
+                    )
+                ]
+            )
         text = self.read(path, item.span, shown)
         self._stack.append(path)
         self._shown.setdefault(path, shown)

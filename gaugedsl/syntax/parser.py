@@ -7,6 +7,7 @@ Lark's parse tree with positions and transforming it afterwards.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import sys
@@ -19,7 +20,7 @@ import lark
 from lark import Token, Transformer
 
 from .._resources import grammar_path
-from ..diagnostics import GaugeError, Span
+from ..diagnostics import Diagnostic, GaugeError, Span, error
 from . import ast, tokens
 from .errors import syntax_error
 
@@ -88,11 +89,20 @@ def grammar() -> lark.Lark:
     return _parser()
 
 
+# Limits that keep every later pass (checker, lowering, geometry, tracing) within Python's
+# recursion limit and the whole front end within seconds: programs hold models, not data.
+MAX_PROGRAM_CHARS = 500_000
+MAX_NESTING = 200
+
+
 def parse(text: str, path: str = "<string>") -> ast.Program:
     """Parse `.gauge` source into an `ast.Program`.
 
-    **Raises:** `GaugeError` with one syntax diagnostic (LALR stops at the first error).
+    **Raises:** `GaugeError` with one syntax diagnostic (LALR stops at the first error), E012
+    for a program over `MAX_PROGRAM_CHARS` characters, E013 for nesting over `MAX_NESTING`.
     """
+    if len(text) > MAX_PROGRAM_CHARS:
+        raise GaugeError([too_long(path, len(text))])
     parser = _parser()
     ctx = _Context(path, text)
     _stack.items.append(ctx)
@@ -104,8 +114,47 @@ def parse(text: str, path: str = "<string>") -> ast.Program:
         raise GaugeError([syntax_error(exc, text, path, parser)]) from None
     finally:
         _stack.items.pop()
+    deep = _deeper_than(items, MAX_NESTING)
+    if deep is not None:
+        raise GaugeError(
+            [
+                error(
+                    "E013",
+                    deep.span,
+                    f"this is nested more than {MAX_NESTING} levels deep (operators, calls, brackets)",
+                    "split the expression into named predictors, or write a long sum as sum(...) over a vector",
+                )
+            ]
+        )
     comment_nodes = tuple(ast.Comment(str(c), _token_span(path, c)) for c in ctx.comments)
     return ast.Program(path, items, comment_nodes, _file_doc(ctx.comments, items))
+
+
+def too_long(path: str, size: int, unit: str = "characters") -> Diagnostic:
+    limit = MAX_PROGRAM_CHARS if unit == "characters" else 4 * MAX_PROGRAM_CHARS
+    return error(
+        "E012",
+        Span(path, 1, 1, 1, 2),
+        f"the program is {size:,} {unit} long; gaugedsl reads programs of up to {limit:,}",
+        "keep numbers out of the program: put them in a .npy, .npz or .csv file beside it and load(...) it",
+    )
+
+
+def _deeper_than(items: tuple, limit: int):
+    """The first AST node nested more than `limit` levels deep, or None; iterative, so that the
+    check itself has no recursion limit."""
+    stack = [(item, 1) for item in items]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return node
+        for field in dataclasses.fields(node):
+            value = getattr(node, field.name)
+            children = value if isinstance(value, tuple) else (value,)
+            for child in children:
+                if dataclasses.is_dataclass(child) and not isinstance(child, Span):
+                    stack.append((child, depth + 1))
+    return None
 
 
 def _token_span(path: str, tok: Token) -> Span:
