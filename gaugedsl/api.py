@@ -70,10 +70,17 @@ class Model:
     def bias(self, at: str = "init", law: bool = True) -> "BiasResult":
         """The geometry of every symmetry (`gaugedsl bias`). Uses float64 if JAX's 64-bit
         mode is on (recommended for geometry: `jax.config.update("jax_enable_x64", True)`)."""
+        from . import budget
         from .geometry.summary import bias_summary
         from .lowering import Lowered
 
         try:
+            budget.check(
+                budget.program_needs(self.ir) + budget.geometry_needs(self.ir),
+                budget.default_budget(),
+                "E707",
+                "`bias`",
+            )
             return BiasResult(bias_summary(Lowered(self.ir), at=at, law=law))
         except GaugeError as exc:
             self._reraise(exc)
@@ -92,6 +99,7 @@ class Model:
         recompiling: the simulation of each (particles, steps, chunk) is kept and reused."""
 
         from ._jax_config import x64_enabled
+        from .budget import run_budget
         from .dynamics import Simulation
         from .geometry.preflight import run_checks
         from .lowering import Lowered
@@ -102,7 +110,9 @@ class Model:
             sim = self._simulations.get(key)
             checked = self._checked_seeds.setdefault(key, set())
             if sim is None or seed not in checked:  # what `bias` refuses, at this seed's initial points
-                warnings = run_checks(self.ir, particles=particles, steps=steps, seed=seed, chunk=chunk)
+                overrides = dict(particles=particles, steps=steps, seed=seed, chunk=chunk)
+                warnings = run_budget(self.ir, overrides)  # before anything is allocated
+                warnings += run_checks(self.ir, **overrides)
                 checked.add(seed)
             if sim is None:
                 sim = self._simulations[key] = Simulation(self.ir, particles=particles, steps=steps, chunk=chunk)

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import ir
-from .diagnostics import GaugeError, error
+from .diagnostics import Diagnostic, GaugeError, error
 
 Array = Any
 Env = Mapping[str, Array]
@@ -268,6 +268,9 @@ class Evaluator:
                                 )
                             ]
                         )
+                    shape = _npz_member_shape(archive, key)  # the header first: a forged size is not read
+                    if shape != tuple(e.shape):
+                        raise GaugeError([_wrong_shape(e, path, shape)])
                     value = archive[key]
             elif path.suffix == ".npy":
                 value = np.load(path, allow_pickle=False, mmap_mode="r")  # the header first: shape, dtype
@@ -281,7 +284,7 @@ class Evaluator:
             raise GaugeError(
                 [error("E705", e.span, f"cannot read {path.name}: {exc.strerror or exc}", "check the file name")]
             ) from None
-        except (ValueError, EOFError, zipfile.BadZipFile) as exc:  # damaged, truncated, pickled, not numbers
+        except (ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:  # damaged, truncated, pickled, not numbers
             raise GaugeError(
                 [
                     error(
@@ -298,16 +301,7 @@ class Evaluator:
                 [error("E705", e.span, f"{path.name} holds {what}", "data must be real numbers (int or float)")]
             )
         if tuple(value.shape) != tuple(e.shape):
-            raise GaugeError(
-                [
-                    error(
-                        "E706",
-                        e.span,
-                        f"{path.name} holds an array of shape {list(value.shape)}, but the declaration says {list(e.shape)}",
-                        "fix the declared shape",
-                    )
-                ]
-            )
+            raise GaugeError([_wrong_shape(e, path, value.shape)])
         value = np.asarray(value, dtype=np.float64)
         if not np.all(np.isfinite(value)):
             bad, count = np.argwhere(~np.isfinite(value))[0], int(np.sum(~np.isfinite(value)))
@@ -323,6 +317,25 @@ class Evaluator:
                 ]
             )
         return value
+
+
+def _wrong_shape(e: ir.Call, path: Path, shape) -> Diagnostic:
+    return error(
+        "E706",
+        e.span,
+        f"{path.name} holds an array of shape {list(shape)}, but the declaration says {list(e.shape)}",
+        "fix the declared shape",
+    )
+
+
+def _npz_member_shape(archive, key: str) -> tuple[int, ...]:
+    """The shape a `.npz` member's header declares, read without its data. Raises ValueError
+    for a member that is not a `.npy` array."""
+    with archive.zip.open(f"{key}.npy") as f:
+        version = np.lib.format.read_magic(f)
+        read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, _, _ = read(f)
+    return tuple(int(n) for n in shape)
 
 
 _OPS: dict[str, Callable] = {

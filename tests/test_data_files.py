@@ -57,3 +57,34 @@ def test_a_truncated_archive_is_refused(tmp_path):
 def test_a_fifo_is_refused_without_opening_it(tmp_path):
     os.mkfifo(tmp_path / "pipe.npy")  # opening it would block until a writer came
     assert "not a regular file" in refused(tmp_path, "pipe.npy")
+
+
+def _forged_npz(path, shape):
+    """A `.npz` whose member's header claims `shape` (float64) but holds 24 bytes of data."""
+    import io
+    import zipfile
+
+    member = io.BytesIO()
+    np.lib.format.write_array_header_1_0(member, {"descr": "<f8", "fortran_order": False, "shape": shape})
+    member.write(np.ones(3).tobytes())
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("X.npy", member.getvalue())
+
+
+def test_an_npz_header_is_checked_before_its_data_is_read(tmp_path, monkeypatch):
+    # The header claims 10¹² numbers (8 TB): the shape is refused from the header alone.
+    _forged_npz(tmp_path / "forged.npz", (10**6, 10**6))
+    monkeypatch.setattr(np.lib.npyio.NpzFile, "__getitem__", lambda self, key: pytest.fail("the data was read"))
+    with pytest.raises(GaugeError) as e:
+        lower(tmp_path, "forged.npz")
+    d = e.value.diagnostics[0]
+    assert d.code == "E706" and "shape [1000000, 1000000]" in d.message
+
+
+def test_an_npz_whose_data_is_shorter_than_its_header_is_refused(tmp_path):
+    _forged_npz(tmp_path / "short.npz", (3, 4))  # 12 numbers promised, 3 given
+    path = tmp_path / "m.gauge"
+    path.write_text(PROGRAM.format(file="short.npz").replace("R[3]", "R[3, 4]"))
+    with pytest.raises(GaugeError) as e:
+        Lowered(check_file(path))
+    assert e.value.diagnostics[0].code == "E705" and "cannot read short.npz" in e.value.diagnostics[0].message

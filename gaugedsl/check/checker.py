@@ -1120,11 +1120,11 @@ class FileChecker:
         every = self.exprs.constant(rec.every, None)
         if every is _BAD:
             return None
-        if not isinstance(every, int) or every < 1:
+        if not isinstance(every, int) or not 1 <= every < 2**31:
             self._error(
                 "E506",
                 rec.every.span,
-                f"record every k steps needs a whole k ≥ 1, not {every}",
+                f"record every k steps needs a whole k from 1 to 2^31 − 1, not {every}",
                 "e.g. record every 100: w, loss",
             )
             return None

@@ -50,3 +50,27 @@ def xla_cache() -> None:
         # small ones op by op (data and stream draws, initial points: 2–3 s in all for E1–E3),
         # each read back from the cache in milliseconds.
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+
+
+def memory_size(text: str) -> int:
+    """argparse type of --max-memory: '4GB', '512MB', a number of bytes."""
+    import argparse
+
+    from ..budget import parse_size
+
+    try:
+        value = parse_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be more than 0 bytes")
+    return value
+
+
+def add_max_memory(p) -> None:
+    p.add_argument(
+        "--max-memory",
+        type=memory_size,
+        metavar="SIZE",
+        help="refuse, before allocating, what would need more memory than SIZE (4GB, 512MB; default: 80%% of the machine's)",
+    )

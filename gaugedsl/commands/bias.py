@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ._common import EXIT_OK, UsageError, xla_cache
+from ._common import EXIT_OK, UsageError, add_max_memory, xla_cache
 
 
 def register(sub) -> None:
@@ -26,6 +26,7 @@ def register(sub) -> None:
         action="store_true",
         help="use the symmetries `gaugedsl symmetries` discovers instead of the declared ones",
     )
+    add_max_memory(p)
     p.set_defaults(handler=run)
 
 
@@ -40,7 +41,7 @@ def run(args, sources) -> int:
     jax.config.update("jax_enable_x64", not args.x32)
     xla_cache()  # the geometry compiles dozens of small programs: asked again, it reads them back
 
-    model = checked_model(args.file, sources, "bias")
+    model = checked_model(args.file, sources, "bias", args.max_memory)
     discovered = None
     if args.discover:
         model, discovered = _with_discovered(args.file, model, sources)

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..diagnostics import GaugeError
-from ._common import EXIT_OK, EXIT_PROGRAM, UsageError, existing_file, report, xla_cache
+from ._common import EXIT_OK, EXIT_PROGRAM, UsageError, add_max_memory, existing_file, report, xla_cache
 
 
 def _count(minimum: int):
@@ -70,6 +70,7 @@ def register(sub) -> None:
         default=None,
         help="show a progress bar (default: when stderr is a terminal)",
     )
+    add_max_memory(p)
     p.add_argument("--stop-after-chunks", type=_count(1), help=argparse.SUPPRESS)  # simulates an interruption (tests)
     p.set_defaults(handler=run)
 
@@ -108,6 +109,7 @@ def _simulate(args, model, loader) -> int:
     import jax
 
     from .._jax_config import x64_enabled
+    from ..budget import run_budget
     from ..dynamics import Simulation
     from ..geometry.preflight import run_checks
     from ..lowering import Lowered
@@ -121,7 +123,9 @@ def _simulate(args, model, loader) -> int:
     overrides: dict[str, Any] = dict(
         particles=args.particles, steps=args.steps, seed=args.seed, chunk=args.chunk, dtype=dtype
     )
-    warnings = run_checks(model, **overrides)  # what `bias` refuses, before anything is allocated
+    for slow in run_budget(model, overrides, args.max_memory):  # before anything is allocated
+        print(slow.render(loader.sources), file=sys.stderr)  # now, not after the days it warns of
+    warnings = run_checks(model, **overrides)  # what `bias` refuses
     out = args.output or Path("runs") / model.name
     writable_folder(out)  # before the run, not after it
     sim = Simulation(model, **overrides)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ._common import EXIT_OK, UsageError, existing_file, xla_cache
+from ._common import EXIT_OK, UsageError, add_max_memory, existing_file, xla_cache
 
 
 def register(sub) -> None:
@@ -18,6 +18,7 @@ def register(sub) -> None:
         "--write", type=Path, metavar="OUT.gauge", help="write the model with the discovered symmetry declarations"
     )
     p.add_argument("--no-laws", action="store_true", help="skip the conservation laws (the slowest part)")
+    add_max_memory(p)
     p.set_defaults(handler=run)
 
 
@@ -26,7 +27,7 @@ def run(args, sources) -> int:
     from ..discovery import discover, rewrite
 
     xla_cache()
-    model = checked_model(args.file, sources, "symmetries")
+    model = checked_model(args.file, sources, "symmetries", args.max_memory)
     found = discover(model, laws=not args.no_laws)
     if args.write is not None:
         text = rewrite(args.file.read_text(encoding="utf-8"), found, str(args.file))
@@ -37,7 +38,7 @@ def run(args, sources) -> int:
     return EXIT_OK
 
 
-def checked_model(path: Path, sources, command: str):
+def checked_model(path: Path, sources, command: str, max_memory: int | None = None):
     from .. import ir
     from ..check import Loader
 
@@ -47,4 +48,13 @@ def checked_model(path: Path, sources, command: str):
     model = loader.check_file(path)
     if not isinstance(model, ir.Model):
         raise UsageError(f"{path} is a library (parametric symmetries only); `{command}` needs a model")
+    within_budget(model, command, max_memory)
     return model
+
+
+def within_budget(model, command: str, max_memory: int | None) -> None:
+    """E707 before anything is evaluated: the program and one point's geometry fit the budget."""
+    from .. import budget
+
+    limit = budget.default_budget() if max_memory is None else max_memory
+    budget.check(budget.program_needs(model) + budget.geometry_needs(model), limit, "E707", f"`{command}`")

@@ -123,12 +123,12 @@ def resolve(
     n_particles: int = particles if particles is not None else run.get("particles", 1)
     n_steps: int = steps if steps is not None else run.get("steps", 1000)
     first_seed: int = seed if seed is not None else run.get("seed", 0)
-    if n_particles < 1 or n_steps < 1 or not 0 <= first_seed < 2**32:
+    if not 1 <= n_particles < 2**31 or not 1 <= n_steps < 2**31 or not 0 <= first_seed < 2**32:
         bad = [
             f"{name} = {value}"
             for name, value, low, below in (
-                ("particles", n_particles, 1, None),
-                ("steps", n_steps, 1, None),
+                ("particles", n_particles, 1, 2**31),
+                ("steps", n_steps, 1, 2**31),  # the step counter is a 32-bit integer on the device
                 ("seed", first_seed, 0, 2**32),  # a JAX key holds 32 bits
             )
             if value < low or (below is not None and value >= below)
@@ -138,7 +138,7 @@ def resolve(
                 error(
                     "E803",
                     run.span,
-                    f"{', '.join(bad)}: particles and steps must be at least 1, seed from 0 to 2^32 − 1",
+                    f"{', '.join(bad)}: particles and steps must be from 1 to 2^31 − 1, seed from 0 to 2^32 − 1",
                     "change the run block's setting, or the override (--particles, --steps, --seed)",
                 )
             ]
