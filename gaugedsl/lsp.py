@@ -42,6 +42,8 @@ from .kinds import GROUPS, MANIFOLDS, NOISES
 from .syntax import ast, parse
 
 log = logging.getLogger("gaugedsl.lsp")
+# How long edits must pause before a document is checked again (a burst of keystrokes is one check).
+DEBOUNCE_S = 0.2
 
 KEYWORD_DOCS = {
     "model": "`model NAME` — names the model; a file without it is a library.",
@@ -564,6 +566,8 @@ class GaugeLanguageServer(LanguageServer):
         self.checked: dict[str, Checked] = {}
         self.last_model: dict[str, ir.Model | ir.Library] = {}
         self.hints: dict[str, tuple[str, list[lsp.Diagnostic]]] = {}  # uri: (program hash, discovery hints)
+        self._waiting: dict[str, asyncio.Task] = {}  # uri: the debounced check not yet started
+        self._locks: dict[str, asyncio.Lock] = {}  # uri: held while its check runs
 
     @property
     def encoding(self) -> str | None:
@@ -578,35 +582,69 @@ class GaugeLanguageServer(LanguageServer):
         return path or f"<{uri}>"
 
     def refresh(self, uri: str) -> None:
-        """Check a document and publish its diagnostics; never raises."""
+        """Check a document and publish its diagnostics, now; never raises."""
+        doc = self.workspace.get_text_document(uri)
+        self.publish(uri, self.diagnose(uri, doc.source, doc.version))
+
+    def diagnose(self, uri: str, text: str, version: int | None):
+        """The check of one version of a document: (Checked or None, its LSP diagnostics, the
+        version). Pure, so that it can run in a worker thread; never raises."""
         try:
-            doc = self.workspace.get_text_document(uri)
-            text, version = doc.source, doc.version
             path = self.path_of(uri)
             checked = check(text, path)
             if checked.internal_error:
                 log.error("checker crashed on %s:\n%s", uri, checked.internal_error)
-            self.checked[uri] = checked
-            if checked.model is not None:
-                self.last_model[uri] = checked.model
             diagnostics = to_lsp(checked, path, text, self.encoding)
             model = checked.model
             if isinstance(model, ir.Model) and self.hints.get(uri, ("", []))[0] == model.source_hash:
                 diagnostics += self.hints[uri][1]
+            return checked, diagnostics, version
         except Exception:  # noqa: BLE001
             log.exception("checking %s failed", uri)
-            diagnostics = [
-                lsp.Diagnostic(
-                    range=lsp.Range(lsp.Position(0, 0), lsp.Position(0, 0)),
-                    message="internal error in the gaugedsl language server (please report it)",
-                    severity=lsp.DiagnosticSeverity.Error,
-                    source="gaugedsl",
-                )
-            ]
-            version = None
+            crash = lsp.Diagnostic(
+                range=lsp.Range(lsp.Position(0, 0), lsp.Position(0, 0)),
+                message="internal error in the gaugedsl language server (please report it)",
+                severity=lsp.DiagnosticSeverity.Error,
+                source="gaugedsl",
+            )
+            return None, [crash], None
+
+    def publish(self, uri: str, outcome) -> None:
+        checked, diagnostics, version = outcome
+        if checked is not None:
+            self.checked[uri] = checked
+            if checked.model is not None:
+                self.last_model[uri] = checked.model
         self.text_document_publish_diagnostics(
             lsp.PublishDiagnosticsParams(uri=uri, diagnostics=diagnostics, version=version)
         )
+
+    def schedule(self, uri: str) -> None:
+        """Debounce: check `uri` once edits pause for DEBOUNCE_S. A newer edit cancels a check
+        still waiting; a check already running finishes, but its result is dropped if the
+        document has moved on (the latest edit wins), and checks of one document never overlap,
+        so a burst of edits costs one or two checks, not one per keystroke."""
+        waiting = self._waiting.pop(uri, None)
+        if waiting is not None:
+            waiting.cancel()
+        self._waiting[uri] = asyncio.get_running_loop().create_task(self._check_later(uri))
+
+    async def _check_later(self, uri: str) -> None:
+        await asyncio.sleep(DEBOUNCE_S)
+        lock = self._locks.setdefault(uri, asyncio.Lock())
+        async with lock:  # cancelled while waiting here: a newer edit has its own task
+            if self._waiting.get(uri) is asyncio.current_task():
+                del self._waiting[uri]  # past this point no edit cancels the check: it is running
+            try:
+                doc = self.workspace.get_text_document(uri)
+            except Exception:  # noqa: BLE001 — closed meanwhile
+                return
+            loop = asyncio.get_running_loop()
+            outcome = await asyncio.shield(
+                loop.run_in_executor(self.thread_pool, self.diagnose, uri, doc.source, doc.version)
+            )
+        if uri in self.workspace.text_documents and self.workspace.get_text_document(uri).version == outcome[2]:
+            self.publish(uri, outcome)
 
     def discover(self, uri: str) -> bool:
         """Compute the discovery hints of a saved document's model (run in a worker thread);
@@ -650,8 +688,8 @@ def make_server() -> GaugeLanguageServer:
         ls.refresh(params.text_document.uri)
 
     @server.feature(lsp.TEXT_DOCUMENT_DID_CHANGE)
-    def did_change(ls: GaugeLanguageServer, params: lsp.DidChangeTextDocumentParams):
-        ls.refresh(params.text_document.uri)
+    async def did_change(ls: GaugeLanguageServer, params: lsp.DidChangeTextDocumentParams):
+        ls.schedule(params.text_document.uri)
 
     @server.feature(lsp.TEXT_DOCUMENT_DID_SAVE)
     async def did_save(ls: GaugeLanguageServer, params: lsp.DidSaveTextDocumentParams):

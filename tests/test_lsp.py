@@ -388,3 +388,44 @@ def test_a_saved_model_whose_declared_algebra_is_too_small_gets_a_hint(tmp_path)
     finally:
         c.proc.kill()
         c.proc.wait()
+
+
+def test_a_burst_of_edits_is_checked_once_and_the_latest_edit_wins(tmp_path):
+    """Ten edits of a large document in quick succession (issue 20 item 6): the server answers a
+    hover while it checks, publishes diagnostics for the last version only, and not one check
+    per edit (which took 10 s per edit for a 1 MB document before the debounce)."""
+    import time
+
+    numbers = ", ".join(f"{i * 0.001:.3f}" for i in range(20_000))  # ~150 KB: a check takes a second or more
+
+    def version(k: int) -> str:
+        return f"model big\ndata {{ x : R[20000] = [{numbers}] }}\nparam u : R = {k}.0\nloss = (u - mean(x))^2\n"
+
+    c = Client()
+    try:
+        c.request("initialize", {"processId": os.getpid(), "rootUri": tmp_path.as_uri(), "capabilities": {}})
+        c.notify("initialized")
+        uri = _open(c, tmp_path / "big.gauge", version(1))
+        assert c.diagnostics(uri) == []
+        start = time.perf_counter()
+        for k in range(2, 12):
+            c.notify("textDocument/didChange",
+                     {"textDocument": {"uri": uri, "version": k}, "contentChanges": [{"text": version(k)}]})  # fmt: skip
+        hover = c.request("textDocument/hover", {"textDocument": {"uri": uri}, "position": {"line": 2, "character": 1}})
+        answered = time.perf_counter() - start
+        published = c.wait(lambda m: m.get("method") == "textDocument/publishDiagnostics", timeout=120)
+        checked = time.perf_counter() - start
+        assert published["params"]["version"] == 11 and published["params"]["diagnostics"] == []
+        assert hover is not None and "param" in hover["contents"]["value"]
+        # The hover was answered before the check finished: it did not queue behind it.
+        assert answered < checked, (answered, checked)
+        # nothing else is published for the burst (undebounced, versions 2…10 were published too)
+        with pytest.raises(AssertionError, match="did not answer in time"):
+            c.wait(lambda m: m.get("method") == "textDocument/publishDiagnostics", timeout=3)
+        assert c.request("shutdown", None) is None
+        c.notify("exit")
+        c.proc.wait(timeout=30)
+    finally:
+        if c.proc.poll() is None:
+            c.proc.kill()
+            c.proc.wait()
