@@ -168,6 +168,10 @@ class Loader:
         path = root.joinpath(*parts[:-1], parts[-1] + ".gauge")
         if path.is_dir():
             return path, shown  # `read` reports it
+        if path.exists() and not path.is_file():  # a FIFO or device: reading it could block for ever
+            raise GaugeError(
+                [error("E100", item.span, f"cannot read {shown}: it is not a regular file", "import a .gauge file")]
+            )
         if not path.is_file():
             if std:
                 available = sorted(p.stem for p in root.glob("*.gauge"))

@@ -18,6 +18,7 @@ from .. import ir
 from .._jax_config import x64_enabled
 from .._threefry import straight_line_threefry
 from ..diagnostics import Diagnostic, GaugeError, error, warning
+from ..geometry.checks import initial_not_finite
 from ..kinds import MANIFOLDS, NOISES
 from ..kinds.manifolds import coordinates_where
 from ..lowering import Lowered
@@ -254,10 +255,7 @@ class Simulation:
     def _check_initial(self, theta):
         if not np.all(np.isfinite(theta)):
             bad = [p for p in self.model.params if not np.all(np.isfinite(theta[:, self.layout.slice_of(p.name)]))]
-            raise GaugeError([
-                error("E806", p.span, f"the initial value of '{p.name}' is not finite (NaN or infinite)", "check its initializer: a log or division of zero, or a draw that overflows")
-                for p in bad or self.model.params[:1]
-            ])  # fmt: skip
+            raise GaugeError([initial_not_finite(p) for p in bad or self.model.params[:1]])
         tol = 1e-4 if self.dtype == jnp.float32 else 1e-8
         bad = []
         for p in self.model.params:

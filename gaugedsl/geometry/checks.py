@@ -20,6 +20,16 @@ from ..diagnostics import Diagnostic, error, warning
 from .engine import Geometry
 
 
+def initial_not_finite(param) -> Diagnostic:
+    """E806 on a parameter whose initializer gives NaN or infinity."""
+    return error(
+        "E806",
+        param.span,
+        f"the initial value of '{param.name}' is not finite (NaN or infinite)",
+        "check its initializer: a log or division of zero, or a draw that overflows",
+    )
+
+
 def symmetry_violations(geo: Geometry, points: int = 8, seed: int = 0, spread: float = 0.5) -> list[Diagnostic]:
     """E901 (the loss changes), E904 (a parameter leaves its manifold) and W903 (a predictor
     changes) under random group elements `exp(a)`, `a ~ N(0, spread²)`, at `points` random
@@ -34,6 +44,10 @@ def symmetry_violations(geo: Geometry, points: int = 8, seed: int = 0, spread: f
     key = jax.random.PRNGKey(seed)
     constraint = Constraint(geo.model, lowered.layout)
     thetas = generic_points(geo, constraint, key, points)
+    values = np.asarray(thetas)
+    bad = [p for p in geo.model.params if not np.all(np.isfinite(values[:, lowered.layout.slice_of(p.name)]))]
+    if bad:  # the initializers' own values: a NaN loss there says nothing about the symmetries
+        return [initial_not_finite(p) for p in bad]
     dims = {n: s.group.algebra_dim for n, s in geo.symmetries.items()}
     draws = {n: spread * _normal_draws(key, 1000, points, k, thetas.dtype) for n, k in dims.items()}
     l0, p0, moved = jax.tree.map(np.asarray, _measure(geo, constraint)(thetas, draws))
