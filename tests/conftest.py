@@ -18,6 +18,29 @@ if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", "")
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=2").strip()
 
 
+def _share_compilations() -> None:
+    """One persistent XLA cache for the suite's processes (the xdist workers and the
+    subprocesses they start): many tests build simulations of the same small models, whose
+    programs are then compiled once. The cache's key is the program, JAX's version and flags,
+    so a hit is the same executable; compile logs ("Finished XLA compilation") are the same
+    with or without it. GAUGEDSL_SUITE_XLA_CACHE=0 turns it off."""
+    import getpass
+    import tempfile
+
+    import jax
+
+    folder = os.environ.get("GAUGEDSL_SUITE_XLA_CACHE") or os.path.join(
+        tempfile.gettempdir(), f"gaugedsl-suite-xla-{getpass.getuser()}"
+    )
+    if folder == "0":
+        return
+    jax.config.update("jax_compilation_cache_dir", folder)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+
+
+_share_compilations()
+
+
 def pytest_addoption(parser):
     parser.addoption("--runslow", action="store_true", help="run the full statistical tests")
 

@@ -23,7 +23,7 @@ symmetry balance : Scale[8] {
   u -> g * u
   v -> v / g
 }
-noise projected(T = 0.05)
+noise isotropic(T = 0.05)
 run {
   particles = 16
   steps = 300

@@ -6,14 +6,17 @@ The inputs are valid programs (the stdlib, the examples, tests/programs/good) mu
 token (deletions, duplications, swaps, replacements, insertions of random characters,
 truncations), random text, random bytes (non-UTF-8 included), and random programs built
 from the grammar's statements, which get past the parser deep into the checker. Hypothesis
-runs derandomized, so CI sees the same cases every time; the budgets below add up to 2,700
-cases, about 30 seconds on two cores.
+runs derandomized, so CI sees the same cases every time. Well-typed programs mutated in their
+meaning (sizes, kinds, extreme values, nesting past the limit) go further: through the memory
+budget and, where they fit, the lowering and one evaluation of the loss. The budgets below add
+up to 3,040 programs, about a minute on two cores; FUZZ_SCALE multiplies them.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
+import os
 import re
 from pathlib import Path
 
@@ -43,6 +46,9 @@ _VOCABULARY = [
     "\t", "\r", "\f", "\x00", "\x0b", "é", "⊙", "\u2028", "\ud800",
 ]  # fmt: skip
 
+# FUZZ_SCALE multiplies every budget of this file: CI runs scale 1 (3,040 programs); a release
+# runs `FUZZ_SCALE=10 pytest tests/test_fuzz.py -n auto` (30,400; docs/reliability.md).
+SCALE = max(1, int(os.environ.get("FUZZ_SCALE", "1")))
 FUZZ = settings(deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -98,7 +104,7 @@ def test_there_are_seeds():
     assert len(SEEDS) >= 10
 
 
-@settings(FUZZ, max_examples=1200)
+@settings(FUZZ, max_examples=1200 * SCALE)
 @given(seed=_seed, ops=_ops)
 def test_mutated_programs_fail_only_with_diagnostics(seed, ops):
     path, text = SEEDS[seed]
@@ -106,14 +112,14 @@ def test_mutated_programs_fail_only_with_diagnostics(seed, ops):
     assert_well_behaved(_mutate(_TOKEN.findall(text), ops), str(path))
 
 
-@settings(FUZZ, max_examples=300)
+@settings(FUZZ, max_examples=300 * SCALE)
 @given(seed=_seed, cut=st.floats(0, 1))
 def test_truncated_programs_fail_only_with_diagnostics(seed, cut):
     path, text = SEEDS[seed]
     assert_well_behaved(text[: int(len(text) * cut)], str(path))
 
 
-@settings(FUZZ, max_examples=250)
+@settings(FUZZ, max_examples=250 * SCALE)
 @given(text=st.lists(st.one_of(st.sampled_from(_VOCABULARY), st.characters()), max_size=40).map("".join))
 def test_random_text_fails_only_with_diagnostics(text):
     assert_well_behaved(text, "random.gauge")
@@ -131,7 +137,7 @@ def scratch(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("fuzz")
 
 
-@settings(FUZZ, max_examples=250)
+@settings(FUZZ, max_examples=250 * SCALE)
 @given(data=st.one_of(st.binary(max_size=200), st.text(max_size=100).map(lambda t: t.encode("utf-8", "surrogatepass"))))
 def test_cli_on_random_bytes_exits_0_or_1(scratch, data):
     path = scratch / "bytes.gauge"
@@ -143,7 +149,7 @@ def test_cli_on_random_bytes_exits_0_or_1(scratch, data):
         assert "error[E" in err and out == ""
 
 
-@settings(FUZZ, max_examples=200)
+@settings(FUZZ, max_examples=200 * SCALE)
 @given(seed=_seed, ops=_ops, encoding=st.sampled_from(["utf-8", "latin-1", "utf-16"]))
 def test_cli_on_mutated_programs_exits_0_or_1(scratch, seed, ops, encoding):
     path, text = SEEDS[seed]
@@ -278,7 +284,93 @@ def _statements():
 _program = st.lists(_statements(), min_size=1, max_size=8).map("\n".join)
 
 
-@settings(FUZZ, max_examples=500)
+@settings(FUZZ, max_examples=500 * SCALE)
 @given(text=_program)
 def test_random_programs_check_or_fail_with_diagnostics(text):
     assert_well_behaved("model m\n" + text, str(ROOT / "tests" / "random.gauge"))
+
+
+# ---- well-typed programs, mutated semantically: they reach the budget and the lowering --------
+
+
+_SIZES = st.sampled_from([1, 2, 3, 5, 100000, 2**31 - 1])
+_VALUES = st.sampled_from(["0", "1", "-1", "0.5", "1e-30", "1e30", "1e300", "-1e300", "1e-300", "2.0^1000"])
+
+
+@st.composite
+def _typed_programs(draw):
+    """The diagonal net u ⊙ v, well-typed by construction, then changed in meaning only: sizes,
+    manifolds, groups, initial values, noise and run settings at their extremes, and nesting up
+    to and past the parser's limit."""
+    n = draw(_SIZES)
+    m = draw(st.sampled_from([1, 3, 10, 10**6]))
+    manifold = draw(st.sampled_from(["R", "Positive", "Sphere"]))
+    group = draw(st.sampled_from([f"Scale[{n}]", f"Scale[{n + 1}]", "Scale", f"Diag[{n}]", f"GL[{n}]"]))
+    init = draw(st.sampled_from(["normal(MU, SD)", "full(MU)", "zeros()", "uniform(MU, SD)"]))
+    init = init.replace("MU", draw(_VALUES)).replace("SD", draw(_VALUES))
+    depth = draw(st.sampled_from([0, 1, 5, 50, 190, 250]))
+    inner = "sum((X @ w - y)^2) / " + draw(st.sampled_from(["1", str(m), "0.0", "1e-300"]))
+    loss = "tanh(" * depth + inner + ")" * depth
+    noise = draw(st.sampled_from(["projected", "isotropic", "sgd"]))
+    T = draw(_VALUES)
+    particles, steps = draw(st.sampled_from([1, 8, 10**9])), draw(st.sampled_from([1, 10, 2**31 - 1, 2**40]))
+    every = draw(st.sampled_from([1, 10, 2**31 - 1]))
+    settings_ = f"T = {T}" if noise != "sgd" else f"lr = {T}, batch = {draw(st.sampled_from([1, 2, m, m + 1]))}"
+    return f"""model typed
+data {{
+  X : R[{m}, {n}] = normal(0, 1, seed = {draw(st.sampled_from([0, 2**32 - 1, 2**32]))})
+  y : R[{m}] = X @ ones(shape = [{n}])
+}}
+param u : {manifold}[{n}] = {init}
+param v : {manifold}[{n}] = {init}
+predictor w = u * v
+loss = {loss}
+symmetry s : {group} {{
+  u -> g * u
+  v -> v / g
+}}
+noise {noise}({settings_})
+run {{
+  particles = {particles}
+  steps = {steps}
+  dt = {draw(_VALUES)}
+  record every {every}: w, loss
+}}
+"""
+
+
+def assert_deeply_well_behaved(text: str, path: str, lower: bool) -> None:
+    """As `assert_well_behaved`, and a model that checks goes through the memory budget of
+    `run` (refused or passed, never crashed) and, if `lower`, through the lowering and one
+    evaluation of its loss at an initial point."""
+    import jax
+
+    from gaugedsl import budget, ir
+    from gaugedsl.lowering import Lowered
+
+    assert_well_behaved(text, path)
+    loader = Loader()
+    try:
+        model = loader.check_text(text, path)
+        if not isinstance(model, ir.Model):
+            return
+        budget.run_budget(model, {}, 2**30 if lower else None)  # lowered only what is small here
+        if lower:
+            lowered = Lowered(model)
+            lowered.loss(lowered.init_params(jax.random.PRNGKey(0)))
+    except GaugeError as exc:
+        for d in exc.diagnostics:
+            assert d.span is not None and d.span.line >= 1, d
+            assert d.hint, f"{d.code} has no hint"
+
+
+@settings(FUZZ, max_examples=300 * SCALE)
+@given(text=_typed_programs())
+def test_well_typed_programs_at_their_extremes_pass_the_budget_or_fail_with_diagnostics(text):
+    assert_deeply_well_behaved(text, str(ROOT / "tests" / "typed.gauge"), lower=False)
+
+
+@settings(FUZZ, max_examples=40 * SCALE)
+@given(text=_typed_programs())
+def test_well_typed_programs_that_fit_lower_or_fail_with_diagnostics(text):
+    assert_deeply_well_behaved(text, str(ROOT / "tests" / "typed.gauge"), lower=True)
