@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from gaugedsl.cli import main
 
@@ -78,7 +79,15 @@ def _complete_pair(out: Path) -> bool:
     ).hexdigest()
 
 
-def test_kills_at_random_moments_and_inside_every_write_resume_to_the_same_numbers(tmp_path, capsys):
+@pytest.mark.parametrize(
+    "writes",
+    [
+        ("checkpoint.npz:2", "summary.json:1"),
+        pytest.param(("checkpoint.npz:2", "results.npz:1", "summary.json:1"), marks=pytest.mark.slow),
+    ],
+    ids=["ci", "every-write"],
+)
+def test_kills_at_random_moments_and_inside_every_write_resume_to_the_same_numbers(writes, tmp_path, capsys):
     program = tmp_path / "killed.gauge"
     program.write_text(PROGRAM)
     assert main(["run", str(program), "-o", str(tmp_path / "whole"), "--no-progress"]) == 0
@@ -87,12 +96,9 @@ def test_kills_at_random_moments_and_inside_every_write_resume_to_the_same_numbe
     out = tmp_path / "out"
     argv = ["run", str(program), "-o", str(out), "--no-progress"]
     rng = random.Random(20)
-    plan = [
-        ("checkpoint.npz:2", False),  # inside the second checkpoint write
-        (None, True),  # at a random moment
-        ("results.npz:1", True),  # inside the results write
-        ("summary.json:1", True),  # between results.npz and summary.json
-    ]
+    # inside the second checkpoint write, then at a random moment, then inside the results
+    # write (slow variant) and between results.npz and summary.json, each resumed
+    plan = [(writes[0], False), (None, True), *((w, True) for w in writes[1:])]
     for kill_at, resume in plan:
         child = _child(argv + (["--resume"] if resume else []), tmp_path, kill_at)
         if kill_at is None:

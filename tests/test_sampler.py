@@ -150,8 +150,8 @@ def test_a_second_look_continues_the_chains_where_they_stopped():
     flat = SCALAR.replace("loss = 0.5 * (w - 0.5)^2", "loss = 0.5 * (exp(-w) - 0)^2")
     geo, obj = setup(flat)
     chart = chart_for(geo)
-    first = sample_slice_law(geo, obj.loss, 0.1, np.tile([1.2, 0.3], (64, 1)), chains=64, seed=5)
-    again = sample_slice_law(geo, obj.loss, 0.1, None, chains=64, seed=5, resume=first, warmup=1000, draws=100)
+    first = sample_slice_law(geo, obj.loss, 0.1, np.tile([1.2, 0.3], (32, 1)), chains=32, seed=5)
+    again = sample_slice_law(geo, obj.loss, 0.1, None, chains=32, seed=5, resume=first, warmup=1000, draws=100)
     assert np.array_equal(again.particles, first.particles) and np.array_equal(again.sigma, first.sigma)
     assert np.array_equal(again.start, first.start)
     reach = [np.median(np.abs(chart.coordinates(s.theta[:, -1]))) for s in (first, again)]

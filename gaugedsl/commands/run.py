@@ -181,12 +181,13 @@ def _simulate(args, model, loader) -> int:
         "diagnostics": [d.render() for d in result.diagnostics],
         "devices": sim.sharding.describe(),
     }
-    figures = None
-    if args.plot:
+
+    def figures():
+        if not args.plot:
+            return []
         from ..report.plots import plot
 
-        def figures():
-            return plot(out, model, result, comparison)
+        return plot(out, model, result, comparison)
 
     files = write_results(out, model, result, summary, figures)
     (out / "checkpoint.npz").unlink(missing_ok=True)
