@@ -105,6 +105,17 @@ def test_an_unreadable_checkpoint_is_refused(interrupted, tmp_path, capsys, dama
     assert code == 2 and message in err and "Traceback" not in err
 
 
+def test_a_checkpoint_of_an_older_gaugedsl_says_so(interrupted, tmp_path, capsys):
+    program, out = _copy(interrupted, tmp_path)
+    path = out / "checkpoint.npz"
+    with np.load(path) as z:
+        arrays = {k: z[k] for k in z.files}
+    arrays["meta"] = np.asarray(json.dumps({"program_hash": "…", "plan": {}, "numbers": {}}))  # the old layout
+    np.savez(path, **arrays)
+    code, err = _resume(program, out, capsys)
+    assert code == 2 and "written by an older gaugedsl" in err
+
+
 def test_a_flipped_bit_is_caught_by_the_digest(interrupted, tmp_path, capsys):
     program, out = _copy(interrupted, tmp_path)
     path = out / "checkpoint.npz"

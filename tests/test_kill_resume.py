@@ -82,7 +82,7 @@ def _complete_pair(out: Path) -> bool:
 @pytest.mark.parametrize(
     "writes",
     [
-        ("checkpoint.npz:2", "summary.json:1"),
+        ("checkpoint.npz:2",),  # CI: inside a checkpoint write, then at a random moment
         pytest.param(("checkpoint.npz:2", "results.npz:1", "summary.json:1"), marks=pytest.mark.slow),
     ],
     ids=["ci", "every-write"],

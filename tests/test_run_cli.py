@@ -78,6 +78,7 @@ def test_run_writes_results_prints_the_theory_table_and_plots(program, tmp_path,
     assert not (out / "checkpoint.npz").exists()
 
 
+@pytest.mark.slow  # CI: test_checkpoints.py (the same resume, bit for bit, and every refusal)
 def test_resume_gives_the_numbers_of_an_uninterrupted_run(program, tmp_path, capsys):
     whole, parts = tmp_path / "whole", tmp_path / "parts"
     assert main(["run", str(program), "-o", str(whole), "--steps", "400", "--particles", "50"]) == 0

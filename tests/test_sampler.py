@@ -143,6 +143,7 @@ def test_a_law_that_is_not_normalisable_is_detected():
     assert not_normalisable(sample, chart_for(geo)) is None
 
 
+@pytest.mark.slow  # CI: test_a_law_that_is_not_normalisable_is_detected (the detector the second look feeds)
 def test_a_second_look_continues_the_chains_where_they_stopped():
     # `resume` continues each chain from its last state (same particles, patterns, starts): the chains of a
     # law that does not decay keep running off — further out than on the first look, and flagged again —

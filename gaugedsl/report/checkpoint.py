@@ -82,7 +82,9 @@ def load_checkpoint(folder: Path, sim: Simulation, ident: dict[str, Any]) -> Sta
     if not path.is_file():
         raise CheckpointError(f"{path} is not a regular file")
     arrays, meta = _read(path)
-    if meta.get("digest") != array_digest(arrays):
+    if not {"digest", "identity"} <= set(meta):
+        raise CheckpointError(f"{path} was written by an older gaugedsl (it has no identity); run without --resume")
+    if meta["digest"] != array_digest(arrays):
         raise CheckpointError(f"{path} is damaged or was edited (its arrays do not match their digest)")
     _same_run(path, meta.get("identity"), ident)
     step = _scalar_step(path, arrays, sim.plan.steps)
