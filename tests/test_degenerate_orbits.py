@@ -305,6 +305,7 @@ def _assert_agrees(w, law):
     assert abs(np.mean(w < 0) - p) < 3 * se_p, (np.mean(w < 0), p, se_p)
 
 
+@pytest.mark.slow  # CI: test_odd_depth_law_crosses_the_origin_in_either_precision (the law against quadrature) and test_quotient.py's odd depth (suite time)
 def test_the_depth3_simulation_keeps_the_predicted_law():
     """Depth 3, float64, 2000 particles started from the law, t = 4 at dt = 2e-3: E[w] and
     P(w < 0) within 3 standard errors (≈ 0.007 and 0.009) of the law (0.2687, 0.2019). The old

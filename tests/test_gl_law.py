@@ -155,7 +155,11 @@ def rect_model(particles: int, steps: int, dtype: str) -> str:
     return RECT.replace("PARTICLES", str(particles)).replace("STEPS", str(steps)).replace("DTYPE", dtype)
 
 
-@pytest.mark.parametrize("dtype", ["float64", pytest.param("float32", marks=pytest.mark.slow)])
+# CI: test_projected_sde_follows_the_quotient_law_not_the_slice_volume[float32] (the same law by
+# quadrature against the simulation); the sampler on the GL chart under --runslow (suite time)
+@pytest.mark.parametrize(
+    "dtype", [pytest.param("float64", marks=pytest.mark.slow), pytest.param("float32", marks=pytest.mark.slow)]
+)
 def test_sampler_on_the_quotient_chart_matches_the_simulation(dtype):
     # m = n = 3, r = 2 (rank drops on a set of codimension 4: the sampler applies). 64 particles to
     # t = 30, second half; the sampler 32 chains × 25 draws from the particles' end points. Standard
