@@ -15,7 +15,7 @@ from .. import ir
 from .._resources import stdlib_dir
 from ..diagnostics import Diagnostic, GaugeError, SourceCache, Span, error
 from ..syntax import ast, normalize, parse
-from ..syntax.parser import MAX_PROGRAM_CHARS, too_long
+from ..syntax.parser import MAX_PROGRAM_BYTES, too_long
 from .checker import FileChecker, Template, source_hash
 
 MAX_IMPORT_DEPTH = 8  # libraries import libraries a level or two deep; the chain is checked by recursion
@@ -39,7 +39,7 @@ class Loader:
                 raise GaugeError(
                     [error("E100", span, f"cannot read {shown}: it is not a regular file", "name a .gauge file")]
                 )
-            if path.is_file() and path.stat().st_size > 4 * MAX_PROGRAM_CHARS:  # refused before it is read
+            if path.is_file() and path.stat().st_size > MAX_PROGRAM_BYTES:  # refused before it is read
                 raise GaugeError([too_long(shown, path.stat().st_size, "bytes")])
             data = path.read_bytes()
         except OSError as exc:

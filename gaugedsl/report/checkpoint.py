@@ -88,11 +88,12 @@ def load_checkpoint(folder: Path, sim: Simulation, ident: dict[str, Any]) -> Sta
         raise CheckpointError(f"{path} is damaged or was edited (its arrays do not match their digest)")
     _same_run(path, meta.get("identity"), ident)
     step = _scalar_step(path, arrays, sim.plan.steps)
-    _expect(path, arrays, "theta", _theta_template(sim))
+    theta = _theta_template(sim)
+    _expect(path, arrays, "theta", theta)
     _expect(path, arrays, "keys", _keys_template(sim))
     _expect(path, arrays, "diverged_at", np.empty(sim.plan.particles, np.int64))
     if "theta0" in arrays:
-        _expect(path, arrays, "theta0", _theta_template(sim))
+        _expect(path, arrays, "theta0", theta)
     diverged = arrays["diverged_at"]
     if np.any((diverged < -1) | (diverged > step)):
         raise CheckpointError(f"{path}: a particle's divergence step lies outside 0…{step}")

@@ -92,6 +92,7 @@ def grammar() -> lark.Lark:
 # Limits that keep every later pass (checker, lowering, geometry, tracing) within Python's
 # recursion limit and the whole front end within seconds: programs hold models, not data.
 MAX_PROGRAM_CHARS = 500_000
+MAX_PROGRAM_BYTES = 4 * MAX_PROGRAM_CHARS  # on disk, before decoding: UTF-8 takes at most 4 bytes a character
 MAX_NESTING = 200
 
 
@@ -131,7 +132,7 @@ def parse(text: str, path: str = "<string>") -> ast.Program:
 
 
 def too_long(path: str, size: int, unit: str = "characters") -> Diagnostic:
-    limit = MAX_PROGRAM_CHARS if unit == "characters" else 4 * MAX_PROGRAM_CHARS
+    limit = MAX_PROGRAM_CHARS if unit == "characters" else MAX_PROGRAM_BYTES
     return error(
         "E012",
         Span(path, 1, 1, 1, 2),
