@@ -146,6 +146,25 @@ CASES = [
             ("record every 100: charge(columns)", "record every 100: out, charge(columns)"),
         ],
     ),
+    # with W_V free the law above exists but mixes in t ~ 1e4–1e5: the loss is quadratic in W_V with Hessian
+    # (2/64)(AX)ᵀ(AX) ⊗ I, nearly singular wherever the attention A averages tokens (docs/dynamics.md); with the
+    # values held at the teacher's the head is its cone part alone (48 coordinates, 4 pairs)
+    (
+        "attention diagonal + λ Σ‖q_j‖²‖k_j‖², W_V = the teacher's",
+        "attention_diagonal.gauge",
+        "out",
+        dict(particles=256, dt="1e-2", steps=20000, start="slice"),
+        0.05,
+        [
+            (
+                "loss = mean((out - Y)^2)",
+                "loss = mean((out - Y)^2) + 0.05 * sum(sum(Wq^2, axis = 0) * sum(Wk^2, axis = 0))",
+            ),
+            ("param Wv : R[6, 4] = normal(0, 0.1)\n", ""),
+            ("@ (X @ Wv)", "@ (X @ V_t)"),
+            ("record every 100: charge(columns)", "record every 100: out, charge(columns)"),
+        ],
+    ),
 ]
 
 
