@@ -92,11 +92,19 @@ class Model:
         steps: int | None = None,
         seed: int | None = None,
         chunk: int | None = None,
+        sweep: dict[str, Any] | None = None,
+        zipped: bool = False,
         **numbers: float,
-    ) -> "RunResult":
+    ) -> "RunResult | SweepResult":
         """Simulate the run block (`gaugedsl run`), with optional overrides; `numbers` are
         numeric settings such as `T=0.05` or `lr=1e-3` that, like `seed`, change without
-        recompiling: the simulation of each (particles, steps, chunk) is kept and reused."""
+        recompiling: the simulation of each (particles, steps, chunk) is kept and reused.
+
+        `sweep={"T": [1e-3, 1e-2], "seed": range(5)}` runs every combination (every i-th value
+        together with `zipped=True`) as one compiled program, `particles` per point, and returns a
+        `SweepResult`: one `RunResult` per point, each the same as a lone run of its settings."""
+        if sweep is not None:
+            return self._sweep(sweep, zipped, particles=particles, steps=steps, seed=seed, chunk=chunk, numbers=numbers)
 
         from ._jax_config import x64_enabled
         from .budget import run_budget
@@ -122,6 +130,35 @@ class Model:
         except GaugeError as exc:
             self._reraise(exc)
         return RunResult(self.ir, result, comparison)
+
+    def _sweep(self, axes, zipped, *, particles, steps, seed, chunk, numbers) -> "SweepResult":
+        from .budget import run_budget
+        from .dynamics import Simulation
+        from .dynamics.plan import resolve
+        from .dynamics.sweep import Sweep, split
+        from .geometry.preflight import run_checks
+        from .lowering import Lowered
+        from .report import compare
+
+        plan = Sweep.of(axes, zipped)
+        try:
+            per_point = resolve(self.ir, particles=particles, steps=steps, seed=seed, chunk=chunk).particles
+            overrides = dict(particles=per_point * plan.size, steps=steps, seed=seed, chunk=chunk)
+            warnings = run_budget(self.ir, overrides)  # the whole sweep, before anything is allocated
+            assert self.ir.run is not None  # resolve() refuses a model without a run block
+            base = seed if seed is not None else int(self.ir.run.get("seed", 0))
+            for s in sorted({int(p.get("seed", base)) for p in plan.points()}):
+                warnings += run_checks(self.ir, particles=per_point, steps=steps, seed=s, chunk=chunk)
+            sim = Simulation(self.ir, particles=particles, steps=steps, seed=seed, chunk=chunk, sweep=plan)
+            sim.notes.extend(warnings)
+            values = sim.numbers(**numbers)
+            result = sim.run(values)
+            lowered = Lowered(self.ir)
+            points = split(result, plan, per_point, sim.point_numbers(values))
+            results = [RunResult(self.ir, r, compare(sim, r, lowered)) for r in points]
+        except GaugeError as exc:
+            self._reraise(exc)
+        return SweepResult(self.ir, plan, results)
 
     def symmetries(self, laws: bool = True):
         """The model's linear symmetries, discovered numerically and named in the language, beside
@@ -264,6 +301,49 @@ class RunResult(_Result):
         ax.set_xlabel("step")
         ax.set_ylabel(label)
         return ax
+
+
+class SweepResult(_Result):
+    """The points of a sweep (`Model.run(sweep=...)`): `points[i]` the settings of point i,
+    `results[i]` its `RunResult`; `stacked(label)` the records of every point, shape
+    (*sweep.shape, records, particles, *value shape)."""
+
+    def __init__(self, model: ir.Model, sweep, results: list[RunResult]):
+        self.model = model
+        self.sweep = sweep
+        self.points = sweep.points()
+        self.results = results
+
+    def __len__(self) -> int:
+        return len(self.results)
+
+    def __getitem__(self, i: int) -> RunResult:
+        return self.results[i]
+
+    def __iter__(self):
+        return iter(self.results)
+
+    def stacked(self, label: str) -> np.ndarray:
+        values = np.stack([r.records[label] for r in self.results])
+        return values.reshape(*self.sweep.shape, *values.shape[1:])
+
+    @property
+    def agrees(self) -> bool:
+        return all(r.agrees for r in self.results)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model.name,
+            "sweep": self.sweep.as_dict(),
+            "points": [{"settings": p, **r.to_dict()} for p, r in zip(self.points, self.results)],
+        }
+
+    def __str__(self) -> str:
+        lines = []
+        for p, r in zip(self.points, self.results):
+            where = ", ".join(f"{k} = {v:g}" for k, v in p.items())
+            lines.append(f"{where}: {r.comparison.summary_line()}")
+        return "\n".join(lines)
 
 
 class DesignResult(_Result):

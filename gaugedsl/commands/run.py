@@ -36,6 +36,25 @@ def _number_setting(text: str) -> tuple[str, float]:
         raise argparse.ArgumentTypeError(f"expected NAME=NUMBER, as in --set T=0.01, not {text!r}") from None
 
 
+def _sweep_axis(text: str) -> tuple[str, list[float]]:
+    """NAME=V1,V2,... or NAME=A..B (whole numbers A to B, both included)."""
+    name, sep, values = text.partition("=")
+    name = name.strip()
+    try:
+        if not sep or not name or not values.strip():
+            raise ValueError
+        if ".." in values:
+            lo, hi = (int(v) for v in values.split(".."))
+            if hi < lo:
+                raise ValueError
+            return name, list(range(lo, hi + 1))
+        return name, [float(v) for v in values.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected NAME=V1,V2,... or NAME=A..B, as in --sweep T=1e-3,1e-2 or --sweep seed=0..4, not {text!r}"
+        ) from None
+
+
 def register(sub) -> None:
     p = sub.add_parser("run", help="simulate a model's run block and compare it with the theory")
     p.add_argument("file", type=Path, metavar="FILE")
@@ -58,6 +77,14 @@ def register(sub) -> None:
         help="override a numeric setting the run uses (dt, T, lr, batch, sigma: as Model.run(NAME=VALUE)); "
         "one the model does not use is refused (E813)",
     )  # fmt: skip
+    p.add_argument(
+        "--sweep", action="append", type=_sweep_axis, default=[], metavar="NAME=VALUES",
+        help="run every combination of these settings (T, dt, lr, ... or seed; V1,V2,... or A..B) as one compiled "
+        "program, the run block's particles at each point; results gain leading sweep axes",
+    )  # fmt: skip
+    p.add_argument(
+        "--zip", action="store_true", help="with --sweep: the i-th values of every axis together, not every combination"
+    )
     p.add_argument("--plot", action="store_true", help="write PNG figures into DIR")
     p.add_argument(
         "--strict", action="store_true",
@@ -111,6 +138,7 @@ def _simulate(args, model, loader) -> int:
     from .._jax_config import x64_enabled
     from ..budget import run_budget
     from ..dynamics import Simulation
+    from ..dynamics.plan import resolve
     from ..geometry.preflight import run_checks
     from ..lowering import Lowered
     from ..report import compare, remove_interrupted_writes, remove_results, render, write_results
@@ -123,12 +151,18 @@ def _simulate(args, model, loader) -> int:
     overrides: dict[str, Any] = dict(
         particles=args.particles, steps=args.steps, seed=args.seed, chunk=args.chunk, dtype=dtype
     )
-    for slow in run_budget(model, overrides, args.max_memory):  # before anything is allocated
+    sweep = _sweep_of(args, model)
+    per_point = resolve(model, **overrides).particles
+    whole = {**overrides, "particles": per_point * (sweep.size if sweep else 1)}
+    for slow in run_budget(model, whole, args.max_memory):  # before anything is allocated
         print(slow.render(loader.sources), file=sys.stderr)  # now, not after the days it warns of
-    warnings = run_checks(model, **overrides)  # what `bias` refuses
+    assert model.run is not None  # resolve() refuses a model without a run block
+    base_seed = args.seed if args.seed is not None else int(model.run.get("seed", 0))
+    seeds = sorted({int(p.get("seed", base_seed)) for p in sweep.points()}) if sweep else [args.seed]
+    warnings = [w for s in seeds for w in run_checks(model, **{**overrides, "seed": s})]  # what `bias` refuses
     out = args.output or Path("runs") / model.name
     writable_folder(out)  # before the run, not after it
-    sim = Simulation(model, **overrides)
+    sim = Simulation(model, **overrides, sweep=sweep)
     sim.notes.extend(warnings)
     plan = sim.plan
     numbers = sim.numbers(**dict(args.numbers))
@@ -172,6 +206,8 @@ def _simulate(args, model, loader) -> int:
         return EXIT_OK
     for d in result.diagnostics:
         print(d.render(loader.sources), file=sys.stderr)
+    if sweep is not None:
+        return _sweep_report(args, model, sim, result, numbers, out)
     comparison = compare(sim, result, Lowered(model))
     table = render(comparison.rows)
     summary = {
@@ -204,6 +240,100 @@ def _simulate(args, model, loader) -> int:
     print()
     print("wrote " + ", ".join(str(f) for f in files))
     if args.strict and comparison.disagrees:
+        print("--strict: a row disagrees with its prediction", file=sys.stderr)
+        return EXIT_PROGRAM
+    return EXIT_OK
+
+
+def _sweep_of(args, model):
+    """The sweep the command line asks for, or None; a setting the model does not use is E813
+    (Simulation.numbers says so, as for --set)."""
+    from ..dynamics.sweep import Sweep
+
+    if not args.sweep:
+        if args.zip:
+            raise UsageError("--zip goes with --sweep")
+        return None
+    names = [name for name, _ in args.sweep]
+    if len(set(names)) < len(names):
+        raise UsageError(f"--sweep names a setting twice ({', '.join(names)}): give each setting one --sweep")
+    clash = set(names) & ({name for name, _ in args.numbers} | ({"seed"} if args.seed is not None else set()))
+    if clash:
+        raise UsageError(f"{', '.join(sorted(clash))} is both swept and set: drop one")
+    try:
+        return Sweep.of(dict(args.sweep), zipped=args.zip)
+    except ValueError as exc:
+        raise UsageError(f"--sweep: {exc}") from None
+
+
+def _sweep_report(args, model, sim, result, numbers, out) -> int:
+    """Splits a sweep's ensemble into its points, compares each with the theory, writes one
+    results.npz (leading sweep axes) and one summary.json (a table per point)."""
+    from ..dynamics.sweep import split
+    from ..lowering import Lowered
+    from ..report import compare, render, write_results
+    from ..report.verdict import summary_line
+
+    sweep, plan = sim.sweep, sim.plan
+    lowered = Lowered(model)
+    points = split(result, sweep, sim.per_point, sim.point_numbers(numbers))
+    comparisons = [compare(sim, r, lowered) for r in points]
+    totals: dict[str, int] = {}
+    for c in comparisons:
+        for k, v in c.counts().items():
+            totals[k] = totals.get(k, 0) + v
+    summary = {
+        "points": [
+            {
+                "settings": p,
+                "seed": r.plan.seed,
+                "numbers": r.numbers,
+                "healthy_particles": int(r.healthy.sum()),
+                "comparison": [row.as_dict() for row in c.rows],
+                "verdicts": c.counts(),
+                "notes": c.notes,
+            }
+            for p, r, c in zip(sweep.points(), points, comparisons)
+        ],
+        "verdicts": totals,
+        "diagnostics": [d.render() for d in result.diagnostics],
+        "devices": sim.sharding.describe(),
+    }
+
+    def figures():
+        if not args.plot:
+            return []
+        from ..report.sweep_plots import plot_sweep
+
+        drawn = plot_sweep(out, model, sweep, points, comparisons)
+        if not drawn:
+            print("note: no sweep figure: no statistic has a prediction at every point", file=sys.stderr)
+        return drawn
+
+    files = write_results(out, model, result, summary, figures, sweep=sweep)
+    (out / "checkpoint.npz").unlink(missing_ok=True)
+    noise = f", {model.noise.kind} noise" if model.noise is not None else ""
+    rate = plan.particles * plan.steps / max(result.wall_time, 1e-9)
+    axes = (
+        " × ".join(f"{len(v)} {name}" for name, v in sweep.axes) if not sweep.zipped else f"{sweep.size} zipped points"
+    )
+    print(
+        f"{model.name}: {plan.dynamics}{noise}, sweep of {axes} ({sweep.size} points × {sim.per_point} particles) × "
+        f"{plan.steps} steps, {plan.dtype}, one compiled program on {sim.sharding.describe()}: {result.wall_time:.1f} s "
+        f"({rate:.3g} particle-steps/s, compilation included)"
+    )
+    for p, c in zip(sweep.points(), comparisons):
+        where = ", ".join(f"{k} = {v:g}" for k, v in p.items())
+        print()
+        print(f"── {where}")
+        print(render(c.rows))
+        print(c.summary_line())
+        for note in c.notes:
+            print(f"note: {note}")
+    print()
+    print(f"all {sweep.size} points: {summary_line(totals)}")
+    print("wrote " + ", ".join(str(f) for f in files))
+    if args.strict and any(c.disagrees for c in comparisons):
         print("--strict: a row disagrees with its prediction", file=sys.stderr)
         return EXIT_PROGRAM
     return EXIT_OK

@@ -7,7 +7,7 @@ import contextlib
 import dataclasses
 import functools
 import time
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import equinox as eqx
 import jax
@@ -31,6 +31,9 @@ from .objective import Objective, cast_data
 from .plan import Numbers, Plan, numbers, resolve
 from .records import Recorder
 from .solve import SDEChunk, solver_for
+
+if TYPE_CHECKING:
+    from .sweep import Sweep
 
 
 @dataclasses.dataclass
@@ -82,6 +85,8 @@ class Simulation:
     - `particles`, `steps`, `seed`, `chunk`, `dtype`: overrides of the run block.
     - `max_traces`: if given, the compiled chunk function asserts it is traced at most this
       many times (`equinox.debug.assert_max_traces`).
+    - `sweep`: a `gaugedsl.dynamics.sweep.Sweep`: its points run side by side in the one
+      compiled program, `particles` each (sweep.py); `sweep.split` cuts the result per point.
 
     `run()` simulates; `numbers(T=...)` makes the numeric settings, which can change
     between runs without recompiling, as can the seed.
@@ -97,9 +102,15 @@ class Simulation:
         chunk=None,
         dtype=None,
         max_traces: int | None = None,
+        sweep: Sweep | None = None,
     ):
         self.model = model
-        self.plan = plan = resolve(model, particles=particles, steps=steps, seed=seed, chunk=chunk, dtype=dtype)
+        plan = resolve(model, particles=particles, steps=steps, seed=seed, chunk=chunk, dtype=dtype)
+        self.sweep = sweep
+        self.per_point = plan.particles  # a sweep's points each have the run block's particles
+        if sweep is not None:
+            plan = dataclasses.replace(plan, particles=plan.particles * sweep.size)
+        self.plan = plan
         if plan.dtype == "float64" and not x64_enabled():
             raise GaugeError(
                 [
@@ -175,7 +186,7 @@ class Simulation:
                 self.objective, self.constraint, kick, discrete == "labels", batch, groups, plan.chunk, plan.unit,
                 steps_ahead(self.objective, batch, plan.unit, plan.particles),
             )  # fmt: skip
-        chunk_fn = _ensemble(self.particle_chunk)
+        chunk_fn = _ensemble(self.particle_chunk, batched_numbers=True)
         if max_traces is not None:
             chunk_fn = eqx.debug.assert_max_traces(chunk_fn, max_traces=max_traces)
         self._chunk = eqx.filter_jit(chunk_fn)
@@ -219,14 +230,35 @@ class Simulation:
 
     def numbers(self, **overrides) -> Numbers:
         """The numeric settings (`dt`, the noise model's settings, `lr` of a discrete map) with
-        overrides."""
-        return numbers(self.model, self.plan, self.dtype, **overrides)
+        overrides; in a sweep, one value per particle: its point's."""
+        if self.sweep is None:
+            return numbers(self.model, self.plan, self.dtype, **overrides)
+        each = [numbers(self.model, self.plan, self.dtype, **{**overrides, **p}) for p in self._point_settings()]
+        return jax.tree.map(lambda *leaves: jnp.repeat(jnp.stack(leaves), self.per_point), *each)
+
+    def point_numbers(self, numbers: Numbers) -> list[dict[str, float]]:
+        """The numeric settings of each sweep point (one point outside a sweep), as
+        `Result.numbers` has them."""
+        if self.sweep is None:
+            return [numbers.as_dict()]
+        return [jax.tree.map(lambda x, i=i: x[i * self.per_point], numbers).as_dict() for i in range(self.sweep.size)]
+
+    def _point_settings(self) -> list[dict[str, float]]:
+        assert self.sweep is not None
+        return [{k: v for k, v in p.items() if k != "seed"} for p in self.sweep.points()]
 
     # ---- initial points ----
 
     def keys(self, seed: int):
-        """Per-particle keys (init, noise): particle i's streams do not depend on N."""
-        return _particle_keys(jnp.asarray(seed, jnp.uint32), self.plan.particles)
+        """Per-particle keys (init, noise): particle i's streams do not depend on N. In a sweep,
+        each point's particles have the keys of a lone run with the point's seed (`seed` where
+        the sweep has no seed axis)."""
+        if self.sweep is None:
+            return _particle_keys(jnp.asarray(seed, jnp.uint32), self.plan.particles)
+        parts = [
+            _particle_keys(jnp.asarray(p.get("seed", seed), jnp.uint32), self.per_point) for p in self.sweep.points()
+        ]
+        return tuple(jnp.concatenate([part[i] for part in parts]) for i in range(2))
 
     def _initial_points(self, init_keys):
         def one(k):
@@ -306,7 +338,7 @@ class Simulation:
                 put(keys),
                 jnp.asarray(step, jnp.int32),
                 jnp.asarray(n, jnp.int32),
-                numbers,
+                jax.tree.map(lambda x: put(np.broadcast_to(np.asarray(x), (self.plan.particles,))), numbers),
             )
         theta = take(theta)
         first = 0 if step == 0 else 1
@@ -395,9 +427,9 @@ class Simulation:
         if self.chains is not None and theta0 is not None:
             diags.extend(self._branch_check(self.chains, theta0, state.theta, healthy, numbers))
         plan = plan if seed is None else dataclasses.replace(plan, seed=seed)  # what this run used
-        return Result(
-            plan, numbers.as_dict(), records, record_steps, state.theta, theta0, healthy, state.diverged_at, wall, diags
-        )
+        # a sweep's numbers differ by particle: its points' own are in their results (sweep.split)
+        values = self.point_numbers(numbers)[0]
+        return Result(plan, values, records, record_steps, state.theta, theta0, healthy, state.diverged_at, wall, diags)
 
     def _record_steps(self, label: str, done: int) -> np.ndarray:
         every = self.recorder.every(label)
@@ -408,7 +440,7 @@ class Simulation:
         n, N = bad.size, self.plan.particles
         first, median = int(bad.min()), int(np.median(bad))
         setting = "dt" if self.plan.dynamics in ("sde", "quotient") else "lr"
-        value = float(numbers.dt)
+        value = float(np.max(numbers.dt))  # a sweep's largest
         limit = self.stability_limit()
         hint = f"reduce {setting} (now {value:g})"
         if limit is not None:
@@ -440,7 +472,7 @@ class Simulation:
         msg = f"{n} of {N} particles left their sign branch through a degenerate orbit (a discretization artefact)"
         msg += " — reduce dt"
         hint = (
-            f"reduce dt (now {float(numbers.dt):g}): the exact dynamics crosses a degenerate orbit along its line, "
+            f"reduce dt (now {float(np.max(numbers.dt)):g}): the exact dynamics crosses a degenerate orbit along its line, "
             "keeping the relative signs that a balanced start ties together"
         )
         if self.dtype == jnp.float32:  # the charges are kept to rounding, a large imbalance near the origin
@@ -486,10 +518,12 @@ def _particle_keys(seed, particles: int):
     return per(k_init, ids), per(k_noise, ids)
 
 
-def _ensemble(particle_chunk) -> Callable:
-    """The compiled unit: every particle's chunk, vmapped; settings and keys as arguments."""
+def _ensemble(particle_chunk, batched_numbers: bool = False) -> Callable:
+    """The compiled unit: every particle's chunk, vmapped; settings and keys as arguments (the
+    settings one per particle in a sweep)."""
+    axes = (0, 0, None, None, 0 if batched_numbers else None)
 
     def chunk(theta, keys, start, n, numbers):
-        return jax.vmap(particle_chunk, in_axes=(0, 0, None, None, None))(theta, keys, start, n, numbers)
+        return jax.vmap(particle_chunk, in_axes=axes)(theta, keys, start, n, numbers)
 
     return chunk

@@ -250,7 +250,8 @@ class SliceChart:
                 s[..., self.starts[i] : self.starts[i] + up.size] = theta[..., up]
                 norm = np.linalg.norm(theta[..., down], axis=-1, keepdims=True)
                 s[..., self.starts[i] + up.size : self.starts[i] + up.size + down.size] = theta[..., down] / np.maximum(
-                    norm, np.finfo(theta.dtype).tiny  # 1e-300 is 0 in float32
+                    norm,
+                    np.finfo(theta.dtype).tiny,  # 1e-300 is 0 in float32
                 )
             else:
                 signed = sigma[..., c.coords] * theta[..., c.coords]

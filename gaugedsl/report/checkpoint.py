@@ -48,7 +48,8 @@ def identity(sim: Simulation, numbers: Numbers, program_hash: str) -> dict[str, 
         "program_hash": program_hash,
         "data": array_digest({k: np.asarray(v) for k, v in sim.lowered.data.items()}),
         "plan": sim.plan.as_dict(),
-        "numbers": numbers.as_dict(),
+        "numbers": numbers.as_dict() if sim.sweep is None else sim.point_numbers(numbers),
+        **({} if sim.sweep is None else {"sweep": sim.sweep.as_dict()}),
         "versions": versions(),
     }
     return json.loads(json.dumps(ident, sort_keys=True, default=_jsonable))

@@ -31,18 +31,35 @@ def versions() -> dict[str, str]:
     return out
 
 
-def write_results(folder: Path, model: ir.Model, result: Result, summary: dict[str, Any], figures=None) -> list[Path]:
+def write_results(
+    folder: Path, model: ir.Model, result: Result, summary: dict[str, Any], figures=None, sweep=None
+) -> list[Path]:
     """Writes results.npz, then the figures (`figures()` returns their paths), then summary.json
-    into `folder`, each atomically; summary.json carries results.npz's sha256."""
+    into `folder`, each atomically; summary.json carries results.npz's sha256. With a `sweep`
+    (dynamics/sweep.py), every array gains its leading axes (`sweep.shape`) and `sweep.NAME`
+    holds each setting's value at every point."""
+    points = sweep.shape if sweep is not None else ()
+
+    def per_point(values, axis):  # the particle axis `axis` (of points × particles) → leading sweep axes
+        if sweep is None:
+            return values
+        values = np.asarray(values)
+        n = values.shape[axis] // sweep.size
+        split = values.reshape(*values.shape[:axis], sweep.size, n, *values.shape[axis + 1 :])
+        return np.moveaxis(split, axis, 0).reshape(*points, *split.shape[:axis], n, *split.shape[axis + 2 :])
+
     arrays: dict[str, np.ndarray] = {}
     for label, values in result.records.items():
-        arrays[label] = values
+        arrays[label] = per_point(values, 1)
         arrays[f"{label}.steps"] = result.record_steps[label]
-    arrays["theta_final"] = result.theta
+    arrays["theta_final"] = per_point(result.theta, 0)
     if result.theta0 is not None:
-        arrays["theta_initial"] = result.theta0
-    arrays["healthy"] = result.healthy
-    arrays["diverged_at"] = result.diverged_at
+        arrays["theta_initial"] = per_point(result.theta0, 0)
+    arrays["healthy"] = per_point(result.healthy, 0)
+    arrays["diverged_at"] = per_point(result.diverged_at, 0)
+    if sweep is not None:
+        for name, values in sweep.coordinates().items():
+            arrays[f"sweep.{name}"] = np.asarray(values).reshape(points)
     folder.mkdir(parents=True, exist_ok=True)
     remove_results(folder)
     npz = write_npz(folder / RESULTS, arrays)
@@ -54,7 +71,8 @@ def write_results(folder: Path, model: ir.Model, result: Result, summary: dict[s
         "versions": versions(),
         "seed": result.plan.seed,
         "plan": result.plan.as_dict(),
-        "numbers": result.numbers,
+        # a sweep's numbers and seeds are its points' (summary["points"]); its plan counts all their particles
+        **({"numbers": result.numbers} if sweep is None else {"sweep": sweep.as_dict()}),
         "noise": None if model.noise is None else {"kind": model.noise.kind, **dict(model.noise.settings)},
         "wall_time_s": result.wall_time,
         "healthy_particles": int(result.healthy.sum()),

@@ -1,0 +1,106 @@
+"""Sweeps: many settings and seeds of one run block as one compiled program.
+
+A sweep point is a set of numeric settings (`T`, `dt`, `lr`, ...: the traced `Numbers`) and a
+seed. Every point has the run block's particles; the compiled program runs the points side by
+side as one ensemble of points × particles, each particle with its own point's numbers and
+streams, so no point recompiles and a point's particles are those of a lone run with its seed
+and settings. `split` cuts the ensemble's result back into one result per point.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from .ensemble import Result
+
+
+@dataclasses.dataclass(frozen=True)
+class Sweep:
+    """The points of a sweep: `axes` (name, values) in order, combined as a `grid` (every
+    combination, the last axis fastest) or `zip`ped (the i-th value of every axis together).
+    `seed` is an axis like the numeric settings."""
+
+    axes: tuple[tuple[str, tuple[float, ...]], ...]
+    zipped: bool = False
+
+    @staticmethod
+    def of(axes: Mapping[str, Sequence[float]], zipped: bool = False) -> "Sweep":
+        """A sweep from `{name: values}`; raises `ValueError` saying what is wrong."""
+        if not axes:
+            raise ValueError("a sweep needs at least one setting")
+        clean = []
+        for name, values in axes.items():
+            values = tuple(values)
+            if not values:
+                raise ValueError(f"the sweep over {name} has no values")
+            if name == "seed":
+                if not all(float(v) == int(v) and int(v) >= 0 for v in values):
+                    raise ValueError(f"seeds are whole numbers ≥ 0, not {list(values)}")
+                values = tuple(int(v) for v in values)
+            else:
+                values = tuple(float(v) for v in values)
+                if not all(np.isfinite(values)):
+                    raise ValueError(f"the sweep over {name} has a value that is not finite")
+            clean.append((name, values))
+        if zipped and len({len(v) for _, v in clean}) > 1:
+            sizes = ", ".join(f"{n}: {len(v)}" for n, v in clean)
+            raise ValueError(f"zipped sweep axes need the same number of values ({sizes})")
+        return Sweep(tuple(clean), zipped)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(name for name, _ in self.axes)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """The points as an array: one axis per setting for a grid, one axis for a zip."""
+        if self.zipped:
+            return (len(self.axes[0][1]),)
+        return tuple(len(v) for _, v in self.axes)
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape))
+
+    def points(self) -> list[dict[str, float]]:
+        """Each point's settings, in the order of the ensemble (a grid: the last axis fastest)."""
+        values = [v for _, v in self.axes]
+        combos = zip(*values) if self.zipped else itertools.product(*values)
+        return [dict(zip(self.names, combo)) for combo in combos]
+
+    def coordinates(self) -> dict[str, list[float]]:
+        """Each setting's value at every point, in the ensemble's order (the sweep axis's coordinates)."""
+        points = self.points()
+        return {name: [p[name] for p in points] for name in self.names}
+
+    def as_dict(self) -> dict:
+        return {"axes": {name: list(values) for name, values in self.axes}, "zipped": self.zipped}
+
+
+def split(result: Result, sweep: Sweep, particles: int, point_numbers: Sequence[dict[str, float]]) -> list[Result]:
+    """The result of a sweep's ensemble cut into one result per point (particles `particles` each),
+    each with its point's numbers and seed in its plan."""
+    out = []
+    for i, point in enumerate(sweep.points()):
+        part = slice(i * particles, (i + 1) * particles)
+        plan = dataclasses.replace(result.plan, particles=particles, seed=int(point.get("seed", result.plan.seed)))
+        diverged = result.diverged_at[part]
+        out.append(
+            Result(
+                plan,
+                dict(point_numbers[i]),
+                {label: values[:, part] for label, values in result.records.items()},
+                result.record_steps,
+                result.theta[part],
+                None if result.theta0 is None else result.theta0[part],
+                result.healthy[part],
+                diverged,
+                result.wall_time,
+                list(result.diagnostics),  # they count the particles of the whole sweep
+            )
+        )
+    return out
