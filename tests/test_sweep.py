@@ -154,3 +154,21 @@ class _no_raise:
 
     def __exit__(self, *exc):
         return False
+
+
+def test_a_resumed_sweep_equals_an_uninterrupted_one_and_another_sweep_is_refused(tmp_path, capsys):
+    program = tmp_path / "scalar.gauge"
+    program.write_text(SCALAR.replace("  dt = 1e-2\n", "  dt = 1e-2\n  chunk = 100\n"))
+    whole, parts = tmp_path / "whole", tmp_path / "parts"
+    sweep = ["--sweep", "T=0.05,0.2", "--sweep", "seed=0..1", "--particles", "20"]
+    assert main(["run", str(program), "-o", str(whole), *sweep]) == 0
+    assert main(["run", str(program), "-o", str(parts), *sweep, "--stop-after-chunks", "2"]) == 0
+    # the checkpoint carries the sweep: another sweep of the same size is not this run
+    other = ["--sweep", "T=0.05,0.3", "--sweep", "seed=0..1", "--particles", "20"]
+    assert main(["run", str(program), "-o", str(parts), *other, "--resume"]) == 2
+    assert main(["run", str(program), "-o", str(parts), *sweep, "--resume"]) == 0
+    capsys.readouterr()
+    with np.load(whole / "results.npz") as a, np.load(parts / "results.npz") as b:
+        assert sorted(a.files) == sorted(b.files)
+        for name in a.files:
+            np.testing.assert_array_equal(a[name], b[name])

@@ -143,8 +143,10 @@ def _same_run(path: Path, saved: Any, ident: dict[str, Any]) -> None:
         "plan": "plan (particles, steps, chunk, seed, dtype, solver, records)",
         "numbers": "numeric settings",
         "versions": "versions of gaugedsl, Python or JAX",
+        "sweep": "sweep (--sweep)",
     }
-    changed = [words[k] for k in ident if saved.get(k) != ident[k]] or ["identity"]
+    keys = list(ident) + [k for k in saved if k not in ident]
+    changed = [words.get(k, k) for k in keys if saved.get(k) != ident.get(k)] or ["identity"]
     raise CheckpointError(
         f"the checkpoint {path} was made by another run: its {' and '.join(changed)} differ; "
         "run without --resume to start afresh"
