@@ -102,7 +102,10 @@ class Model:
 
         `sweep={"T": [1e-3, 1e-2], "seed": range(5)}` runs every combination (every i-th value
         together with `zipped=True`) as one compiled program, `particles` per point, and returns a
-        `SweepResult`: one `RunResult` per point, each the same as a lone run of its settings."""
+        `SweepResult`: one `RunResult` per point, each the same as a lone run of its settings. A
+        run block's `sweep { }` is used when `sweep` is not given."""
+        if sweep is None and self.ir.run is not None and self.ir.run.sweep:  # the run block's own sweep { }
+            sweep, zipped = dict(self.ir.run.sweep), self.ir.run.sweep_zipped
         if sweep is not None:
             return self._sweep(sweep, zipped, particles=particles, steps=steps, seed=seed, chunk=chunk, numbers=numbers)
 

@@ -162,6 +162,10 @@ def _space(toks, i, unary, slice_colons, record_colon) -> str:
         return " " if p == "NUMBER" else ""  # `3.T` would read as `3.` then `T`
     if c == "DOT" or p == "DOT":
         return ""
+    if c == "DOTDOT":  # `0..4`; but `1. ..4` would read as `1`, `..`, `.4` without its space
+        return " " if toks[i - 1].text.endswith(".") else ""
+    if p == "DOTDOT":
+        return ""
     if p == "COMMA":
         return " "
     if i in slice_colons or i - 1 in slice_colons or i in record_colon:
@@ -390,7 +394,7 @@ def _entry(code: list[Tok], node) -> _Entry:
             eq = _find_depth0(code, colon, hi, ("EQUAL", "TILDE"))
             if eq is not None:
                 points.append(eq)
-    elif isinstance(node, ast.Setting):
+    elif isinstance(node, (ast.Setting, ast.SweepAxis)):
         eq = _find_depth0(code, lo, hi, ("EQUAL",))
         if eq is not None:
             points.append(eq)
@@ -406,7 +410,7 @@ def _block_entries(item) -> list | None:
     if isinstance(item, ast.DataBlock):
         return list(item.entries)
     if isinstance(item, ast.RunBlock):
-        return sorted(item.settings + item.records, key=lambda e: (e.span.line, e.span.column))
+        return sorted(item.settings + item.records + item.sweeps, key=lambda e: (e.span.line, e.span.column))
     if isinstance(item, ast.DesignBlock):
         return list(item.settings)
     if isinstance(item, ast.SymmetryDecl):
@@ -441,10 +445,13 @@ def format_text(text: str, path: str = "<string>") -> str:
             inner = [_entry(code, e) for e in entries]
             layout.align(inner)
             at = brace + 1
-            for e in inner:
+            for node, e in zip(entries, inner):
                 if e.lo != at:
                     raise FormatError(f"{path}: tokens {at}..{e.lo} belong to no entry")
-                layout.entry(e, INDENT)
+                if isinstance(node, ast.SweepBlock):  # a block inside the run block
+                    _nested_block(layout, code, node, e, INDENT, path)
+                else:
+                    layout.entry(e, INDENT)
                 at = e.hi
             if at != hi - 1:
                 raise FormatError(f"{path}: tokens {at}..{hi - 1} belong to no entry")
@@ -456,6 +463,24 @@ def format_text(text: str, path: str = "<string>") -> str:
     result = layout.text()
     _verify(toks, result, path)
     return result
+
+
+def _nested_block(layout: _Layout, code: list[Tok], node: ast.SweepBlock, e: _Entry, indent: str, path: str) -> None:
+    """`sweep {` at `indent`, its axes one level in (their `=` aligned), `}` back at `indent`."""
+    brace = next(i for i in range(e.lo, e.hi) if code[i].type == "LBRACE")
+    layout.entry(_Entry(e.lo, brace + 1), indent)
+    layout.no_blank = True
+    axes = [_entry(code, a) for a in node.axes]
+    layout.align(axes)
+    at = brace + 1
+    for a in axes:
+        if a.lo != at:
+            raise FormatError(f"{path}: tokens {at}..{a.lo} belong to no entry")
+        layout.entry(a, indent + INDENT)
+        at = a.hi
+    if at != e.hi - 1:
+        raise FormatError(f"{path}: tokens {at}..{e.hi - 1} belong to no entry")
+    layout.entry(_Entry(e.hi - 1, e.hi), indent, closing=True)
 
 
 def _verify(original: list[Tok], formatted_text: str, path: str) -> None:

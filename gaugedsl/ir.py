@@ -290,6 +290,10 @@ class Run(_Settings):
     records: tuple[Record, ...]
     span: Span
     spans: tuple[tuple[str, Span], ...] = ()
+    # `sweep { name = values ... }`: (name, values) per axis; `seed` values are whole numbers
+    sweep: tuple[tuple[str, tuple[float, ...]], ...] = ()
+    sweep_zipped: bool = False
+    sweep_span: Span | None = None
 
 
 @dataclasses.dataclass(frozen=True)

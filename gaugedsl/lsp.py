@@ -61,6 +61,8 @@ KEYWORD_DOCS = {
     "(`g` is the group element); `symmetry s = template(u, v)` instantiates a parametric one.",
     "noise": "`noise KIND(...)` — the noise model: " + ", ".join(f"`{k}`" for k in NOISES) + ".",
     "run": "`run { setting = value ... record every N: ... }` — what to simulate.",
+    "sweep": "`sweep { T = [1e-3, 1e-2]  seed = 0..4 }` in the run block — every combination run as one "
+    "compiled program (`sweep zip { ... }`: the i-th values together); docs/scaling.md.",
     "record": "`record every N: expr, name = expr, ...` — observables saved every N steps.",
     "every": "`record every N: ...` — the recording interval in steps.",
     "design": "`design { target = ... }` — inverse design: a wanted bias.",

@@ -172,3 +172,52 @@ def test_a_resumed_sweep_equals_an_uninterrupted_one_and_another_sweep_is_refuse
         assert sorted(a.files) == sorted(b.files)
         for name in a.files:
             np.testing.assert_array_equal(a[name], b[name])
+
+
+SWEPT = SCALAR.replace(
+    "  record every 25: w\n", "  sweep {\n    T    = [0.05, 0.2]\n    seed = 0..1\n  }\n  record every 25: w\n"
+)
+
+
+def test_the_run_blocks_sweep_runs_and_the_command_line_replaces_it(tmp_path, capsys):
+    from gaugedsl.format import format_text
+
+    formatted = format_text(SWEPT)  # a block in the block, one level in, `=` aligned
+    assert "  sweep {\n    T    = [0.05, 0.2]\n    seed = 0..1\n  }\n" in formatted
+    assert format_text(formatted) == formatted
+    model = gaugedsl.load(SWEPT)
+    assert model.ir.run.sweep == (("T", (0.05, 0.2)), ("seed", (0.0, 1.0)))
+    program = tmp_path / "swept.gauge"
+    program.write_text(SWEPT)
+    out = tmp_path / "out"
+    assert main(["run", str(program), "-o", str(out), "--particles", "10", "--steps", "50"]) == 0
+    with np.load(out / "results.npz") as z:
+        assert z["w"].shape == (2, 2, 3, 10)
+    assert (
+        main(["run", str(program), "-o", str(out), "--particles", "10", "--steps", "50", "--sweep", "T=0.1,0.2,0.3"])
+        == 0
+    )
+    with np.load(out / "results.npz") as z:
+        assert z["w"].shape == (3, 3, 10) and "sweep.seed" not in z.files
+    assert main(["run", str(program), "-o", str(out), "--steps", "50", "--seed", "3"]) == 2
+    assert "swept by the run block and set" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "sweep, message",
+    [
+        ("sweep {\n    seed = 2..1\n  }", "a range lo..hi runs over whole numbers"),
+        ("sweep {\n    seed = [0, 1.5]\n  }", "seeds are whole numbers"),
+        ("sweep {\n    T = [0.1, 0.1]\n    T = [0.2]\n  }", "'T' is swept twice"),
+        ("sweep {\n  }", "the sweep is empty"),
+        ("sweep zip {\n    T = [0.1, 0.2]\n    seed = 0..2\n  }", "different lengths (T: 2, seed: 3)"),
+        ('sweep {\n    T = [0.1, "a"]\n  }', "E"),
+        ("sweep {\n    T = [0.1]\n  }\n  sweep {\n    dt = [0.1]\n  }", "a run block has one sweep"),
+    ],
+)
+def test_sweeps_that_cannot_run_are_e514(sweep, message):
+    text = SCALAR.replace("  record every 25: w\n", f"  {sweep}\n  record every 25: w\n")
+    with pytest.raises(gaugedsl.GaugeError) as info:
+        gaugedsl.load(text)
+    rendered = str(info.value)
+    assert message in rendered and "^" in rendered

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import hashlib
+import math
 from typing import Any
 
 from .. import ir
@@ -1111,7 +1112,73 @@ class FileChecker:
             if spec.default is not None:
                 values.setdefault(name, spec.default)
         written = tuple((s.name, _joined(s.name_span, s.value.span)) for s in r.settings)  # `name = value`
-        return ir.Run(tuple(values.items()), records, r.span, written)
+        sweep = self._check_sweep(r.sweeps)
+        if sweep is None:
+            return None
+        axes, zipped, span = sweep
+        return ir.Run(tuple(values.items()), records, r.span, written, axes, zipped, span)
+
+    def _check_sweep(self, blocks: tuple[ast.SweepBlock, ...]):
+        """(axes, zipped, span) of the run block's sweep, `((), False, None)` without one; None
+        after an error. Which names the run can sweep is the runner's (E813: it depends on the plan)."""
+        if not blocks:
+            return (), False, None
+        for extra in blocks[1:]:
+            self._error(
+                "E514", extra.span, "a run block has one sweep", "put every swept setting in the first sweep { }"
+            )
+        block, ok = blocks[0], True
+        axes: list[tuple[str, tuple[float, ...]]] = []
+        for axis in block.axes:
+            if axis.name in dict(axes):
+                self._error("E514", axis.name_span, f"'{axis.name}' is swept twice", "give each setting one line")
+                ok = False
+                continue
+            values = self._sweep_values(axis)
+            if values is None:
+                ok = False
+                continue
+            axes.append((axis.name, values))
+        if not block.axes:
+            self._error("E514", block.span, "the sweep is empty", "e.g. sweep { T = [1e-3, 1e-2]  seed = 0..4 }")
+            ok = False
+        if ok and block.zipped and len({len(v) for _, v in axes}) > 1:
+            sizes = ", ".join(f"{n}: {len(v)}" for n, v in axes)
+            self._error(
+                "E514", block.span, f"the axes of `sweep zip` have different lengths ({sizes})",
+                "give every axis as many values, or drop `zip` for every combination",
+            )  # fmt: skip
+            ok = False
+        return (tuple(axes), block.zipped, block.span) if ok else None
+
+    def _sweep_values(self, axis: ast.SweepAxis) -> tuple[float, ...] | None:
+        if axis.values is None:  # lo..hi
+            if axis.range is None or axis.range[1] < axis.range[0]:
+                self._error(
+                    "E514", axis.span, f"{axis.name}: a range lo..hi runs over whole numbers from lo up to hi",
+                    "e.g. seed = 0..4; for other values give a list: [0.1, 0.2]",
+                )  # fmt: skip
+                return None
+            values: tuple[float, ...] = tuple(float(v) for v in range(axis.range[0], axis.range[1] + 1))
+        else:
+            value = self.exprs.constant(axis.values, None)
+            if value is _BAD:
+                return None
+            flat = list(value) if isinstance(value, (list, tuple)) else [value]
+            if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in flat):
+                self._error(
+                    "E514", axis.values.span, f"{axis.name}: sweep values are finite numbers",
+                    "e.g. T = [1e-3, 3e-3, 1e-2]",
+                )  # fmt: skip
+                return None
+            values = tuple(float(v) for v in flat)
+        if not values:
+            self._error("E514", axis.span, f"{axis.name} has no values", "give at least one")
+            return None
+        if axis.name == "seed" and not all(v == int(v) and v >= 0 for v in values):
+            self._error("E514", axis.span, "seeds are whole numbers ≥ 0", "e.g. seed = 0..4")
+            return None
+        return values
 
     def _loss_is_per_sample(self) -> bool:
         return any(isinstance(i, ast.LossDecl) and i.binders is not None for i in self.program.items)

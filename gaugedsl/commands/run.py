@@ -80,7 +80,8 @@ def register(sub) -> None:
     p.add_argument(
         "--sweep", action="append", type=_sweep_axis, default=[], metavar="NAME=VALUES",
         help="run every combination of these settings (T, dt, lr, ... or seed; V1,V2,... or A..B) as one compiled "
-        "program, the run block's particles at each point; results gain leading sweep axes",
+        "program, the run block's particles at each point; results gain leading sweep axes. Replaces the run "
+        "block's sweep { }",
     )  # fmt: skip
     p.add_argument(
         "--zip", action="store_true", help="with --sweep: the i-th values of every axis together, not every combination"
@@ -253,6 +254,13 @@ def _sweep_of(args, model):
     if not args.sweep:
         if args.zip:
             raise UsageError("--zip goes with --sweep")
+        if model.run is not None and model.run.sweep:  # the run block's own sweep { }
+            clash = {n for n, _ in model.run.sweep} & (
+                {name for name, _ in args.numbers} | ({"seed"} if args.seed is not None else set())
+            )
+            if clash:
+                raise UsageError(f"{', '.join(sorted(clash))} is swept by the run block and set: drop one")
+            return Sweep.of(dict(model.run.sweep), zipped=model.run.sweep_zipped)
         return None
     names = [name for name, _ in args.sweep]
     if len(set(names)) < len(names):

@@ -255,10 +255,29 @@ class Record:
 
 
 @dataclasses.dataclass(frozen=True)
+class SweepAxis:
+    """`name = [v1, v2, ...]` (`values`, an expression) or `name = lo..hi` (`range`, both included)."""
+
+    name: str
+    name_span: Span
+    values: "Expr | None"
+    range: tuple[int, int] | None
+    span: Span
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepBlock:
+    zipped: bool
+    axes: tuple[SweepAxis, ...]
+    span: Span
+
+
+@dataclasses.dataclass(frozen=True)
 class RunBlock:
     settings: tuple[Setting, ...]
     records: tuple[Record, ...]
     span: Span
+    sweeps: tuple[SweepBlock, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)

@@ -32,6 +32,8 @@ KEYWORDS = {
     "RECORD": "record",
     "EVERY": "every",
     "DESIGN": "design",
+    "SWEEP": "sweep",
+    "ZIP": "zip",
 }
 STATEMENT_KEYWORDS = (
     "model", "import", "data", "param", "predictor", "let", "loss", "symmetry", "noise", "run",
@@ -39,6 +41,7 @@ STATEMENT_KEYWORDS = (
 )  # fmt: skip
 PUNCTUATION = {
     "ARROW": "->",
+    "DOTDOT": "..",
     "TRANSPOSE": ".T",
     "DOT": ".",
     "LBRACE": "{",

@@ -456,7 +456,25 @@ class _Builder(Transformer):
         nodes = _nodes(ch)
         settings = tuple(n for n in nodes if isinstance(n, ast.Setting))
         records = tuple(n for n in nodes if isinstance(n, ast.Record))
-        return ast.RunBlock(settings, records, self._span(ch))
+        sweeps = tuple(n for n in nodes if isinstance(n, ast.SweepBlock))
+        return ast.RunBlock(settings, records, self._span(ch), sweeps)
+
+    def sweep(self, ch):
+        axes = tuple(n for n in _nodes(ch) if isinstance(n, ast.SweepAxis))
+        return ast.SweepBlock(bool(_tokens(ch, "ZIP")), axes, self._span(ch))
+
+    def sweep_axis(self, ch):
+        (name,) = _tokens(ch, "NAME")
+        (value,) = _nodes(ch)
+        return ast.SweepAxis(str(name), self._tspan(name), value, None, self._span(ch))
+
+    def sweep_range(self, ch):
+        (name,) = _tokens(ch, "NAME")
+        lo, hi = _tokens(ch, "NUMBER")
+        whole = [float(str(t)) for t in (lo, hi)]
+        bounds = (int(whole[0]), int(whole[1])) if all(v == int(v) for v in whole) else None
+        # a range of fractions is kept as (lo, hi) = None: the checker says what is wrong, where
+        return ast.SweepAxis(str(name), self._tspan(name), None, bounds, self._span(ch))
 
     def setting(self, ch):
         (name,) = _tokens(ch, "NAME")

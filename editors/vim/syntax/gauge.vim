@@ -12,7 +12,7 @@ syn match gaugeComment "#.*$" contains=gaugeTodo
 syn match gaugeDocComment "##.*$" contains=gaugeTodo
 syn region gaugeString start=+"+ end=+"+ oneline
 
-syn keyword gaugeKeyword model import data stream param predictor let loss per in symmetry noise run record every design
+syn keyword gaugeKeyword model import data stream param predictor let loss per in symmetry noise run record every design sweep zip
 syn match gaugeManifold "\(:\s*\)\@<=\<\(Positive\|R\|Sphere\|Stiefel\)\>"
 syn match gaugeGroup "\(:\s*\)\@<=\<\(Diag\|GL\|O\|SO\|Scale\|Translate\)\>"
 syn match gaugeNoise "\(\<noise\s\+\)\@<=\<\(isotropic\|label\|projected\|sgd\)\>"
