@@ -19,6 +19,9 @@ side, interleaved, after a warm-up call (compilation excluded), medians of `--re
 
 Like `gaugedsl run`, the benchmark asks XLA for one CPU device per core before JAX starts.
 
+- gaugedsl, Rademacher: the same run with `increments = rademacher` (±sqrt(dt) per coordinate,
+  docs/dynamics.md "Increments"), against gaugedsl's own Gaussian step.
+
 `--noise isotropic` compares isotropic noise instead (no projection on either side).
 This is not a test: run `python benchmarks/bench_dynamics.py`.
 """
@@ -100,17 +103,25 @@ def main() -> None:
     if args.noise != model.noise.kind:
         model = dataclasses.replace(model, noise=ir.Noise(args.noise, model.noise.settings, model.noise.span))
     sim = Simulation(model, particles=args.particles, steps=args.steps)
+    assert model.run is not None
+    rademacher = dataclasses.replace(model, run=dataclasses.replace(
+        model.run, settings=model.run.settings + (("increments", "rademacher"),)))  # fmt: skip
+    sim_r = Simulation(rademacher, particles=args.particles, steps=args.steps)
+    assert sim_r.plan.increments == "rademacher"
     assert sim.plan.dtype == "float32" and sim.plan.solver == "euler"
     numbers = sim.numbers()
     every = sim.plan.records[0].every
     state0 = sim.initial_state()
     hand = hand_written(sim, args.noise, args.steps, every)
-    h_args = (jnp.asarray(state0.theta), jnp.asarray(state0.keys), numbers.T, numbers.dt)
+    h_args = (jnp.asarray(state0.theta), jnp.asarray(state0.keys), numbers["T"], numbers.dt)
     put = sim.sharding.put  # particles is a multiple of the device count here: no padding
-    s_args = (put(state0.theta), put(state0.keys), numbers.T, numbers.dt)
+    s_args = (put(state0.theta), put(state0.keys), numbers["T"], numbers.dt)
 
     def run_gaugedsl():
         return sim.run(numbers, state=sim.initial_state())
+
+    def run_rademacher():
+        return sim_r.run(numbers, state=sim_r.initial_state())
 
     def run_hand():
         jax.block_until_ready(hand(*h_args))
@@ -118,7 +129,12 @@ def main() -> None:
     def run_hand_sharded():
         jax.block_until_ready(hand(*s_args))
 
-    sides = {"gaugedsl": run_gaugedsl, "hand-written": run_hand, "hand, sharded": run_hand_sharded}
+    sides = {
+        "gaugedsl": run_gaugedsl,
+        "hand-written": run_hand,
+        "hand, sharded": run_hand_sharded,
+        "gaugedsl, Rademacher": run_rademacher,
+    }
     warm = []
     for name, fn in sides.items():
         t0 = time.perf_counter()
@@ -140,7 +156,7 @@ def main() -> None:
         rates[name] = work / med
         cpu_rates[name] = work / statistics.median(cpu[name])
         print(
-            f"{name:>13}: median {med:.2f} s wall over {args.repeats} ({', '.join(f'{t:.2f}' for t in ts)}), {rates[name]:.3g} particle-steps/s; CPU time median {statistics.median(cpu[name]):.2f} s"
+            f"{name:>20}: median {med:.2f} s wall over {args.repeats} ({', '.join(f'{t:.2f}' for t in ts)}), {rates[name]:.3g} particle-steps/s; CPU time median {statistics.median(cpu[name]):.2f} s"
         )
     setting = f"[{args.noise} noise, {args.particles} particles × {args.steps} steps, float32, Euler–Maruyama]"
     print(
@@ -148,6 +164,9 @@ def main() -> None:
     )
     print(
         f"ratio gaugedsl / hand-written sharded the same way: {rates['gaugedsl'] / rates['hand, sharded']:.2f} wall-clock, {cpu_rates['gaugedsl'] / cpu_rates['hand, sharded']:.2f} by CPU time"
+    )
+    print(
+        f"ratio gaugedsl Rademacher / gaugedsl Gaussian increments: {rates['gaugedsl, Rademacher'] / rates['gaugedsl']:.2f} wall-clock, {cpu_rates['gaugedsl, Rademacher'] / cpu_rates['gaugedsl']:.2f} by CPU time"
     )
     print(
         f"(load average while measuring: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; CPU time is the steadier measure on a shared machine)"

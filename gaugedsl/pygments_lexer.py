@@ -39,13 +39,15 @@ NOISE_MODELS = (
     "isotropic", "label", "projected", "sgd",
 )
 SETTINGS = (
-    "batch", "chunk", "depth", "dt", "dtype", "dynamics", "exponent", "init", "lr", "operator",
-    "particles", "rank", "seed", "solver", "start", "steps", "strength", "target",
+    "batch", "chunk", "depth", "dt", "dtype", "dynamics", "exponent", "increments", "init",
+    "lr", "operator", "particles", "rank", "seed", "solver", "start", "steps", "strength",
+    "target",
 )
 SETTING_VALUES = (
-    "cosine", "difference", "euler", "float32", "float64", "fourier", "gd", "heun", "identity",
-    "init", "low_rank", "milstein", "quotient", "reversible_heun", "sde", "sea", "sgd", "shark",
-    "slice", "spark", "sparsity", "spectral_sparsity", "sra1", "total_variation",
+    "cosine", "difference", "euler", "float32", "float64", "fourier", "gaussian", "gd", "heun",
+    "identity", "init", "low_rank", "milstein", "quotient", "rademacher", "reversible_heun",
+    "sde", "sea", "sgd", "shark", "slice", "spark", "sparsity", "spectral_sparsity", "sra1",
+    "total_variation",
 )
 FUNCTIONS = (
     "abs", "arange", "bernoulli", "charge", "concat", "cos", "cumsum", "det", "diag", "dot",

@@ -138,6 +138,7 @@ class Simulation:
         self.chains = None
         self.quotient = None
         self._quotient_drift: quotient.QuotientDrift | cone.ConeDrift | gl_quotient.GLQuotientDrift | None = None
+        rademacher = plan.increments == "rademacher"
         if plan.dynamics == "quotient":
             # The projected-noise SDE on the slice's lines (quotient.py): no charges to keep.
             self.quotient = chart = quotient.line_chart(model, self.geo)
@@ -147,7 +148,7 @@ class Simulation:
                 self.noise = gl_quotient.GLQuotientNoise(balance, chart)
                 solver = solver_for(model, plan, self.noise, balance)
                 drift = gl_quotient.GLQuotientDrift(self.objective.grad, chart)
-                self.particle_chunk = SDEChunk(drift, self.noise, solver, groups, plan.segment)
+                self.particle_chunk = SDEChunk(drift, self.noise, solver, groups, plan.segment, rademacher)
             elif isinstance(chart, cone.ConeChart):  # lines and cones (cone.py): ω on spheres
                 spheres = tuple((w, n) for _, _, _, w, _, n in chart.pairs)
                 self.noise = cone.ConeNoise(cone.ConeRetraction(positive, spheres), chart)
@@ -160,7 +161,9 @@ class Simulation:
                 drift = quotient.QuotientDrift(self.objective.grad, chart)
             self._quotient_drift = drift
             if not isinstance(chart, gl_quotient.GLQuotientChart):
-                self.particle_chunk = quotient.QuotientChunk(drift, self.noise, solver, chart, groups, plan.segment)
+                self.particle_chunk = quotient.QuotientChunk(
+                    drift, self.noise, solver, chart, groups, plan.segment, rademacher
+                )
         elif plan.dynamics == "sde":
             # The SDE's charges follow an ODE that Euler–Maruyama only matches on average; the
             # keeper integrates it (gauge.py). The discrete maps are run as written: their own
@@ -175,7 +178,7 @@ class Simulation:
             assert self.noise is not None  # dynamics = sde has a noise model (the checker's E508)
             solver = solver_for(model, plan, self.noise, self.constraint, keeper)
             drift = Drift(self.objective.grad, self.constraint)
-            self.particle_chunk = SDEChunk(drift, self.noise, solver, groups, plan.segment)
+            self.particle_chunk = SDEChunk(drift, self.noise, solver, groups, plan.segment, rademacher)
         else:
             discrete = self.noise_kind.discrete if self.noise_kind is not None else None
             kick = self.noise if discrete == "kick" else None

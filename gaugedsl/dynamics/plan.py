@@ -59,6 +59,7 @@ class Plan:
     start: str
     seed: int
     records: tuple[ir.Record, ...]
+    increments: str = "gaussian"  # the SDE's Brownian increments: gaussian or rademacher (solve.py)
 
     def as_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -119,6 +120,18 @@ def resolve(
     noise = model.noise.kind if model.noise is not None else None
     if model.loss is None:
         raise GaugeError([error("E802", run.span, "there is no loss to descend", "declare `loss = ...`")])
+    if run.get("increments", "gaussian") != "gaussian" and dynamics not in ("sde", "quotient"):
+        raise GaugeError(
+            [
+                error(
+                    "E810",
+                    run.span_of("increments"),
+                    f"increments = {run.get('increments')} is for the SDEs (dynamics = sde or quotient); "
+                    f"dynamics = {dynamics} draws its noise as its noise model says",
+                    "remove `increments`, or use dynamics = sde",
+                )
+            ]
+        )
     # (new names: the parameters are declared Optional, and a setting is Any)
     n_particles: int = particles if particles is not None else run.get("particles", 1)
     n_steps: int = steps if steps is not None else run.get("steps", 1000)
@@ -191,6 +204,7 @@ def resolve(
         dynamics=dynamics,
         noise=noise,
         solver=run.get("solver", "euler"),
+        increments=run.get("increments", "gaussian"),
         particles=int(n_particles),
         steps=int(n_steps),
         chunk=int(chunk),

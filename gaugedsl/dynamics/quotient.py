@@ -252,12 +252,15 @@ class QuotientChunk(eqx.Module):
     chart: LineChart | ConeChart = eqx.field(static=True)
     groups: tuple = eqx.field(static=True)
     length: int = eqx.field(static=True)
+    rademacher: bool = eqx.field(static=True, default=False)
 
     def __call__(self, theta, key, start, n, numbers: Numbers):
         s, sigma = self.chart.split(theta)
         shape = jax.ShapeDtypeStruct(self.noise.shape, theta.dtype)
         levy = levy_area(self.solver)
-        bm = StepBrownianPath(shape=shape, key=key, offset=jnp.asarray(start, jnp.int32), levy_area=levy)
+        bm = StepBrownianPath(
+            shape=shape, key=key, offset=jnp.asarray(start, jnp.int32), levy_area=levy, rademacher=self.rademacher
+        )
         terms = diffrax.MultiTerm(diffrax.ODETerm(self.drift), diffrax.ControlTerm(self.noise, bm))
         embed = self.chart.embed
         subs = [diffrax.SubSaveAt(t0=True, steps=every, fn=_on_slice(fn, embed)) for every, fn in self.groups]

@@ -61,6 +61,18 @@ def solver_for(
                 )
             ]
         )
+    if plan.increments == "rademacher" and kind.levy_area:
+        raise GaugeError(
+            [
+                error(
+                    "E810",
+                    model.run.span_of("increments"),
+                    f"solver = {kind.name} needs the increments' space-time Lévy area, which Rademacher increments "
+                    "do not have",
+                    "use solver = euler or heun with increments = rademacher, or increments = gaussian",
+                )
+            ]
+        )
     inner = kind.build()
     wrapper = _ConstrainedIto if isinstance(inner, diffrax.AbstractItoSolver) else _ConstrainedStratonovich
     levy = diffrax.SpaceTimeLevyArea if kind.levy_area else diffrax.BrownianIncrement
@@ -120,6 +132,7 @@ class StepBrownianPath(diffrax.AbstractBrownianPath):
     key: jax.Array
     offset: jax.Array
     levy_area: type = eqx.field(static=True, default=diffrax.BrownianIncrement)
+    rademacher: bool = eqx.field(static=True, default=False)  # ±sqrt(h) per coordinate instead of N(0, h)
 
     @property
     def t0(self):
@@ -142,7 +155,8 @@ class StepBrownianPath(diffrax.AbstractBrownianPath):
             if not use_levy:
                 return w
             return diffrax.SpaceTimeLevyArea(dt=h, W=w, H=jax.random.normal(key_h, shape, dtype) * jnp.sqrt(h / 12))
-        w = jax.random.normal(key, shape, dtype) * jnp.sqrt(h)
+        draw = jax.random.rademacher if self.rademacher else jax.random.normal
+        w = draw(key, shape, dtype) * jnp.sqrt(h)
         return diffrax.BrownianIncrement(dt=h, W=w) if use_levy else w
 
 
@@ -166,13 +180,16 @@ class SDEChunk(eqx.Module):
     solver: diffrax.AbstractSolver
     groups: tuple[tuple[int, Callable], ...] = eqx.field(static=True)
     length: int = eqx.field(static=True)
+    rademacher: bool = eqx.field(static=True, default=False)
 
     def __call__(self, theta, key, start, n, args):
         # Chunk-relative time in the state's dtype (Diffrax would promote a float32 state to a
         # float64 time); the increments depend only on (particle, step of the run).
         shape = jax.ShapeDtypeStruct(self.noise.shape, theta.dtype)
         levy = levy_area(self.solver)
-        bm = StepBrownianPath(shape=shape, key=key, offset=jnp.asarray(start, jnp.int32), levy_area=levy)
+        bm = StepBrownianPath(
+            shape=shape, key=key, offset=jnp.asarray(start, jnp.int32), levy_area=levy, rademacher=self.rademacher
+        )
         terms = diffrax.MultiTerm(diffrax.ODETerm(self.drift), diffrax.ControlTerm(self.noise, bm))
         subs = [diffrax.SubSaveAt(t0=True, steps=every, fn=_at(fn)) for every, fn in self.groups]
         subs.append(diffrax.SubSaveAt(t1=True))
