@@ -221,3 +221,13 @@ def test_sweeps_that_cannot_run_are_e514(sweep, message):
         gaugedsl.load(text)
     rendered = str(info.value)
     assert message in rendered and "^" in rendered
+
+
+def test_a_run_block_sweep_of_a_setting_the_run_does_not_read_points_at_the_sweep(tmp_path, capsys):
+    program = tmp_path / "lr.gauge"
+    program.write_text(
+        SCALAR.replace("  record every 25: w\n", "  sweep {\n    lr = [0.05, 0.1]\n  }\n  record every 25: w\n")
+    )
+    assert main(["run", str(program), "-o", str(tmp_path / "o")]) == 1
+    err = capsys.readouterr().err
+    assert "lr.gauge:15:3: error[E813]" in err and "sweep {" in err and "uses: dt, T" in err

@@ -236,7 +236,13 @@ class Simulation:
         overrides; in a sweep, one value per particle: its point's."""
         if self.sweep is None:
             return numbers(self.model, self.plan, self.dtype, **overrides)
-        each = [numbers(self.model, self.plan, self.dtype, **{**overrides, **p}) for p in self._point_settings()]
+        try:
+            each = [numbers(self.model, self.plan, self.dtype, **{**overrides, **p}) for p in self._point_settings()]
+        except GaugeError as exc:  # a setting the run does not read: point at the run block's sweep, if it is its
+            run = self._run
+            if run.sweep_span is None or not any(name in dict(run.sweep) for name in self.sweep.names):
+                raise
+            raise GaugeError([dataclasses.replace(d, span=run.sweep_span) for d in exc.diagnostics]) from None
         return jax.tree.map(lambda *leaves: jnp.repeat(jnp.stack(leaves), self.per_point), *each)
 
     def point_numbers(self, numbers: Numbers) -> list[dict[str, float]]:
