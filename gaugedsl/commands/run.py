@@ -99,6 +99,14 @@ def register(sub) -> None:
         help="show a progress bar (default: when stderr is a terminal)",
     )
     add_max_memory(p)
+    many = p.add_argument_group("many processes (docs/scaling.md)")
+    many.add_argument(
+        "--distributed", action="store_true",
+        help="join the run's other processes, found by JAX in the environment (SLURM, ...)",
+    )  # fmt: skip
+    many.add_argument("--coordinator", metavar="HOST:PORT", help="process 0's address, given by hand")
+    many.add_argument("--num-processes", type=_count(1), help="how many processes run this command")
+    many.add_argument("--process-id", type=_count(0), help="this process's index, 0 to N − 1 (0 writes the results)")
     p.add_argument("--stop-after-chunks", type=_count(1), help=argparse.SUPPRESS)  # simulates an interruption (tests)
     p.set_defaults(handler=run)
 
@@ -110,6 +118,7 @@ def run(args, sources) -> int:
     from ..check import Loader
 
     existing_file(args.file)
+    _join_processes(args)  # before anything computes
     if args.plot:
         try:
             import matplotlib  # noqa: F401
@@ -138,7 +147,7 @@ def _simulate(args, model, loader) -> int:
 
     from .._jax_config import x64_enabled
     from ..budget import run_budget
-    from ..dynamics import Simulation
+    from ..dynamics import Simulation, distributed
     from ..dynamics.plan import resolve
     from ..geometry.preflight import run_checks
     from ..lowering import Lowered
@@ -162,13 +171,16 @@ def _simulate(args, model, loader) -> int:
     seeds = sorted({int(p.get("seed", base_seed)) for p in sweep.points()}) if sweep else [args.seed]
     warnings = [w for s in seeds for w in run_checks(model, **{**overrides, "seed": s})]  # what `bias` refuses
     out = args.output or Path("runs") / model.name
-    writable_folder(out)  # before the run, not after it
+    lead = distributed.lead()  # of several processes, process 0 alone writes and prints
+    if lead:
+        writable_folder(out)  # before the run, not after it
     sim = Simulation(model, **overrides, sweep=sweep)
     sim.notes.extend(warnings)
     plan = sim.plan
     numbers = sim.numbers(**dict(args.numbers))
     ident = identity(sim, numbers, model.source_hash)
-    remove_interrupted_writes(out)
+    if lead:
+        remove_interrupted_writes(out)
     state = None
     if args.resume:
         try:
@@ -177,20 +189,23 @@ def _simulate(args, model, loader) -> int:
             raise UsageError(str(exc)) from None
         if state is None:
             raise UsageError(f"nothing to resume: {out / 'checkpoint.npz'} does not exist")
-        print(f"resuming {model.name} at step {state.step} of {plan.steps}", file=sys.stderr)
-    elif (out / "checkpoint.npz").exists():
+        if lead:
+            print(f"resuming {model.name} at step {state.step} of {plan.steps}", file=sys.stderr)
+    elif lead and (out / "checkpoint.npz").exists():
         print(
             f"note: {out / 'checkpoint.npz'} is from an unfinished run; starting afresh (use --resume to continue it)",
             file=sys.stderr,
         )
     # The old results go before the first checkpoint: a folder never holds a checkpoint beside
     # a results.npz it did not produce.
-    remove_results(out)
-    progress = Progress(plan.steps, plan.particles, args.progress)
+    if lead:
+        remove_results(out)
+    progress = Progress(plan.steps, plan.particles, args.progress if lead else False)
     last = {}
 
     def on_chunk(s):
-        save_checkpoint(out, s, ident)
+        if lead:
+            save_checkpoint(out, s, ident)
         progress.update(s.step)
         last["step"] = s.step
 
@@ -199,9 +214,12 @@ def _simulate(args, model, loader) -> int:
     except GaugeError:
         # Every particle diverged (E811): a checkpoint of NaNs is nothing to resume from.
         progress.close()
-        (out / "checkpoint.npz").unlink(missing_ok=True)
+        if lead:
+            (out / "checkpoint.npz").unlink(missing_ok=True)
         raise
     progress.close()
+    if not lead:
+        return EXIT_OK  # the results were gathered to process 0, which compares and writes them
     if last.get("step", plan.steps) < plan.steps:
         print(f"stopped at step {last['step']} of {plan.steps}; continue with --resume", file=sys.stderr)
         return EXIT_OK
@@ -244,6 +262,22 @@ def _simulate(args, model, loader) -> int:
         print("--strict: a row disagrees with its prediction", file=sys.stderr)
         return EXIT_PROGRAM
     return EXIT_OK
+
+
+def _join_processes(args) -> None:
+    from ..dynamics import distributed
+
+    by_hand = (args.coordinator, args.num_processes, args.process_id)
+    if not args.distributed and all(v is None for v in by_hand):
+        return
+    if not args.distributed and any(v is None for v in by_hand):
+        raise UsageError("--coordinator, --num-processes and --process-id go together (or --distributed alone)")
+    if args.process_id is not None and args.num_processes is not None and args.process_id >= args.num_processes:
+        raise UsageError(f"--process-id {args.process_id} is not below --num-processes {args.num_processes}")
+    try:
+        distributed.initialize(args.coordinator, args.num_processes, args.process_id)
+    except (RuntimeError, ValueError) as exc:
+        raise UsageError(f"cannot join the other processes: {exc}") from None
 
 
 def _sweep_of(args, model):

@@ -43,7 +43,8 @@ class ParticleSharding:
 
     def describe(self) -> str:
         kind = jax.devices()[0].platform
-        return f"{self.count} × {kind}"
+        where = f" in {jax.process_count()} processes" if jax.process_count() > 1 else ""
+        return f"{self.count} × {kind}{where}"
 
     def put(self, x: np.ndarray) -> jax.Array:
         x = np.asarray(x)
@@ -51,7 +52,13 @@ class ParticleSharding:
             return jax.numpy.asarray(x)
         if self.padded > x.shape[0]:
             x = np.concatenate([x, np.repeat(x[-1:], self.padded - x.shape[0], axis=0)])
+        if jax.process_count() > 1:  # a global array: each process places its devices' rows (distributed.py)
+            return jax.make_array_from_callback(x.shape, self.sharding, lambda index: x[index])
         return jax.device_put(x, self.sharding)
 
     def take(self, x) -> np.ndarray:
+        if jax.process_count() > 1 and isinstance(x, jax.Array) and not x.is_fully_addressable:
+            from jax.experimental import multihost_utils
+
+            x = multihost_utils.process_allgather(x, tiled=True)
         return np.asarray(x)[: self.particles]
