@@ -20,9 +20,8 @@ import jax
 def initialize(coordinator: str | None = None, num_processes: int | None = None, process_id: int | None = None):
     """Joins this process to the run's other processes, before any computation. Arguments left
     None are read from the environment by JAX (SLURM, Open MPI, Kubernetes, ...)."""
-    if jax.config.jax_platforms in (None, "", "cpu") or "cpu" in str(jax.config.jax_platforms):
-        # CPU processes gather their shares through Gloo (JAX's CPU collectives)
-        jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    # CPU processes gather their shares through Gloo, JAX's CPU collectives (GPUs use their own)
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
     jax.distributed.initialize(coordinator_address=coordinator, num_processes=num_processes, process_id=process_id)
 
 
