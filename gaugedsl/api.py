@@ -332,7 +332,8 @@ class SweepResult(_Result):
 
     @property
     def agrees(self) -> bool:
-        return all(r.agrees for r in self.results)
+        """No row of any point disagrees, and no point lost every particle (a lone run's E811)."""
+        return all(r.agrees and r.result.healthy.any() for r in self.results)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -345,6 +346,9 @@ class SweepResult(_Result):
         lines = []
         for p, r in zip(self.points, self.results):
             where = ", ".join(f"{k} = {v:g}" for k, v in p.items())
+            if not r.result.healthy.any():
+                lines.append(f"{where}: all {r.result.healthy.size} particles diverged, no statistics")
+                continue
             lines.append(f"{where}: {r.comparison.summary_line()}")
         return "\n".join(lines)
 

@@ -231,3 +231,20 @@ def test_a_run_block_sweep_of_a_setting_the_run_does_not_read_points_at_the_swee
     assert main(["run", str(program), "-o", str(tmp_path / "o")]) == 1
     err = capsys.readouterr().err
     assert "lr.gauge:15:3: error[E813]" in err and "sweep {" in err and "uses: dt, T" in err
+
+
+def test_a_point_whose_particles_all_diverge_says_so_and_fails_strict(tmp_path, capsys):
+    # A lone run at dt = 50 stops with E811; in a sweep the other points keep their statistics,
+    # the point says it has none, its W811 counts its own particles, and --strict fails.
+    program = tmp_path / "m.gauge"
+    program.write_text(SCALAR)
+    out = tmp_path / "o"
+    args = ["run", str(program), "-o", str(out), "--particles", "10", "--steps", "200", "--sweep", "dt=1e-2,50"]
+    assert main([*args, "--strict"]) == 1
+    printed = capsys.readouterr().out
+    assert "all 10 particles of this point diverged: no statistics" in printed and "1 diverged entirely" in printed
+    points = json.loads((out / "summary.json").read_text())["points"]
+    assert points[0]["diagnostics"] == [] and points[0]["healthy_particles"] == 10
+    assert points[1]["healthy_particles"] == 0 and "10 of 10 particles diverged" in points[1]["diagnostics"][0]
+    swept = gaugedsl.load(program).run(particles=10, steps=200, sweep={"dt": [1e-2, 50]})
+    assert not swept.agrees and "all 10 particles diverged" in str(swept)

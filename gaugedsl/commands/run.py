@@ -331,6 +331,7 @@ def _sweep_report(args, model, sim, result, numbers, out) -> int:
                 "seed": r.plan.seed,
                 "numbers": r.numbers,
                 "healthy_particles": int(r.healthy.sum()),
+                "diagnostics": [d.render() for d in r.diagnostics],
                 "comparison": [row.as_dict() for row in c.rows],
                 "verdicts": c.counts(),
                 "notes": c.notes,
@@ -364,19 +365,27 @@ def _sweep_report(args, model, sim, result, numbers, out) -> int:
         f"{plan.steps} steps, {plan.dtype}, one compiled program on {sim.sharding.describe()}: {result.wall_time:.1f} s "
         f"({rate:.3g} particle-steps/s, compilation included)"
     )
-    for p, c in zip(sweep.points(), comparisons):
+    lost = 0
+    for p, r, c in zip(sweep.points(), points, comparisons):
         where = ", ".join(f"{k} = {v:g}" for k, v in p.items())
         print()
         print(f"── {where}")
+        if not r.healthy.any():  # a lone run of these settings stops with E811
+            lost += 1
+            print(f"all {r.healthy.size} particles of this point diverged: no statistics (reduce dt or lr here)")
+            continue
+        for d in r.diagnostics:
+            if d.code == "W811":  # this point's own count (sweep.split)
+                print(f"warning[W811]: {d.message}")
         print(render(c.rows))
         print(c.summary_line())
         for note in c.notes:
             print(f"note: {note}")
     print()
-    print(f"all {sweep.size} points: {summary_line(totals)}")
+    print(f"all {sweep.size} points: {summary_line(totals)}" + (f"; {lost} diverged entirely" if lost else ""))
     print("wrote " + ", ".join(str(f) for f in files))
-    if args.strict and any(c.disagrees for c in comparisons):
-        print("--strict: a row disagrees with its prediction", file=sys.stderr)
+    if args.strict and (lost or any(c.disagrees for c in comparisons)):
+        print("--strict: a point diverged or a row disagrees with its prediction", file=sys.stderr)
         return EXIT_PROGRAM
     return EXIT_OK
 

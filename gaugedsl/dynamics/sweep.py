@@ -100,7 +100,23 @@ def split(result: Result, sweep: Sweep, particles: int, point_numbers: Sequence[
                 result.healthy[part],
                 diverged,
                 result.wall_time,
-                list(result.diagnostics),  # they count the particles of the whole sweep
+                [_for_point(d, diverged) for d in result.diagnostics if _for_point(d, diverged) is not None],
             )
         )
     return out
+
+
+def _for_point(d, diverged: np.ndarray):
+    """A diagnostic of the whole sweep as one point's: W811 counts the point's own diverged
+    particles (and goes where none did); others (W802) say that they count the whole sweep."""
+    if d.code == "W811":
+        bad = diverged[diverged >= 0]
+        if bad.size == 0:
+            return None
+        tail = d.message.split(")", 1)[1] if ")" in d.message else ""
+        message = (f"{bad.size} of {diverged.size} particles diverged (θ became infinite or NaN; the first at step "
+                   f"{int(bad.min())}, half of them by step {int(np.median(bad))}){tail}")  # fmt: skip
+        return dataclasses.replace(d, message=message)
+    if d.code.startswith("W") and "particles" in d.message:
+        return dataclasses.replace(d, message=f"over the whole sweep: {d.message}")
+    return d
