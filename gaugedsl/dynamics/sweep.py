@@ -100,7 +100,7 @@ def split(result: Result, sweep: Sweep, particles: int, point_numbers: Sequence[
                 result.healthy[part],
                 diverged,
                 result.wall_time,
-                [_for_point(d, diverged) for d in result.diagnostics if _for_point(d, diverged) is not None],
+                [own for d in result.diagnostics if (own := _for_point(d, diverged)) is not None],
             )
         )
     return out
