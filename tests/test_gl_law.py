@@ -209,3 +209,33 @@ def test_square_factors_say_why_there_is_no_sampled_law():
     sim = Simulation(check_text(square_model(4, 10, 1e-2, "float64"), "<gl>"))
     with pytest.raises(LawUnavailable, match="square factors"):
         chart_for(sim.geo)
+
+
+@pytest.mark.parametrize("shape", [(3, 3, 2), (4, 6, 2), (7, 5, 3)])
+def test_closed_form_volumes_match_the_jacobian_of_the_chart(shape):
+    # The chart's volumes in closed form (docs/theory.md §9.1(d)) against their definitions: Dψ by
+    # forward differentiation of s → W, ½ log det(DψᵀDψ), and the quotient volume
+    # log det(DψᵀDψ) − ½ log det(DψᵀMDψ) with DψᵀMDψ = (JᵀDψ)ᵀ(JᵀDψ), JᵀZ = (ZV, ZᵀU) at the
+    # balanced factors. float64, random points; tolerance 1e-9 (rounding of the p×p log-dets).
+    import jax.numpy as jnp
+
+    from gaugedsl.geometry.gl_chart import GLChart
+
+    m, n, r = shape
+    program = RECT.replace("PARTICLES", "4").replace("STEPS", "10").replace("DTYPE", "float64")
+    program = program.replace("R[3, 2]", f"R[{m}, {r}]", 1).replace("R[3, 2]", f"R[{n}, {r}]", 1)
+    program = program.replace("R[3, 3] = [[1.0, 0.0, 0.0], [0.0, 0.3, 0.0], [0.0, 0.0, 0.0]]",
+                              f"R[{m}, {n}] = normal(0, 1, seed = 3)")
+    chart = GLChart(Simulation(check_text(program, "<gl>")).geo)
+    assert (chart.m, chart.n, chart.r) == shape
+    rng = np.random.default_rng(0)
+    for theta in rng.normal(size=(3, m * r + n * r)):
+        s = jnp.asarray(chart.coordinates(theta[None])[0])
+        d = jax.jacfwd(lambda x: jnp.ravel(chart.predictor(x)))(s)
+        u, v = chart._balanced(s)
+        jt = jax.vmap(lambda col: jnp.concatenate([jnp.ravel(col.reshape(m, n) @ v),
+                                                   jnp.ravel(col.reshape(m, n).T @ u)]), in_axes=1)(d)  # fmt: skip
+        embedded = 0.5 * np.linalg.slogdet(np.asarray(d.T @ d))[1]
+        quotient = 2 * embedded - 0.5 * np.linalg.slogdet(np.asarray(jt @ jt.T))[1]
+        assert abs(float(chart.gibbs_log_volume(s)) - embedded) < 1e-9
+        assert abs(float(chart.log_volume(s)) - quotient) < 1e-9

@@ -12,14 +12,16 @@ M Z = Z VVᵀ + UUᵀ Z (balanced U, V), and
 The chart charts the quotient, not the slice: s = (U₀ ∈ R^{m×r}, Ṽ ∈ R^{(n−r)×r}, the other
 parameters), W = U₀ [I_r; Ṽ]ᵀ with W's columns in a fixed order π (a particle's pivoted-QR
 column order, kept as its label, so the chart is well conditioned near its start). With
-Dψ = ∂W/∂s (p columns),
+Dψ = ∂W/∂s (p columns), A = U₀ᵀU₀, B = Ṽ₀ᵀṼ₀ (Ṽ₀ = [I; Ṽ]) and σ the r singular values of W
+(σ² = eig(A B)), everything in closed form (docs/theory.md §9.1(d)):
 
-    log p(s) = −L/T + log det(DψᵀDψ) − ½ log det(DψᵀMDψ),    DψᵀMDψ = (JᵀDψ)ᵀ(JᵀDψ),
+    ½ log det(DψᵀDψ) = ((m−r)/2) log det B + ((n−r)/2) log det A,
+    log det M|_{T_W} = Σ_{i,j} log(σ_i + σ_j) + (m+n−2r) Σ_i log σ_i,
+    log p(s) = −L/T + ((m−n)/4)(log det B − log det A) − ½ Σ_{i,j} log(σ_i + σ_j).
 
-Jᵀ Z = (Z V, Zᵀ U) at the balanced factors (with Dψ = QR on T_W and M = Q K Qᵀ:
-det(DψᵀM⁺Dψ) = det(DψᵀDψ)² / det(DψᵀMDψ)). The balanced factors of a chart point are
+The balanced factors of a chart point are
 U = U₀ g, V = Ṽ₀ g⁻¹ with Ṽ₀ = [I; Ṽ] and g = P^½, P = A⁻¹ # B the matrix geometric mean
-(P A P = B, A = U₀ᵀU₀, B = Ṽ₀ᵀṼ₀): then UᵀU = g A g = g⁻¹ B g⁻¹ = VᵀV. Only r×r eigh's.
+(P A P = B): then UᵀU = g A g = g⁻¹ B g⁻¹ = VᵀV. Only r×r eigh's.
 
 The GL action is recognised from the symmetry's IR (structure.recognise, not its name); the
 model must have that one symmetry. Square factors (m = n = r) are refused: there the rank drops on
@@ -33,7 +35,6 @@ from __future__ import annotations
 
 from typing import cast
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import scipy.linalg
@@ -191,25 +192,30 @@ class GLChart:
         u0, v0 = self._split(s)
         return u0 @ v0.T
 
-    def _jacobian(self, s):
-        return jax.jacfwd(lambda x: jnp.ravel(self.predictor(jnp.concatenate([x, s[self.p :]]))))(s[: self.p])
+    def _log_dets(self, s):
+        """log det A, log det B and the r singular values of W, for A = U₀ᵀU₀, B = Ṽ₀ᵀṼ₀ (σ² = eig(A B))."""
+        u0, v0 = self._split(s)
+        a, b = u0.T @ u0, v0.T @ v0
+        chol_a = jnp.linalg.cholesky(a)
+        log_det_a = 2.0 * jnp.sum(jnp.log(jnp.diagonal(chol_a)))
+        log_det_b = _logdet_spd(b)
+        sigma = jnp.sqrt(jnp.linalg.eigvalsh(chol_a.T @ b @ chol_a))
+        return log_det_a, log_det_b, sigma
 
     def gibbs_log_volume(self, s):
-        """½ log det(DψᵀDψ): the volume the rank-r matrices inherit from R^{m×n}."""
-        d = self._jacobian(s)
-        return 0.5 * _logdet_spd(d.T @ d)
+        """½ log det(DψᵀDψ) = ((m−r)/2) log det B + ((n−r)/2) log det A: the volume the rank-r
+        matrices inherit from R^{m×n} (docs/theory.md §9.1(d))."""
+        log_det_a, log_det_b, _ = self._log_dets(s)
+        return 0.5 * (self.m - self.r) * log_det_b + 0.5 * (self.n - self.r) * log_det_a
 
     def log_volume(self, s):
-        """log det(DψᵀDψ) − ½ log det(DψᵀMDψ): the quotient volume in these coordinates."""
-        d = self._jacobian(s)  # (m n, p)
-        u, v = self._balanced(s)
-
-        def jt(col):  # Jᵀ Z = (Z V, Zᵀ U) at the balanced factors
-            z = col.reshape(self.m, self.n)
-            return jnp.concatenate([jnp.ravel(z @ v), jnp.ravel(z.T @ u)])
-
-        x = jax.vmap(jt, in_axes=1)(d)  # (p, (m+n) r)
-        return _logdet_spd(d.T @ d) - 0.5 * _logdet_spd(x @ x.T)
+        """The quotient volume in these coordinates, ½ log det(DψᵀDψ) − ½ log det M|_{T_W} with
+        det M|_{T_W} = Π_{i,j} (σ_i + σ_j) · Π_i σ_i^{m+n−2r}: in closed form
+        ((m−n)/4)(log det B − log det A) − ½ Σ_{i,j} log(σ_i + σ_j) (docs/theory.md §9.1(d)).
+        A Jacobian and two p×p log-dets per gradient made NUTS on GL(4) take hours."""
+        log_det_a, log_det_b, sigma = self._log_dets(s)
+        pairs = jnp.sum(jnp.log(sigma[:, None] + sigma[None, :]))
+        return 0.25 * (self.m - self.n) * (log_det_b - log_det_a) - 0.5 * pairs
 
 
 def gl_chart_applies(geo: Geometry) -> bool:
