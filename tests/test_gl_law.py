@@ -224,8 +224,9 @@ def test_closed_form_volumes_match_the_jacobian_of_the_chart(shape):
     m, n, r = shape
     program = RECT.replace("PARTICLES", "4").replace("STEPS", "10").replace("DTYPE", "float64")
     program = program.replace("R[3, 2]", f"R[{m}, {r}]", 1).replace("R[3, 2]", f"R[{n}, {r}]", 1)
-    program = program.replace("R[3, 3] = [[1.0, 0.0, 0.0], [0.0, 0.3, 0.0], [0.0, 0.0, 0.0]]",
-                              f"R[{m}, {n}] = normal(0, 1, seed = 3)")
+    program = program.replace(
+        "R[3, 3] = [[1.0, 0.0, 0.0], [0.0, 0.3, 0.0], [0.0, 0.0, 0.0]]", f"R[{m}, {n}] = normal(0, 1, seed = 3)"
+    )
     chart = GLChart(Simulation(check_text(program, "<gl>")).geo)
     assert (chart.m, chart.n, chart.r) == shape
     rng = np.random.default_rng(0)
@@ -233,8 +234,12 @@ def test_closed_form_volumes_match_the_jacobian_of_the_chart(shape):
         s = jnp.asarray(chart.coordinates(theta[None])[0])
         d = jax.jacfwd(lambda x: jnp.ravel(chart.predictor(x)))(s)
         u, v = chart._balanced(s)
-        jt = jax.vmap(lambda col: jnp.concatenate([jnp.ravel(col.reshape(m, n) @ v),
-                                                   jnp.ravel(col.reshape(m, n).T @ u)]), in_axes=1)(d)  # fmt: skip
+
+        def transpose_j(col, u=u, v=v):  # JᵀZ = (ZV, ZᵀU)
+            z = col.reshape(m, n)
+            return jnp.concatenate([jnp.ravel(z @ v), jnp.ravel(z.T @ u)])
+
+        jt = jax.vmap(transpose_j, in_axes=1)(d)
         embedded = 0.5 * np.linalg.slogdet(np.asarray(d.T @ d))[1]
         quotient = 2 * embedded - 0.5 * np.linalg.slogdet(np.asarray(jt @ jt.T))[1]
         assert abs(float(chart.gibbs_log_volume(s)) - embedded) < 1e-9
