@@ -110,9 +110,8 @@ class Model:
             return self._sweep(sweep, zipped, particles=particles, steps=steps, seed=seed, chunk=chunk, numbers=numbers)
 
         from ._jax_config import x64_enabled
-        from .budget import run_budget
         from .dynamics import Simulation
-        from .geometry.preflight import run_checks
+        from .dynamics.sweep import preflight
         from .lowering import Lowered
         from .report import compare
 
@@ -121,9 +120,10 @@ class Model:
             sim = self._simulations.get(key)
             checked = self._checked_seeds.setdefault(key, set())
             if sim is None or seed not in checked:  # what `bias` refuses, at this seed's initial points
-                overrides = dict(particles=particles, steps=steps, seed=seed, chunk=chunk)
-                warnings = run_budget(self.ir, overrides)  # before anything is allocated
-                warnings += run_checks(self.ir, **overrides)
+                budget, checks = preflight(
+                    self.ir, None, dict(particles=particles, steps=steps, seed=seed, chunk=chunk)
+                )
+                warnings = budget + checks
                 checked.add(seed)
             if sim is None:
                 sim = self._simulations[key] = Simulation(self.ir, particles=particles, steps=steps, chunk=chunk)
@@ -135,29 +135,22 @@ class Model:
         return RunResult(self.ir, result, comparison)
 
     def _sweep(self, axes, zipped, *, particles, steps, seed, chunk, numbers) -> "SweepResult":
-        from .budget import run_budget
         from .dynamics import Simulation
-        from .dynamics.plan import resolve
-        from .dynamics.sweep import Sweep, split
-        from .geometry.preflight import run_checks
+        from .dynamics.sweep import Sweep, preflight, split
         from .lowering import Lowered
         from .report import compare
 
         plan = Sweep.of(axes, zipped)
         try:
-            per_point = resolve(self.ir, particles=particles, steps=steps, seed=seed, chunk=chunk).particles
-            overrides = dict(particles=per_point * plan.size, steps=steps, seed=seed, chunk=chunk)
-            warnings = run_budget(self.ir, overrides)  # the whole sweep, before anything is allocated
-            assert self.ir.run is not None  # resolve() refuses a model without a run block
-            base = seed if seed is not None else int(self.ir.run.get("seed", 0))
-            for s in sorted({int(p.get("seed", base)) for p in plan.points()}):
-                warnings += run_checks(self.ir, particles=per_point, steps=steps, seed=s, chunk=chunk)
+            overrides = dict(particles=particles, steps=steps, seed=seed, chunk=chunk)
+            budget, checks = preflight(self.ir, plan, overrides)
+            warnings = budget + checks
             sim = Simulation(self.ir, particles=particles, steps=steps, seed=seed, chunk=chunk, sweep=plan)
             sim.notes.extend(warnings)
             values = sim.numbers(**numbers)
             result = sim.run(values)
             lowered = Lowered(self.ir)
-            points = split(result, plan, per_point, sim.point_numbers(values))
+            points = split(result, plan, sim.per_point, sim.point_numbers(values))
             results = [RunResult(self.ir, r, compare(sim, r, lowered)) for r in points]
         except GaugeError as exc:
             self._reraise(exc)

@@ -146,10 +146,8 @@ def _simulate(args, model, loader) -> int:
     import jax
 
     from .._jax_config import x64_enabled
-    from ..budget import run_budget
     from ..dynamics import Simulation, distributed
-    from ..dynamics.plan import resolve
-    from ..geometry.preflight import run_checks
+    from ..dynamics.sweep import preflight
     from ..lowering import Lowered
     from ..report import compare, remove_interrupted_writes, remove_results, render, write_results
     from ..report.checkpoint import CheckpointError, identity, load_checkpoint, save_checkpoint
@@ -162,14 +160,9 @@ def _simulate(args, model, loader) -> int:
         particles=args.particles, steps=args.steps, seed=args.seed, chunk=args.chunk, dtype=dtype
     )
     sweep = _sweep_of(args, model)
-    per_point = resolve(model, **overrides).particles
-    whole = {**overrides, "particles": per_point * (sweep.size if sweep else 1)}
-    for slow in run_budget(model, whole, args.max_memory):  # before anything is allocated
+    budget, warnings = preflight(model, sweep, overrides, args.max_memory)  # before anything is allocated
+    for slow in budget:
         print(slow.render(loader.sources), file=sys.stderr)  # now, not after the days it warns of
-    assert model.run is not None  # resolve() refuses a model without a run block
-    base_seed = args.seed if args.seed is not None else int(model.run.get("seed", 0))
-    seeds = sorted({int(p.get("seed", base_seed)) for p in sweep.points()}) if sweep else [args.seed]
-    warnings = [w for s in seeds for w in run_checks(model, **{**overrides, "seed": s})]  # what `bias` refuses
     out = args.output or Path("runs") / model.name
     lead = distributed.lead()  # of several processes, process 0 alone writes and prints
     if lead:
@@ -283,29 +276,28 @@ def _join_processes(args) -> None:
 def _sweep_of(args, model):
     """The sweep the command line asks for, or None; a setting the model does not use is E813
     (Simulation.numbers says so, as for --set)."""
-    from ..dynamics.sweep import Sweep
+    from ..dynamics.sweep import Sweep, clashes
 
+    set_numbers, seed_set = [name for name, _ in args.numbers], args.seed is not None
     if not args.sweep:
         if args.zip:
             raise UsageError("--zip goes with --sweep")
         if model.run is not None and model.run.sweep:  # the run block's own sweep { }
-            clash = {n for n, _ in model.run.sweep} & (
-                {name for name, _ in args.numbers} | ({"seed"} if args.seed is not None else set())
-            )
-            if clash:
-                raise UsageError(f"{', '.join(sorted(clash))} is swept by the run block and set: drop one")
-            return Sweep.of(dict(model.run.sweep), zipped=model.run.sweep_zipped)
+            sweep = Sweep.of(dict(model.run.sweep), zipped=model.run.sweep_zipped)
+            if clash := clashes(sweep, set_numbers, seed_set):
+                raise UsageError(f"{clash} is swept by the run block and set: drop one")
+            return sweep
         return None
     names = [name for name, _ in args.sweep]
     if len(set(names)) < len(names):
         raise UsageError(f"--sweep names a setting twice ({', '.join(names)}): give each setting one --sweep")
-    clash = set(names) & ({name for name, _ in args.numbers} | ({"seed"} if args.seed is not None else set()))
-    if clash:
-        raise UsageError(f"{', '.join(sorted(clash))} is both swept and set: drop one")
     try:
-        return Sweep.of(dict(args.sweep), zipped=args.zip)
+        sweep = Sweep.of(dict(args.sweep), zipped=args.zip)
     except ValueError as exc:
         raise UsageError(f"--sweep: {exc}") from None
+    if clash := clashes(sweep, set_numbers, seed_set):
+        raise UsageError(f"{clash} is both swept and set: drop one")
+    return sweep
 
 
 def _sweep_report(args, model, sim, result, numbers, out) -> int:

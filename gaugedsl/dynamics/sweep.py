@@ -81,6 +81,32 @@ class Sweep:
         return {"axes": {name: list(values) for name, values in self.axes}, "zipped": self.zipped}
 
 
+def preflight(model, sweep: "Sweep | None", overrides: dict, max_memory: int | None = None) -> tuple[list, list]:
+    """What is checked before a run or a sweep allocates anything: the memory and time budget of
+    the whole ensemble (every point's particles together) and what `bias` refuses at each seed's
+    initial points (`run_checks`). Raises `GaugeError` for what cannot run; returns the budget's
+    warnings (W803, to print at once) and the checks' (W903, for the table's notes)."""
+    from ..budget import run_budget
+    from ..geometry.preflight import run_checks
+    from .plan import resolve
+
+    per_point = resolve(model, **overrides).particles
+    whole = {**overrides, "particles": per_point * (sweep.size if sweep else 1)}
+    budget = run_budget(model, whole, max_memory)
+    base = overrides.get("seed")
+    if base is None:
+        base = int(model.run.get("seed", 0))  # resolve() refused a model without a run block
+    seeds = sorted({int(p.get("seed", base)) for p in sweep.points()}) if sweep else [base]
+    checks = [w for seed in seeds for w in run_checks(model, **{**overrides, "particles": per_point, "seed": seed})]
+    return budget, checks
+
+
+def clashes(sweep: "Sweep", numbers: Sequence[str], seed_set: bool) -> str | None:
+    """The swept settings that are also set (`--set`, `--seed`, a keyword), or None."""
+    clash = set(sweep.names) & (set(numbers) | ({"seed"} if seed_set else set()))
+    return ", ".join(sorted(clash)) if clash else None
+
+
 def split(result: Result, sweep: Sweep, particles: int, point_numbers: Sequence[dict[str, float]]) -> list[Result]:
     """The result of a sweep's ensemble cut into one result per point (particles `particles` each),
     each with its point's numbers and seed in its plan."""
