@@ -8,6 +8,7 @@ symmetries are instantiated. Geometry, dynamics and design read only this.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Iterator
 from typing import Any, Union
 
@@ -294,6 +295,27 @@ class Run(_Settings):
     sweep: tuple[tuple[str, tuple[float, ...]], ...] = ()
     sweep_zipped: bool = False
     sweep_span: Span | None = None
+
+
+def sweep_axis_problem(name: str, values: tuple) -> tuple[str, str] | None:
+    """Why `values` cannot be the sweep axis `name` (what is wrong, what to do), or None. The one
+    rule for the run block's `sweep { }` (the checker, E514), `--sweep` and `Model.run(sweep=...)`."""
+    if not values:
+        return f"the sweep over {name} has no values", "give at least one"
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values):
+        return f"{name}: sweep values are finite numbers", "e.g. T = [1e-3, 3e-3, 1e-2]"
+    if name == "seed" and not all(v == int(v) and v >= 0 for v in values):
+        return f"seeds are whole numbers ≥ 0, not {list(values)}", "e.g. seed = 0..4"
+    return None
+
+
+def sweep_zip_problem(axes: tuple[tuple[str, tuple], ...]) -> tuple[str, str] | None:
+    """Why these axes cannot be zipped (different lengths), or None."""
+    if len({len(v) for _, v in axes}) > 1:
+        sizes = ", ".join(f"{n}: {len(v)}" for n, v in axes)
+        return (f"zipped sweep axes need the same number of values ({sizes})",
+                "give every axis as many values, or drop `zip` for every combination")  # fmt: skip
+    return None
 
 
 @dataclasses.dataclass(frozen=True)

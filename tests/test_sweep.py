@@ -210,7 +210,7 @@ def test_the_run_blocks_sweep_runs_and_the_command_line_replaces_it(tmp_path, ca
         ("sweep {\n    seed = [0, 1.5]\n  }", "seeds are whole numbers"),
         ("sweep {\n    T = [0.1, 0.1]\n    T = [0.2]\n  }", "'T' is swept twice"),
         ("sweep {\n  }", "the sweep is empty"),
-        ("sweep zip {\n    T = [0.1, 0.2]\n    seed = 0..2\n  }", "different lengths (T: 2, seed: 3)"),
+        ("sweep zip {\n    T = [0.1, 0.2]\n    seed = 0..2\n  }", "the same number of values (T: 2, seed: 3)"),
         ('sweep {\n    T = [0.1, "a"]\n  }', "E"),
         ("sweep {\n    T = [0.1]\n  }\n  sweep {\n    dt = [0.1]\n  }", "a run block has one sweep"),
     ],

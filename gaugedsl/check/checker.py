@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import hashlib
-import math
 from typing import Any
 
 from .. import ir
@@ -1142,12 +1141,8 @@ class FileChecker:
         if not block.axes:
             self._error("E514", block.span, "the sweep is empty", "e.g. sweep { T = [1e-3, 1e-2]  seed = 0..4 }")
             ok = False
-        if ok and block.zipped and len({len(v) for _, v in axes}) > 1:
-            sizes = ", ".join(f"{n}: {len(v)}" for n, v in axes)
-            self._error(
-                "E514", block.span, f"the axes of `sweep zip` have different lengths ({sizes})",
-                "give every axis as many values, or drop `zip` for every combination",
-            )  # fmt: skip
+        if ok and block.zipped and (problem := ir.sweep_zip_problem(tuple(axes))):
+            self._error("E514", block.span, *problem)
             ok = False
         return (tuple(axes), block.zipped, block.span) if ok else None
 
@@ -1164,21 +1159,12 @@ class FileChecker:
             value = self.exprs.constant(axis.values, None)
             if value is _BAD:
                 return None
-            flat = list(value) if isinstance(value, (list, tuple)) else [value]
-            if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in flat):
-                self._error(
-                    "E514", axis.values.span, f"{axis.name}: sweep values are finite numbers",
-                    "e.g. T = [1e-3, 3e-3, 1e-2]",
-                )  # fmt: skip
-                return None
-            values = tuple(float(v) for v in flat)
-        if not values:
-            self._error("E514", axis.span, f"{axis.name} has no values", "give at least one")
+            values = tuple(value) if isinstance(value, (list, tuple)) else (value,)
+        if problem := ir.sweep_axis_problem(axis.name, values):
+            span = axis.values.span if axis.values is not None and "finite" in problem[0] else axis.span
+            self._error("E514", span, *problem)
             return None
-        if axis.name == "seed" and not all(v == int(v) and v >= 0 for v in values):
-            self._error("E514", axis.span, "seeds are whole numbers ≥ 0", "e.g. seed = 0..4")
-            return None
-        return values
+        return tuple(float(v) for v in values)
 
     def _loss_is_per_sample(self) -> bool:
         return any(isinstance(i, ast.LossDecl) and i.binders is not None for i in self.program.items)

@@ -15,6 +15,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from ..ir import sweep_axis_problem, sweep_zip_problem
 from .ensemble import Result
 
 
@@ -35,20 +36,11 @@ class Sweep:
         clean = []
         for name, values in axes.items():
             values = tuple(values)
-            if not values:
-                raise ValueError(f"the sweep over {name} has no values")
-            if name == "seed":
-                if not all(float(v) == int(v) and int(v) >= 0 for v in values):
-                    raise ValueError(f"seeds are whole numbers ≥ 0, not {list(values)}")
-                values = tuple(int(v) for v in values)
-            else:
-                values = tuple(float(v) for v in values)
-                if not all(np.isfinite(values)):
-                    raise ValueError(f"the sweep over {name} has a value that is not finite")
-            clean.append((name, values))
-        if zipped and len({len(v) for _, v in clean}) > 1:
-            sizes = ", ".join(f"{n}: {len(v)}" for n, v in clean)
-            raise ValueError(f"zipped sweep axes need the same number of values ({sizes})")
+            if problem := sweep_axis_problem(name, values):
+                raise ValueError(problem[0])
+            clean.append((name, tuple(int(v) for v in values) if name == "seed" else tuple(float(v) for v in values)))
+        if zipped and (problem := sweep_zip_problem(tuple(clean))):
+            raise ValueError(problem[0])
         return Sweep(tuple(clean), zipped)
 
     @property
