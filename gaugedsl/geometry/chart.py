@@ -226,6 +226,10 @@ class SliceChart:
                 theta = theta.at[down].set(jnp.linalg.norm(a) * z / jnp.linalg.norm(z))
         return theta
 
+    def loss_point(self, s, sigma):
+        """A θ on the orbit of φ(s) at which the sampler evaluates the loss: φ(s) itself here."""
+        return self.embed(s, sigma)
+
     def log_volume(self, s):
         """log of the slice's surface measure in these coordinates, up to a constant (and the
         auxiliary variables' own density for pair charts)."""

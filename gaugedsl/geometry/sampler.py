@@ -162,7 +162,7 @@ def sample_slice_law(
 
     def logdensity(q, sig):
         s = coordinates(q)
-        theta = chart.embed(s, sig)
+        theta = chart.loss_point(s, sig)
         lp = -loss(theta) / T + jnp.sum(jnp.where(pos, q, 0.0))
         if potential == "gibbs" and isinstance(chart, GLChart):
             return lp + chart.gibbs_log_volume(s)
