@@ -150,7 +150,7 @@ class Model:
             values = sim.numbers(**numbers)
             result = sim.run(values)
             lowered = Lowered(self.ir)
-            points = split(result, plan, sim.per_point, sim.point_numbers(values))
+            points = split(result, sim, values)
             results = [RunResult(self.ir, r, compare(sim, r, lowered)) for r in points]
         except GaugeError as exc:
             self._reraise(exc)

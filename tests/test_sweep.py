@@ -27,7 +27,7 @@ def test_three_temperatures_by_five_seeds_are_one_compile():
     result = sim.run()
     assert result.records["w"].shape[1] == 15 * 4
     sim.run()  # the same compiled program again
-    points = split(result, sweep, 4, sim.point_numbers(sim.numbers()))
+    points = split(result, sim, sim.numbers())
     assert [r.numbers["T"] for r in points] == pytest.approx([0.01] * 5 + [0.03] * 5 + [0.05] * 5)
     assert [r.plan.seed for r in points] == [0, 1, 2, 3, 4] * 3
     assert all(r.plan.particles == 4 for r in points)
@@ -42,7 +42,7 @@ def test_a_point_is_a_lone_run_of_its_settings():
     model = check_file(QUICK_START)
     sweep = Sweep.of({"T": [0.01, 0.05], "seed": [0, 7]})
     sim = Simulation(model, particles=6, steps=200, chunk=100, sweep=sweep)
-    points = split(sim.run(), sweep, 6, sim.point_numbers(sim.numbers()))
+    points = split(sim.run(), sim, sim.numbers())
     lone = Simulation(model, particles=6, steps=200, chunk=100)
     for point, swept in zip(sweep.points(), points):
         alone = lone.run(lone.numbers(T=point["T"]), seed=point["seed"])

@@ -310,7 +310,7 @@ def _sweep_report(args, model, sim, result, numbers, out) -> int:
 
     sweep, plan = sim.sweep, sim.plan
     lowered = Lowered(model)
-    points = split(result, sweep, sim.per_point, sim.point_numbers(numbers))
+    points = split(result, sim, numbers)
     comparisons = [compare(sim, r, lowered) for r in points]
     totals: dict[str, int] = {}
     for c in comparisons:

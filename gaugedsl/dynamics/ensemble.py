@@ -425,14 +425,14 @@ class Simulation:
             if on_chunk is not None:
                 on_chunk(state)
             if np.all(state.diverged_at >= 0):
-                raise GaugeError([self._divergence(state, numbers, everyone=True)])
+                raise GaugeError([self.divergence(state.diverged_at, float(np.max(numbers.dt)), everyone=True)])
         wall = time.perf_counter() - start
         records = {k: (np.concatenate(v) if v else np.zeros((0, plan.particles))) for k, v in state.records.items()}
         record_steps = {label: self._record_steps(label, state.step) for label in records}
         healthy = state.diverged_at < 0
         diags = list(self.notes)
         if not healthy.all():
-            diags.append(self._divergence(state, numbers, everyone=False))
+            diags.append(self.divergence(state.diverged_at, float(np.max(numbers.dt))))  # a sweep's largest dt
         if self.chains is not None and theta0 is not None:
             diags.extend(self._branch_check(self.chains, theta0, state.theta, healthy, numbers))
         plan = plan if seed is None else dataclasses.replace(plan, seed=seed)  # what this run used
@@ -444,12 +444,14 @@ class Simulation:
         every = self.recorder.every(label)
         return np.arange(0, done + 1, every)
 
-    def _divergence(self, state: State, numbers: Numbers, everyone: bool) -> Diagnostic:
-        bad = state.diverged_at[state.diverged_at >= 0]
-        n, N = bad.size, self.plan.particles
+    def divergence(self, diverged_at: np.ndarray, dt: float, everyone: bool = False) -> Diagnostic:
+        """E811 (`everyone`) or W811 for the particles of `diverged_at` (the step each diverged at,
+        −1 for none; a run's or one sweep point's) that ran with step `dt` (the lr of a discrete map)."""
+        bad = diverged_at[diverged_at >= 0]
+        n, N = bad.size, diverged_at.size
         first, median = int(bad.min()), int(np.median(bad))
         setting = "dt" if self.plan.dynamics in ("sde", "quotient") else "lr"
-        value = float(np.max(numbers.dt))  # a sweep's largest
+        value = dt
         limit = self.stability_limit()
         hint = f"reduce {setting} (now {value:g})"
         if limit is not None:

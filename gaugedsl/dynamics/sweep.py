@@ -99,14 +99,19 @@ def clashes(sweep: "Sweep", numbers: Sequence[str], seed_set: bool) -> str | Non
     return ", ".join(sorted(clash)) if clash else None
 
 
-def split(result: Result, sweep: Sweep, particles: int, point_numbers: Sequence[dict[str, float]]) -> list[Result]:
-    """The result of a sweep's ensemble cut into one result per point (particles `particles` each),
-    each with its point's numbers and seed in its plan."""
+def split(result: Result, sim, numbers) -> list[Result]:
+    """The result of the sweep ensemble of `sim` (a `Simulation` with a sweep) cut into one result
+    per point (`sim.per_point` particles each), each with its point's numbers and seed in its plan
+    and W811 counting its own diverged particles."""
     out = []
-    for i, point in enumerate(sweep.points()):
+    particles, point_numbers = sim.per_point, sim.point_numbers(numbers)
+    for i, point in enumerate(sim.sweep.points()):
         part = slice(i * particles, (i + 1) * particles)
         plan = dataclasses.replace(result.plan, particles=particles, seed=int(point.get("seed", result.plan.seed)))
         diverged = result.diverged_at[part]
+        diagnostics = [_for_point(d) for d in result.diagnostics if d.code != "W811"]
+        if np.any(diverged >= 0):
+            diagnostics.append(sim.divergence(diverged, point_numbers[i]["dt"]))
         out.append(
             Result(
                 plan,
@@ -118,23 +123,14 @@ def split(result: Result, sweep: Sweep, particles: int, point_numbers: Sequence[
                 result.healthy[part],
                 diverged,
                 result.wall_time,
-                [own for d in result.diagnostics if (own := _for_point(d, diverged)) is not None],
+                diagnostics,
             )
         )
     return out
 
 
-def _for_point(d, diverged: np.ndarray):
-    """A diagnostic of the whole sweep as one point's: W811 counts the point's own diverged
-    particles (and goes where none did); others (W802) say that they count the whole sweep."""
-    if d.code == "W811":
-        bad = diverged[diverged >= 0]
-        if bad.size == 0:
-            return None
-        tail = d.message.split(")", 1)[1] if ")" in d.message else ""
-        message = (f"{bad.size} of {diverged.size} particles diverged (θ became infinite or NaN; the first at step "
-                   f"{int(bad.min())}, half of them by step {int(np.median(bad))}){tail}")  # fmt: skip
-        return dataclasses.replace(d, message=message)
+def _for_point(d):
+    """A warning of the whole sweep (W802) as one point's: it says it counts the whole sweep."""
     if d.code.startswith("W") and "particles" in d.message:
         return dataclasses.replace(d, message=f"over the whole sweep: {d.message}")
     return d
