@@ -194,6 +194,7 @@ class Simulation:
             chunk_fn = eqx.debug.assert_max_traces(chunk_fn, max_traces=max_traces)
         self._chunk = eqx.filter_jit(chunk_fn)
         self.sharding = ParticleSharding(plan.particles)
+        self._placed: tuple[Numbers, Numbers] | None = None  # the numbers last put per particle on the devices
         self._init = eqx.filter_jit(self._initial_points)
         self.notes: list[Diagnostic] = []
         if plan.dynamics == "gd" and discrete is None and model.noise is not None:
@@ -347,7 +348,7 @@ class Simulation:
                 put(keys),
                 jnp.asarray(step, jnp.int32),
                 jnp.asarray(n, jnp.int32),
-                jax.tree.map(lambda x: put(np.broadcast_to(np.asarray(x), (self.plan.particles,))), numbers),
+                self._per_particle(numbers),
             )
         theta = take(theta)
         first = 0 if step == 0 else 1
@@ -360,6 +361,14 @@ class Simulation:
         if self.plan.dynamics in ("sde", "quotient"):
             bad = self._first_bad(step, n, theta, out)
         return theta, out, bad
+
+    def _per_particle(self, numbers: Numbers) -> Numbers:
+        """`numbers` with one value per particle, on the devices: put once per run, not per segment."""
+        if self._placed is None or self._placed[0] is not numbers:
+            put = self.sharding.put
+            each = jax.tree.map(lambda x: put(np.broadcast_to(np.asarray(x), (self.plan.particles,))), numbers)
+            self._placed = (numbers, each)
+        return self._placed[1]
 
     def state_at(self, theta, seed: int | None = None) -> State:
         """A fresh state starting every particle at `theta` (D,) or `theta` (N, D)."""
