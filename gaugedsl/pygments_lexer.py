@@ -45,9 +45,9 @@ SETTINGS = (
 )
 SETTING_VALUES = (
     "cosine", "difference", "euler", "float32", "float64", "fourier", "gaussian", "gd", "heun",
-    "identity", "init", "low_rank", "milstein", "quotient", "rademacher", "reversible_heun",
-    "sde", "sea", "sgd", "shark", "slice", "spark", "sparsity", "spectral_sparsity", "sra1",
-    "total_variation",
+    "identity", "init", "lm", "low_rank", "milstein", "quotient", "rademacher",
+    "reversible_heun", "sde", "sea", "sgd", "shark", "slice", "spark", "sparsity",
+    "spectral_sparsity", "sra1", "total_variation",
 )
 FUNCTIONS = (
     "abs", "arange", "bernoulli", "charge", "concat", "cos", "cumsum", "det", "diag", "dot",

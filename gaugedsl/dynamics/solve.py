@@ -73,6 +73,17 @@ def solver_for(
                 )
             ]
         )
+    if plan.increments == "rademacher" and kind.name == "lm":
+        raise GaugeError(
+            [
+                error(
+                    "E810",
+                    model.run.span_of("increments"),
+                    "solver = lm's second-order stationary averages are derived and measured for Gaussian increments",
+                    "use increments = gaussian with solver = lm, or solver = euler with increments = rademacher",
+                )
+            ]
+        )
     inner = kind.build()
     wrapper = _ConstrainedIto if isinstance(inner, diffrax.AbstractItoSolver) else _ConstrainedStratonovich
     levy = diffrax.SpaceTimeLevyArea if kind.levy_area else diffrax.BrownianIncrement

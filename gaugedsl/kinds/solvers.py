@@ -18,7 +18,8 @@ class SolverKind:
     """An SDE solver.
 
     - `name`, `doc`: as written in `run { solver = ... }`.
-    - `diffrax_name`: the Diffrax class it builds.
+    - `diffrax_name`: the Diffrax solver class it builds, from `module` (Diffrax, or ours for a
+      solver Diffrax does not have).
     - `stratonovich`: it converges to the Stratonovich SDE.
     - `additive_only`: built for additive noise.
     - `commutative_only`: needs commutative noise.
@@ -34,11 +35,12 @@ class SolverKind:
     commutative_only: bool = False
     levy_area: bool = False
     second_state: bool = False
+    module: str = "diffrax"
 
     def build(self) -> Any:
-        import diffrax
+        import importlib
 
-        return getattr(diffrax, self.diffrax_name)()
+        return getattr(importlib.import_module(self.module), self.diffrax_name)()
 
     def refuses_state_dependent_noise(self, why: str) -> str | None:
         """The message of E810 when the noise depends on θ (`why` says how); None if it copes."""
@@ -64,6 +66,14 @@ SOLVERS: dict[str, SolverKind] = {
         SolverKind("sra1", "SRA1, an SRK for additive noise", "SRA1", additive_only=True, levy_area=True),
         SolverKind("shark", "ShARK, an SRK for additive noise", "ShARK", additive_only=True, levy_area=True),
         SolverKind("spark", "SPaRK, a Stratonovich SRK", "SPaRK", stratonovich=True, levy_area=True),
+        SolverKind(
+            "lm",
+            "Leimkuhler–Matthews for additive noise: Euler's cost, second-order stationary averages",
+            "LeimkuhlerMatthews",
+            additive_only=True,
+            second_state=True,
+            module="gaugedsl.dynamics.lm",
+        ),  # fmt: skip
         SolverKind(
             "reversible_heun", "reversible Heun (Stratonovich)", "ReversibleHeun", stratonovich=True, second_state=True
         ),

@@ -17,7 +17,7 @@ syn match gaugeManifold "\(:\s*\)\@<=\<\(Positive\|R\|Sphere\|Stiefel\)\>"
 syn match gaugeGroup "\(:\s*\)\@<=\<\(Diag\|GL\|O\|SO\|Scale\|Translate\)\>"
 syn match gaugeNoise "\(\<noise\s\+\)\@<=\<\(isotropic\|label\|projected\|sgd\)\>"
 syn match gaugeSetting "^\s*\zs\<\(batch\|chunk\|depth\|dt\|dtype\|dynamics\|exponent\|increments\|init\|lr\|operator\|particles\|rank\|seed\|solver\|start\|steps\|strength\|target\)\>\ze\s*="
-syn match gaugeValue "\(=\s*\)\@<=\<\(cosine\|difference\|euler\|float32\|float64\|fourier\|gaussian\|gd\|heun\|identity\|init\|low_rank\|milstein\|quotient\|rademacher\|reversible_heun\|sde\|sea\|sgd\|shark\|slice\|spark\|sparsity\|spectral_sparsity\|sra1\|total_variation\)\>\(\s*[(\[.]\)\@!"
+syn match gaugeValue "\(=\s*\)\@<=\<\(cosine\|difference\|euler\|float32\|float64\|fourier\|gaussian\|gd\|heun\|identity\|init\|lm\|low_rank\|milstein\|quotient\|rademacher\|reversible_heun\|sde\|sea\|sgd\|shark\|slice\|spark\|sparsity\|spectral_sparsity\|sra1\|total_variation\)\>\(\s*[(\[.]\)\@!"
 syn match gaugeFunction "\<\(abs\|arange\|bernoulli\|charge\|concat\|cos\|cumsum\|det\|diag\|dot\|exp\|eye\|full\|inv\|linspace\|load\|log\|log1p\|logdet\|logdet_gram\|logsumexp\|max\|maximum\|mean\|min\|minimum\|norm\|normal\|normalize\|ones\|orthonormal\|outer\|prod\|relu\|repeat\|reshape\|sigmoid\|sign\|sin\|softmax\|softplus\|sparse\|spikes\|sqrt\|square\|sum\|svdvals\|tanh\|telescope\|trace\|uniform\|zeros\)\>\(\s*(\)\@="
 syn keyword gaugeConstant pi
 syn match gaugeNumber "\%(\w\|\.\)\@<!\(\d\+\.\=\d*\|\.\d\+\)\([eE][+-]\=\d\+\)\="
