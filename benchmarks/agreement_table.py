@@ -261,7 +261,7 @@ def run_case(name, file, label, settings, T, edits, which=("sde", "quotient")):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", nargs="*", help="case names containing any of these strings")
+    parser.add_argument("--only", nargs="*", help="case names containing any of these strings ('=NAME': exactly NAME)")
     parser.add_argument("--dynamics", nargs="*", default=["sde", "quotient"], help="which dynamics to run")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override a run setting")
     args = parser.parse_args()
@@ -272,7 +272,7 @@ def main():
     )
     print("|---|---|---|---|---|---|---|---|---|---|")
     for name, file, label, settings, T, edits in CASES:
-        if args.only and not any(s in name for s in args.only):
+        if args.only and not any(name == s[1:] if s.startswith("=") else s in name for s in args.only):
             continue
         run_case(name, file, label, {**settings, **overrides}, T, edits, which=tuple(args.dynamics))
 
