@@ -106,11 +106,11 @@ def law_rows(sim, result, label: str, values: np.ndarray, out, predictor: str | 
     if not _horizontal(noise):
         why = NOISES[noise].why_no_law if noise is not None else None
         why = why or f"the stationary law on the slice is predicted for projected noise (here: {noise or 'none'})"
-        return [_plain(label, values), Row(f"law of {label}", None, verdict=verdict.NO_PREDICTION, why=why, note=why)]
+        return [_plain(label, values), Row(f"law of {label}", None, verdict=verdict.NO_PREDICTION, why=why)]
     if values.shape[0] < MIN_RECORDS:
         why = (f"only {values.shape[0]} records of {label}: the time averages and the stationarity check need at least "
                f"{MIN_RECORDS} (record more often, or run longer)")  # fmt: skip
-        return [_plain(label, values), Row(f"law of {label}", None, verdict=verdict.NO_PREDICTION, why=why, note=why)]
+        return [_plain(label, values), Row(f"law of {label}", None, verdict=verdict.NO_PREDICTION, why=why)]
     try:
         draws = _predicted(sim, result, out, seed)
     except (LawUnavailable, ImportError) as exc:
