@@ -211,6 +211,11 @@ def test_square_factors_say_why_there_is_no_sampled_law():
         chart_for(sim.geo)
 
 
+def W_of(theta, m: int, n: int, r: int) -> np.ndarray:
+    theta = np.asarray(theta)
+    return theta[: m * r].reshape(m, r) @ theta[m * r :].reshape(n, r).T
+
+
 @pytest.mark.parametrize("shape", [(3, 3, 2), (4, 6, 2), (7, 5, 3)])
 def test_closed_form_volumes_match_the_jacobian_of_the_chart(shape):
     # The chart's volumes in closed form (docs/theory.md §9.1(d)) against their definitions: Dψ by
@@ -244,3 +249,8 @@ def test_closed_form_volumes_match_the_jacobian_of_the_chart(shape):
         quotient = 2 * embedded - 0.5 * np.linalg.slogdet(np.asarray(jt @ jt.T))[1]
         assert abs(float(chart.gibbs_log_volume(s)) - embedded) < 1e-9
         assert abs(float(chart.log_volume(s)) - quotient) < 1e-9
+        # the sampler's loss point (unbalanced factors) has the balanced embedding's W, hence its loss
+        sigma = jnp.asarray(chart.signs(theta[None])[0])
+        unbalanced, balanced = chart.loss_point(s, sigma), chart.embed(s, sigma)
+        assert not np.allclose(unbalanced, balanced)
+        np.testing.assert_allclose(W_of(unbalanced, m, n, r), W_of(balanced, m, n, r), rtol=0, atol=1e-10)
