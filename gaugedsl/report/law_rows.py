@@ -16,8 +16,9 @@ the predictor is pushed through it. The rows, each with its verdict:
 - both distances beside their Monte Carlo floor, found by permutation *within* each particle's
   pattern (its final value swapped with one of its chain's draws; exchangeable under the null that
   the simulation has reached the law), so the floor has the sizes and the pattern noise of the test;
-- stationarity: each particle's average over the third and the fourth quarter of the records
-  (max |z| of their difference, Bonferroni as above), so a run too short to settle says so.
+- stationarity: each particle's average over the third and the fourth quarter of the records, of
+  every coordinate and of the predictor's norm (max |z| of their difference, Bonferroni as above),
+  so a run too short to settle says so; the norm sees an ensemble that is still growing as a whole.
 """
 
 from __future__ import annotations
@@ -228,11 +229,20 @@ def _stationarity(label: str, flat: np.ndarray) -> Row:
     q3, q4 = flat[r // 2 : 3 * r // 4], flat[3 * r // 4 :]
     if len(q3) == 0 or len(q4) == 0:
         return Row(f"stationarity of {label}", None, verdict=verdict.NO_PREDICTION, why="too few records to split")
-    diff = q4.mean(0) - q3.mean(0)  # (N, m)
+
+    # the coordinates and the norm: an ensemble still growing (or shrinking) as a whole moves each
+    # coordinate by less than its noise, but its norm coherently (a GL(4) factorization at t = 20:
+    # the singular values still climbing, every coordinate within 3.3 errors)
+    def with_norm(q):
+        return np.concatenate([q, np.linalg.norm(q, axis=-1, keepdims=True)], axis=-1)
+
+    diff = with_norm(q4).mean(0) - with_norm(q3).mean(0)  # (N, m + 1)
     se = diff.std(0, ddof=1) / np.sqrt(diff.shape[0])
     z = diff.mean(0) / np.maximum(se, 1e-300)
     v, why = by_max_z(z, "")
-    note = "3rd vs 4th quarter of the records (per-particle averages): a drift means the run is too short"
+    if abs(z[-1]) == np.abs(z).max() and v == verdict.DISAGREES:
+        why += f"; the norm of {label} drifts (z = {z[-1]:.2g})"
+    note = "3rd vs 4th quarter of the records (per-particle averages of each coordinate and of the norm): a drift means the run is too short"
     return Row(f"stationarity of {label}: max_i |z|", float(np.abs(z).max()), None, bonferroni_z(z.size), None,
                "", note, v, why)  # fmt: skip
 
