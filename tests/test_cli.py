@@ -84,10 +84,23 @@ def test_missing_file_is_a_usage_error_exit_2(capsys, tmp_path):
     assert "no such file" in err and "nowhere.gauge" in err
 
 
-def test_folder_instead_of_file_is_a_usage_error_exit_2(capsys, tmp_path):
+def test_a_folder_without_programs_is_a_usage_error_exit_2(capsys, tmp_path):
     code, _, err = run(capsys, "check", str(tmp_path))
     assert code == 2
-    assert "no such file" in err
+    assert "no .gauge files in the folder" in err
+
+
+def test_check_takes_a_folder_like_fmt(capsys, tmp_path):
+    # every .gauge file below the folder, sorted, each checked on its own
+    good = (ROOT / "examples" / "scalar_projected.gauge").read_text(encoding="utf-8")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "b.gauge").write_text(good, encoding="utf-8")
+    (tmp_path / "a.gauge").write_text("model broken\nparam w : R = \n", encoding="utf-8")
+    (tmp_path / "notes.txt").write_text("not a program", encoding="utf-8")
+    code, out, err = run(capsys, "check", str(tmp_path))
+    assert code == 1  # a.gauge has an error
+    assert f"{tmp_path / 'sub' / 'b.gauge'}: ok (model)" in out
+    assert "a.gauge:" in err and "notes.txt" not in out + err
 
 
 def test_bad_option_exits_2(capsys, program):

@@ -29,6 +29,24 @@ def existing_file(path: Path) -> Path:
     return path
 
 
+def gauge_files(names: list[str]) -> list[str]:
+    """The files the command line names, a folder standing for every .gauge file below it
+    (sorted); `-` (standard input) passes through."""
+    files: list[str] = []
+    for name in names:
+        path = Path(name)
+        if name == "-" or path.is_file():
+            files.append(name)
+        elif path.is_dir():
+            found = sorted(str(p) for p in path.rglob("*.gauge") if p.is_file())
+            if not found:
+                raise UsageError(f"no .gauge files in the folder {name}")
+            files.extend(found)
+        else:
+            raise UsageError(f"no such file or folder: {name}")
+    return files
+
+
 def xla_cache() -> None:
     """Keep compiled programs between runs (in the user's cache folder, like the parser's
     tables): a repeated experiment skips compilation. GAUGEDSL_XLA_CACHE=0 turns it off."""

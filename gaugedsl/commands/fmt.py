@@ -15,7 +15,7 @@ from pathlib import Path
 from ..atomic import write_text as write_atomic
 from ..diagnostics import GaugeError
 from ..syntax import normalize
-from ._common import EXIT_OK, EXIT_PROGRAM, UsageError, report
+from ._common import EXIT_OK, EXIT_PROGRAM, gauge_files, report
 
 
 def register(sub) -> None:
@@ -34,29 +34,12 @@ def register(sub) -> None:
     p.set_defaults(handler=run)
 
 
-def _expand(names: list[str]) -> list[str]:
-    files: list[str] = []
-    for name in names:
-        if name == "-":
-            files.append(name)
-            continue
-        path = Path(name)
-        if path.is_dir():
-            found = sorted(p for p in path.rglob("*.gauge") if p.is_file())
-            files.extend(str(p) for p in found)
-        elif path.is_file():
-            files.append(name)
-        else:
-            raise UsageError(f"no such file or folder: {name}")
-    return files
-
-
 def run(args, sources) -> int:
     from ..format import format_text
 
     status = EXIT_OK
     changed: list[str] = []
-    for name in _expand(args.files):
+    for name in gauge_files(args.files):
         if name == "-":
             raw, label = sys.stdin.read(), "<stdin>"
         else:
