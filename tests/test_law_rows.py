@@ -191,4 +191,4 @@ def test_without_blackjax_the_row_says_what_to_install(monkeypatch):
     result = sim.run()
     monkeypatch.setattr(builtins, "__import__", no_blackjax)
     rows = rows_by_name(compare(sim, result))
-    assert rows["law of w"].verdict == verdict.NO_PREDICTION and "gaugedsl[law]" in rows["law of w"].why
+    assert rows["law of w"].verdict == verdict.NO_PREDICTION and "pip install blackjax" in rows["law of w"].why

@@ -139,7 +139,7 @@ def test_plot_without_matplotlib_is_a_usage_error_before_the_run(program, tmp_pa
     monkeypatch.setattr(builtins, "__import__", no_matplotlib)
     out = tmp_path / "out"
     assert main(["run", str(program), "-o", str(out), "--plot"]) == 2
-    assert "gaugedsl[plot]" in capsys.readouterr().err
+    assert "pip install matplotlib" in capsys.readouterr().err
     assert not out.exists()
 
 

@@ -124,7 +124,7 @@ def run(args, sources) -> int:
             import matplotlib  # noqa: F401
         except ImportError:
             raise UsageError(
-                "--plot needs matplotlib, which is not installed: pip install 'gaugedsl[plot]' (or matplotlib)"
+                "--plot needs matplotlib, which is not installed: pip install matplotlib (in a clone of gaugedsl: pip install -e '.[plot]')"
             ) from None
     if args.x64:
         jax.config.update("jax_enable_x64", True)

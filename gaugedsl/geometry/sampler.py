@@ -40,7 +40,7 @@ from .engine import Geometry
 from .gl_chart import GLChart, gl_chart_applies
 from .law import LawUnavailable
 
-INSTALL_HINT = "the predicted law of a vector predictor needs BlackJAX: pip install 'gaugedsl[law]' (or blackjax)"
+INSTALL_HINT = "the predicted law of a vector predictor needs BlackJAX: pip install blackjax (in a clone of gaugedsl: pip install -e '.[law]')"
 
 
 @dataclasses.dataclass(frozen=True)
