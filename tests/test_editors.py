@@ -387,9 +387,11 @@ def test_vscode_extension_declares_the_language_and_the_grammar():
     folder = ROOT / "editors" / "vscode"
     package = json.loads((folder / "package.json").read_text())
     (language,) = package["contributes"]["languages"]
-    assert language["id"] == "gauge" and language["extensions"] == [".gauge"]
+    # the id is gaugedsl: "gauge" is another extension's language (the Gauge test framework's)
+    assert language["id"] == "gaugedsl" and language["extensions"] == [".gauge"]
     (grammar,) = package["contributes"]["grammars"]
-    assert grammar["language"] == "gauge" and grammar["scopeName"] == "source.gauge"
+    assert grammar["language"] == "gaugedsl" and grammar["scopeName"] == "source.gauge"
+    assert 'language: "gaugedsl"' in (folder / package["main"]).read_text()
     assert (folder / grammar["path"]).resolve() == (ROOT / editors.TEXTMATE).resolve()
     config = json.loads((folder / language["configuration"]).read_text())
     assert config["comments"]["lineComment"] == "#"

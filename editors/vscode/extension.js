@@ -23,7 +23,7 @@ function activate(context) {
   const [command, ...args] = config.get("server.command", ["gaugedsl", "lsp"]);
   const serverOptions = { command, args, transport: lsp.TransportKind.stdio };
   const clientOptions = {
-    documentSelector: [{ language: "gauge" }],
+    documentSelector: [{ language: "gaugedsl" }],
     synchronize: { fileEvents: vscode.workspace.createFileSystemWatcher("**/*.gauge") },
   };
   client = new lsp.LanguageClient("gaugedsl", "gaugedsl", serverOptions, clientOptions);
