@@ -103,6 +103,65 @@ def span_range(span: Span, lines: list[str], encoding: str | None = "utf-16") ->
     return lsp.Range(start, end)
 
 
+# ---- outline ----------------------------------------------------------------------------
+
+_SYMBOL_KINDS = {
+    ast.DataDef: lsp.SymbolKind.Constant,
+    ast.StreamDef: lsp.SymbolKind.Event,
+    ast.ParamDecl: lsp.SymbolKind.Variable,
+    ast.PredictorDecl: lsp.SymbolKind.Function,
+    ast.LetDecl: lsp.SymbolKind.Variable,
+    ast.SymmetryDecl: lsp.SymbolKind.Class,
+    ast.SymmetryInst: lsp.SymbolKind.Class,
+}
+
+
+def document_symbols(program: ast.Program, text: str, encoding: str | None = "utf-16") -> list[lsp.DocumentSymbol]:
+    """The outline of a document: its data, parameters, lets, predictors and symmetries by name,
+    the loss, the noise, the run block (its settings as children) and the design block."""
+    lines = text.split("\n")
+
+    def symbol(name: str, detail: str | None, kind, span: Span, name_span: Span | None = None, children=None):
+        return lsp.DocumentSymbol(name=name, detail=detail, kind=kind, range=span_range(span, lines, encoding),
+                                  selection_range=span_range(name_span or span, lines, encoding),
+                                  children=children or None)  # fmt: skip
+
+    def settings(block) -> list[lsp.DocumentSymbol]:
+        return [symbol(s.name, _source(text, s.value.span), lsp.SymbolKind.Property, s.span, s.name_span)
+                for s in block.settings]  # fmt: skip
+
+    out: list[lsp.DocumentSymbol] = []
+    for item in program.items:
+        if isinstance(item, ast.DataBlock):
+            out.append(symbol("data", None, lsp.SymbolKind.Namespace, item.span, children=[
+                symbol(e.name, _source(text, e.type.span), _SYMBOL_KINDS[type(e)], e.span, e.name_span)
+                for e in item.entries]))  # fmt: skip
+        elif isinstance(item, ast.ParamDecl):
+            out.append(
+                symbol(item.name, _source(text, item.type.span), lsp.SymbolKind.Variable, item.span, item.name_span)
+            )
+        elif isinstance(item, (ast.PredictorDecl, ast.LetDecl, ast.SymmetryDecl, ast.SymmetryInst)):
+            kind = (
+                "predictor"
+                if isinstance(item, ast.PredictorDecl)
+                else "let"
+                if isinstance(item, ast.LetDecl)
+                else "symmetry"
+            )
+            out.append(symbol(item.name, kind, _SYMBOL_KINDS[type(item)], item.span, item.name_span))
+        elif isinstance(item, ast.LossDecl):
+            out.append(symbol("loss", None, lsp.SymbolKind.Function, item.span))
+        elif isinstance(item, ast.NoiseDecl):
+            out.append(symbol(f"noise {item.kind}", None, lsp.SymbolKind.Event, item.span, item.kind_span))
+        elif isinstance(item, ast.RunBlock):
+            out.append(symbol("run", None, lsp.SymbolKind.Module, item.span, children=settings(item)))
+        elif isinstance(item, ast.DesignBlock):
+            out.append(symbol("design", None, lsp.SymbolKind.Module, item.span, children=settings(item)))
+        elif isinstance(item, ast.ModelDecl):
+            out.append(symbol(item.name, "model", lsp.SymbolKind.File, item.span))
+    return out
+
+
 # ---- checking ---------------------------------------------------------------------------
 
 
@@ -740,6 +799,19 @@ def make_server() -> GaugeLanguageServer:
             log.exception("completion failed")
             items = []
         return lsp.CompletionList(is_incomplete=False, items=items)
+
+    @server.feature(lsp.TEXT_DOCUMENT_DOCUMENT_SYMBOL)
+    def symbols(ls: GaugeLanguageServer, params: lsp.DocumentSymbolParams):
+        uri = params.text_document.uri
+        try:
+            text = ls.workspace.get_text_document(uri).source
+            program = parse(text, ls.path_of(uri))
+            return document_symbols(program, text, ls.encoding)
+        except GaugeError:
+            return []  # a file that does not parse has no outline; its diagnostics say why
+        except Exception:  # noqa: BLE001
+            log.exception("document symbols failed")
+            return None
 
     @server.feature(lsp.TEXT_DOCUMENT_FORMATTING)
     def formatting(ls: GaugeLanguageServer, params: lsp.DocumentFormattingParams):

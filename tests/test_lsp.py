@@ -198,6 +198,12 @@ def test_server_over_stdio(client, tmp_path):
     )
     assert "x : [3]" in hover["contents"]["value"]
 
+    # The outline: the document's declarations by name, at their lines.
+    symbols = client.request("textDocument/documentSymbol", {"textDocument": {"uri": uri}})
+    outline = {sym["name"]: sym for sym in symbols}
+    assert {"u", "v", "w", "loss"} <= set(outline)
+    assert outline["w"]["selectionRange"]["start"]["line"] == 10
+
     # Formatting replaces the document by its canonical layout.
     client.notify(
         "textDocument/didChange",
@@ -216,6 +222,28 @@ def test_server_over_stdio(client, tmp_path):
 
 
 # ---- in-process -------------------------------------------------------------------------
+
+
+def test_document_symbols_outline_the_quick_start():
+    from lsprotocol import types as lsp
+
+    from gaugedsl.syntax import parse
+
+    path = Path(__file__).parent.parent / "examples" / "diagonal_net.gauge"
+    text = path.read_text(encoding="utf-8")
+    symbols = server.document_symbols(parse(text, str(path)), text)
+    by_name = {s.name: s for s in symbols}
+    assert {"diagonal_net", "data", "u", "v", "w", "loss", "balance", "noise projected", "run"} <= set(by_name)
+    assert [c.name for c in by_name["data"].children] == ["X", "w_star", "y"]
+    assert by_name["u"].kind == lsp.SymbolKind.Variable and by_name["u"].detail == "R[20]"
+    assert by_name["balance"].detail == "symmetry" and by_name["w"].detail == "predictor"
+    run = {c.name: c.detail for c in by_name["run"].children}
+    assert run["particles"] == "256" and run["dt"] == "2.5e-3"
+    # the selection is the name; the range the whole declaration
+    lines = text.split("\n")
+    u = by_name["u"]
+    assert lines[u.selection_range.start.line][u.selection_range.start.character :].startswith("u ")
+    assert lines[u.range.start.line].startswith("param u")
 
 
 def test_a_crash_in_the_checker_becomes_a_diagnostic(monkeypatch):
