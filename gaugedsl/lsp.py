@@ -162,6 +162,54 @@ def document_symbols(program: ast.Program, text: str, encoding: str | None = "ut
     return out
 
 
+# ---- go to definition -------------------------------------------------------------------
+
+
+def _declarations(program: ast.Program) -> dict[str, Span]:
+    """Each name the document declares (data, streams, parameters, lets, predictors, symmetries,
+    the loss's binders) at its name."""
+    found: dict[str, Span] = {}
+    for item in program.items:
+        if isinstance(item, ast.DataBlock):
+            for entry in item.entries:
+                found.setdefault(entry.name, entry.name_span)
+        elif isinstance(item, (ast.ParamDecl, ast.LetDecl, ast.PredictorDecl, ast.SymmetryDecl, ast.SymmetryInst)):
+            found.setdefault(item.name, item.name_span)
+        elif isinstance(item, ast.LossDecl) and item.binders:
+            for binder in item.binders:
+                found.setdefault(binder.id, binder.span)
+    return found
+
+
+def definition(text: str, path: str, line: int, column: int, program: ast.Program | None,
+               encoding: str | None = "utf-16") -> tuple[str, lsp.Range] | None:  # fmt: skip
+    """Where the thing at 0-based (`line`, code-point `column`) is declared, as (file, range):
+    an import's file; a name this document declares; a symmetry template of an imported file or
+    the stdlib. None inside comments and strings, or for a name declared nowhere (a function,
+    a keyword)."""
+    lines = text.split("\n")
+    if program is None or not 0 <= line < len(lines) or in_comment_or_string(lines[line], column):
+        return None
+    for item, file, _ in _imports(program, path):
+        if item.span.line - 1 <= line <= item.span.end_line - 1:
+            return str(file), lsp.Range(lsp.Position(0, 0), lsp.Position(0, 0))
+    found = word_at(text, line, column)
+    if found is None:
+        return None
+    word = found[0]
+    declared = _declarations(program).get(word)
+    if declared is not None:
+        return path, span_range(declared, lines, encoding)
+    for template in available_templates(program, path):
+        if template.name == word and template.file is not None and template.name_span is not None:
+            try:
+                their_lines = template.file.read_text(encoding="utf-8").split("\n")
+            except (OSError, UnicodeDecodeError):
+                return None
+            return str(template.file), span_range(template.name_span, their_lines, encoding)
+    return None
+
+
 # ---- checking ---------------------------------------------------------------------------
 
 
@@ -291,6 +339,8 @@ class TemplateInfo:
     module: str  # `std.rescaling`, or the dotted import path
     signature: str
     doc: str
+    file: Path | None = None  # where it is declared (go-to-definition)
+    name_span: Span | None = None
 
 
 def _type_text(t: ast.TypeExpr, text: str) -> str:
@@ -329,7 +379,7 @@ def templates_in(path: Path, module: str) -> list[TemplateInfo]:
         if isinstance(item, ast.SymmetryDecl) and item.params is not None:
             params = ", ".join(f"{p.name} : {_type_text(p.type, text)}" for p in item.params)
             signature = f"symmetry {item.name}({params}) : {_type_text(item.group, text)}"
-            found.append(TemplateInfo(item.name, module, signature, item.doc))
+            found.append(TemplateInfo(item.name, module, signature, item.doc, path, item.name_span))
     _template_cache[path] = (mtime, found)
     return found
 
@@ -799,6 +849,24 @@ def make_server() -> GaugeLanguageServer:
             log.exception("completion failed")
             items = []
         return lsp.CompletionList(is_incomplete=False, items=items)
+
+    @server.feature(lsp.TEXT_DOCUMENT_DEFINITION)
+    def go_to_definition(ls: GaugeLanguageServer, params: lsp.DefinitionParams):
+        uri = params.text_document.uri
+        try:
+            text, path, line, column, _, program, _ = ls.context(uri, params.position)
+            if program is None:  # not checked yet: parse it now
+                program = parse(text, path)
+            found = definition(text, path, line, column, program, ls.encoding)
+        except GaugeError:
+            return None
+        except Exception:  # noqa: BLE001
+            log.exception("definition failed")
+            return None
+        if found is None:
+            return None
+        file, where = found
+        return lsp.Location(uri=uri if file == path else from_fs_path(file) or file, range=where)
 
     @server.feature(lsp.TEXT_DOCUMENT_DOCUMENT_SYMBOL)
     def symbols(ls: GaugeLanguageServer, params: lsp.DocumentSymbolParams):

@@ -204,6 +204,12 @@ def test_server_over_stdio(client, tmp_path):
     assert {"u", "v", "w", "loss"} <= set(outline)
     assert outline["w"]["selectionRange"]["start"]["line"] == 10
 
+    # Go to definition: `w` in the loss goes to the predictor.
+    loc = client.request(
+        "textDocument/definition", {"textDocument": {"uri": uri}, "position": {"line": 11, "character": 39}}
+    )
+    assert loc["uri"] == uri and loc["range"]["start"] == {"line": 10, "character": 10}
+
     # Formatting replaces the document by its canonical layout.
     client.notify(
         "textDocument/didChange",
@@ -222,6 +228,31 @@ def test_server_over_stdio(client, tmp_path):
 
 
 # ---- in-process -------------------------------------------------------------------------
+
+
+def test_definition_finds_names_imports_and_stdlib_templates(tmp_path):
+    from gaugedsl.syntax import parse
+
+    path = str(tmp_path / "fine.gauge")
+    lines = CHECKS.split("\n")
+    program = parse(CHECKS, path)
+
+    def where(line: int, word: str, nth: int = 0):
+        column = [i for i in range(len(lines[line])) if lines[line].startswith(word, i)][nth]
+        found = server.definition(CHECKS, path, line, column + 1, program)
+        return None if found is None else (Path(found[0]).name, found[1].start.line, found[1].start.character)
+
+    loss = next(i for i, text in enumerate(lines) if text.startswith("loss"))
+    assert where(loss, "w") == ("fine.gauge", 10, 10)  # the predictor
+    assert where(loss, "X") == ("fine.gauge", 4, 2)  # the data
+    assert where(loss, "x", nth=1) == ("fine.gauge", loss, 10)  # the binder of `per (x, t)`
+    symmetry = next(i for i, text in enumerate(lines) if text.startswith("symmetry"))
+    file, line, _ = where(symmetry, "rescaling")  # a stdlib template, at its declaration
+    assert file == "rescaling.gauge"
+    stdlib = (Path(server.stdlib_dir()) / "rescaling.gauge").read_text(encoding="utf-8").split("\n")
+    assert "symmetry rescaling(" in stdlib[line]
+    assert where(1, "std")[0] == "rescaling.gauge"  # the import line goes to the file
+    assert where(loss, "loss") is None  # a keyword is declared nowhere
 
 
 def test_document_symbols_outline_the_quick_start():
