@@ -210,6 +210,35 @@ def definition(text: str, path: str, line: int, column: int, program: ast.Progra
     return None
 
 
+# ---- code actions -----------------------------------------------------------------------
+
+_DID_YOU_MEAN = re.compile(r"hint: did you mean '([A-Za-z_][A-Za-z_0-9.]*)'\?")
+
+
+def code_actions(uri: str, text: str, diagnostics: list[lsp.Diagnostic],
+                 encoding: str | None = "utf-16") -> list[lsp.CodeAction]:  # fmt: skip
+    """Quick fixes from the hints that name one ("did you mean 'v'?"): replace the misspelled
+    word the diagnostic points at. Only where the range holds exactly one identifier."""
+    lines = text.split("\n")
+    actions = []
+    for d in diagnostics:
+        match = _DID_YOU_MEAN.search(d.message or "")
+        start, end = d.range.start, d.range.end
+        if match is None or start.line != end.line or not 0 <= start.line < len(lines):
+            continue
+        line_text = lines[start.line]
+        word = line_text[
+            code_points(line_text, start.character, encoding) : code_points(line_text, end.character, encoding)
+        ]
+        guess = match.group(1)
+        if not _IDENT.fullmatch(word) or word == guess:
+            continue
+        edit = lsp.WorkspaceEdit(changes={uri: [lsp.TextEdit(range=d.range, new_text=guess)]})
+        actions.append(lsp.CodeAction(title=f"Change '{word}' to '{guess}'", kind=lsp.CodeActionKind.QuickFix,
+                                      diagnostics=[d], edit=edit, is_preferred=True))  # fmt: skip
+    return actions
+
+
 # ---- checking ---------------------------------------------------------------------------
 
 
@@ -867,6 +896,25 @@ def make_server() -> GaugeLanguageServer:
             return None
         file, where = found
         return lsp.Location(uri=uri if file == path else from_fs_path(file) or file, range=where)
+
+    @server.feature(
+        lsp.TEXT_DOCUMENT_CODE_ACTION, lsp.CodeActionOptions(code_action_kinds=[lsp.CodeActionKind.QuickFix])
+    )
+    def quick_fixes(ls: GaugeLanguageServer, params: lsp.CodeActionParams):
+        uri = params.text_document.uri
+        try:
+            text = ls.workspace.get_text_document(uri).source
+            want = params.range
+
+            def overlaps(d: lsp.Diagnostic) -> bool:
+                start, end = d.range.start, d.range.end
+                return (start.line, start.character) <= (want.end.line, want.end.character) and (
+                    want.start.line, want.start.character) <= (end.line, end.character)  # fmt: skip
+
+            return code_actions(uri, text, [d for d in params.context.diagnostics if overlaps(d)], ls.encoding)
+        except Exception:  # noqa: BLE001
+            log.exception("code actions failed")
+            return None
 
     @server.feature(lsp.TEXT_DOCUMENT_DOCUMENT_SYMBOL)
     def symbols(ls: GaugeLanguageServer, params: lsp.DocumentSymbolParams):

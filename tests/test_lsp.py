@@ -153,6 +153,15 @@ def test_server_over_stdio(client, tmp_path):
     assert "unknown name 'vv'" in diagnostics[0]["message"]
     assert all(d["severity"] == 1 and d["source"] == "gaugedsl" for d in diagnostics)
 
+    # The hint "did you mean 'v'?" becomes a quick fix that replaces the misspelled name.
+    actions = client.request(
+        "textDocument/codeAction",
+        {"textDocument": {"uri": uri}, "range": diagnostics[0]["range"], "context": {"diagnostics": diagnostics}},
+    )
+    assert [a["title"] for a in actions] == ["Change 'vv' to 'v'"]
+    (edit,) = actions[0]["edit"]["changes"][uri]
+    assert edit == {"range": diagnostics[0]["range"], "newText": "v"}
+
     # Hover on a function name: its signature and doc from the function table.
     hover = client.request(
         "textDocument/hover", {"textDocument": {"uri": uri}, "position": {"line": 3, "character": 19}}
@@ -253,6 +262,22 @@ def test_definition_finds_names_imports_and_stdlib_templates(tmp_path):
     assert "symmetry rescaling(" in stdlib[line]
     assert where(1, "std")[0] == "rescaling.gauge"  # the import line goes to the file
     assert where(loss, "loss") is None  # a keyword is declared nowhere
+
+
+def test_a_quick_fix_only_replaces_one_identifier():
+    from lsprotocol import types as lsp
+
+    text = "model m\nparam u : R = 1\nloss = (uu + 1)^2\n"
+
+    def diagnostic(line, start, end, message):
+        return lsp.Diagnostic(range=lsp.Range(lsp.Position(line, start), lsp.Position(line, end)), message=message)
+
+    hinted = diagnostic(2, 8, 10, "unknown name 'uu'\nhint: did you mean 'u'?")
+    too_wide = diagnostic(2, 7, 11, "unknown name 'uu'\nhint: did you mean 'u'?")  # "(uu " is not one name
+    no_hint = diagnostic(2, 8, 10, "unknown name 'uu'\nhint: declare it")
+    actions = server.code_actions("file:///m.gauge", text, [hinted, too_wide, no_hint])
+    assert [a.title for a in actions] == ["Change 'uu' to 'u'"]
+    assert actions[0].kind == lsp.CodeActionKind.QuickFix and actions[0].diagnostics == [hinted]
 
 
 def test_document_symbols_outline_the_quick_start():
