@@ -40,6 +40,7 @@ from .check.shapes import show as show_shape
 from .diagnostics import Diagnostic, GaugeError, Span
 from .kinds import GROUPS, MANIFOLDS, NOISES
 from .syntax import ast, parse
+from .syntax.parser import expected_terminals
 
 log = logging.getLogger("gaugedsl.lsp")
 # How long edits must pause before a document is checked again (a burst of keystrokes is one check).
@@ -649,8 +650,16 @@ def completions(
     if re.search(r":\s*\w*$", before) and not re.search(r"\[[^\]]*$", before):
         return types
 
-    items = [item(k, K.Keyword, "keyword", KEYWORD_DOCS.get(k), "3") for k in KEYWORD_DOCS]
-    items += types + noise + modules
+    # What the grammar accepts here (the text up to the word being typed): a keyword only where
+    # it may stand, names only where a name may; None (an error earlier in the file): everything.
+    offset = sum(len(text_line) + 1 for text_line in lines[:line]) + len(before)
+    partial = re.search(r"[A-Za-z_][A-Za-z_0-9]*$", before)
+    expected = expected_terminals(text[: offset - (len(partial.group(0)) if partial else 0)])
+    keywords = [item(k, K.Keyword, "keyword", KEYWORD_DOCS.get(k), "3") for k in KEYWORD_DOCS
+                if expected is None or k.upper() in expected]  # fmt: skip
+    if expected is not None and "NAME" not in expected:
+        return keywords
+    items = keywords + types + noise + modules
     items += [item(f.name, K.Function, f.signature(), _function_doc(f), "2") for f in FUNCTIONS.values()]
     items += [item(c, K.Constant, "constant") for c in CONSTANTS]
     items += [item(s.name, K.Property, "run setting", _setting_doc(s, "run"), "4") for s in RUN_SETTINGS.values()]

@@ -176,14 +176,20 @@ def test_server_over_stdio(client, tmp_path):
     assert "symmetry rescaling(u : R[n], v : R[n]) : Scale[n]" in hover["contents"]["value"]
     assert "std.rescaling" in hover["contents"]["value"]
 
-    # Completion offers keywords, groups, manifolds, functions, noise models, settings and
-    # the stdlib.
+    # Completion offers what the grammar accepts at the cursor: at the start of a statement the
+    # statement keywords alone; inside an expression functions, names, groups, manifolds, noise
+    # models, settings and the stdlib's templates, and no keyword.
     result = client.request(
         "textDocument/completion", {"textDocument": {"uri": uri}, "position": {"line": 10, "character": 0}}
     )
     labels = {item["label"] for item in result["items"]}
-    assert {"param", "symmetry", "Scale", "GL", "Sphere", "normal", "logdet", "projected",
-            "dynamics", "steps", "rescaling", "std.rescaling"} <= labels  # fmt: skip
+    assert {"param", "symmetry", "noise", "run", "data"} <= labels and "normal" not in labels
+    result = client.request(
+        "textDocument/completion", {"textDocument": {"uri": uri}, "position": {"line": 5, "character": 14}}
+    )
+    labels = {item["label"] for item in result["items"]}
+    assert {"Scale", "GL", "Sphere", "normal", "logdet", "projected", "dynamics", "steps", "rescaling"} <= labels
+    assert not labels & {"param", "symmetry", "run"}
     result = client.request(
         "textDocument/completion", {"textDocument": {"uri": uri}, "position": {"line": 9, "character": 7}}
     )

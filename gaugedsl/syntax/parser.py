@@ -131,6 +131,23 @@ def parse(text: str, path: str = "<string>") -> ast.Program:
     return ast.Program(path, items, comment_nodes, _file_doc(ctx.comments, items))
 
 
+def expected_terminals(prefix: str) -> frozenset[str] | None:
+    """The terminals the grammar accepts after `prefix` (Lark's names: `NAME`, `NUMBER`, `PARAM`
+    for the keyword `param`, `RBRACE`, ...), or None where the prefix itself does not parse: what
+    an editor may offer at the end of `prefix`."""
+    if len(prefix) > MAX_PROGRAM_CHARS:
+        return None
+    _stack.items.append(_Context("<completion>", prefix))
+    try:
+        interactive = _parser().parse_interactive(prefix)
+        interactive.exhaust_lexer()
+        return frozenset(interactive.accepts())
+    except (lark.exceptions.LarkError, RecursionError):
+        return None
+    finally:
+        _stack.items.pop()
+
+
 def too_long(path: str, size: int, unit: str = "characters") -> Diagnostic:
     limit = MAX_PROGRAM_CHARS if unit == "characters" else MAX_PROGRAM_BYTES
     return error(
