@@ -16,6 +16,7 @@ lines with carets, as the CLI does.
 from __future__ import annotations
 
 import html
+import json
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +95,7 @@ class Model:
         chunk: int | None = None,
         sweep: dict[str, Any] | None = None,
         zipped: bool = False,
+        progress: bool | None = None,
         **numbers: float,
     ) -> "RunResult | SweepResult":
         """Simulate the run block (`gaugedsl run`), with optional overrides; `numbers` are
@@ -103,11 +105,23 @@ class Model:
         `sweep={"T": [1e-3, 1e-2], "seed": range(5)}` runs every combination (every i-th value
         together with `zipped=True`) as one compiled program, `particles` per point, and returns a
         `SweepResult`: one `RunResult` per point, each the same as a lone run of its settings. A
-        run block's `sweep { }` is used when `sweep` is not given."""
+        run block's `sweep { }` is used when `sweep` is not given.
+
+        `progress`: a progress bar (tqdm: a widget in Jupyter, a bar in a terminal) for runs
+        longer than two seconds; by default where there is a notebook or a terminal to show it."""
         if sweep is None and self.ir.run is not None and self.ir.run.sweep:  # the run block's own sweep { }
             sweep, zipped = dict(self.ir.run.sweep), self.ir.run.sweep_zipped
         if sweep is not None:
-            return self._sweep(sweep, zipped, particles=particles, steps=steps, seed=seed, chunk=chunk, numbers=numbers)
+            return self._sweep(
+                sweep,
+                zipped,
+                particles=particles,
+                steps=steps,
+                seed=seed,
+                chunk=chunk,
+                numbers=numbers,
+                progress=progress,
+            )
 
         from ._jax_config import x64_enabled
         from .dynamics import Simulation
@@ -128,13 +142,15 @@ class Model:
             if sim is None:
                 sim = self._simulations[key] = Simulation(self.ir, particles=particles, steps=steps, chunk=chunk)
                 sim.notes.extend(warnings)
-            result = sim.run(sim.numbers(**numbers), seed=seed)
+            result = _with_progress(
+                sim, progress, lambda on_chunk: sim.run(sim.numbers(**numbers), seed=seed, on_chunk=on_chunk)
+            )
             comparison = compare(sim, result, Lowered(self.ir))
         except GaugeError as exc:
             self._reraise(exc)
         return RunResult(self.ir, result, comparison)
 
-    def _sweep(self, axes, zipped, *, particles, steps, seed, chunk, numbers) -> "SweepResult":
+    def _sweep(self, axes, zipped, *, particles, steps, seed, chunk, numbers, progress) -> "SweepResult":
         from .dynamics import Simulation
         from .dynamics.sweep import Sweep, preflight, split
         from .lowering import Lowered
@@ -148,7 +164,7 @@ class Model:
             sim = Simulation(self.ir, particles=particles, steps=steps, seed=seed, chunk=chunk, sweep=plan)
             sim.notes.extend(warnings)
             values = sim.numbers(**numbers)
-            result = sim.run(values)
+            result = _with_progress(sim, progress, lambda on_chunk: sim.run(values, on_chunk=on_chunk))
             lowered = Lowered(self.ir)
             points = split(result, sim, values)
             results = [RunResult(self.ir, r, compare(sim, r, lowered)) for r in points]
@@ -188,6 +204,17 @@ class Model:
 
     def _repr_html_(self) -> str:
         return f"<pre>{html.escape(str(self))}</pre>"
+
+
+def _with_progress(sim, enabled: bool | None, run):
+    """`run(on_chunk)` with a progress bar over `sim`'s steps."""
+    from .report.progress import Progress
+
+    bar = Progress(sim.plan.steps, sim.plan.particles, enabled)
+    try:
+        return run(lambda state: bar.update(state.step))
+    finally:
+        bar.close()
 
 
 class _Result:
@@ -280,6 +307,28 @@ class RunResult(_Result):
         notes = [f"note: {n}" for n in self.comparison.notes]
         return "\n".join([render(self.comparison.rows), self.comparison.summary_line(), *notes])
 
+    def to_xarray(self):
+        """The records as an `xarray.Dataset`: each recorded value with dims (`record`,
+        `particle`, its own axes), coords `step` and `time`; `theta_final`, `theta_initial`,
+        `healthy`, `diverged_at` per particle; the plan, numbers, versions and program hash as
+        attrs (JSON text where nested). What `gaugedsl run --format netcdf` writes. Needs the
+        `[xarray]` extra."""
+        from .report.labelled import dataset
+
+        return dataset(self.model, self.result)
+
+    def to_dataframe(self):
+        """The theory table as a `pandas.DataFrame`: one row per line, with its `verdict` and `why`."""
+        from .report.labelled import table_frame
+
+        return table_frame(self.comparison.rows)
+
+    def _repr_html_(self) -> str:
+        from .report.compare import render_html
+
+        notes = "".join(f"<p>note: {html.escape(n)}</p>" for n in self.comparison.notes)
+        return render_html(self.comparison.rows) + f"<p>{html.escape(self.comparison.summary_line())}</p>" + notes
+
     def plot(self, label: str, ax=None):
         """Mean ± one standard deviation of a recorded scalar (or every entry of a vector)
         over the particles, against steps. Returns the matplotlib axes."""
@@ -322,6 +371,27 @@ class SweepResult(_Result):
     def stacked(self, label: str) -> np.ndarray:
         values = np.stack([r.records[label] for r in self.results])
         return values.reshape(*self.sweep.shape, *values.shape[1:])
+
+    def to_xarray(self):
+        """Every point's records in one `xarray.Dataset`: the dims of `RunResult.to_xarray()`
+        with the sweep's axes in front (one per setting of a grid, `point` for a zip), the
+        settings as their coordinates. What `gaugedsl run --sweep ... --format netcdf` writes."""
+        from .report.labelled import require
+
+        xr = require("to_xarray")
+        each = [r.to_xarray() for r in self.results]
+        dims = ("point",) if self.sweep.zipped else self.sweep.names
+        for name in ("seed", "numbers"):  # per point: coordinates, not attrs
+            for ds in each:
+                ds.attrs.pop(name, None)
+        stacked = xr.concat(each, dim="point", coords="different", compat="equals", combine_attrs="drop_conflicts")
+        stacked = stacked.assign_coords(
+            {name: ("point", np.asarray(v)) for name, v in self.sweep.coordinates().items()}
+        )
+        if not self.sweep.zipped:
+            stacked = stacked.set_index(point=list(dims)).unstack("point")
+        stacked.attrs["sweep"] = json.dumps(self.sweep.as_dict())
+        return stacked.transpose(*dims, ...)
 
     @property
     def agrees(self) -> bool:

@@ -67,7 +67,7 @@ def test_run_equals_the_cli_summary(tmp_path, capsys):
     assert result.records["w"].shape[1:] == (8, 20)
     ax = result.plot("loss")
     assert ax.get_ylabel() == "loss"
-    assert "simulated" in str(result) and "verdicts: " in str(result) and "<pre>" in result._repr_html_()
+    assert "simulated" in str(result) and "verdicts: " in str(result) and "<table>" in result._repr_html_()
 
 
 def test_design_equals_the_cli(tmp_path, capsys):

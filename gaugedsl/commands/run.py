@@ -63,7 +63,7 @@ def register(sub) -> None:
         "--output",
         type=Path,
         metavar="DIR",
-        help="where to write results.npz, summary.json and plots (default: runs/MODEL)",
+        help="where to write results.npz (or .nc), summary.json and plots (default: runs/MODEL)",
     )
     p.add_argument("--resume", action="store_true", help="continue an interrupted run from DIR/checkpoint.npz")
     p.add_argument("--x64", action="store_true", help="switch JAX to 64-bit and simulate in float64")
@@ -87,6 +87,11 @@ def register(sub) -> None:
         "--zip", action="store_true", help="with --sweep: the i-th values of every axis together, not every combination"
     )
     p.add_argument("--plot", action="store_true", help="write PNG figures into DIR")
+    p.add_argument(
+        "--format", choices=("npz", "netcdf", "both"), default="npz",
+        help="the records as results.npz (default), as labelled arrays in results.nc (netCDF, read with "
+        "xarray.open_dataset; needs the [xarray] extra) or both",
+    )  # fmt: skip
     p.add_argument(
         "--strict", action="store_true",
         help="exit with status 1 when any row of the theory table disagrees with its prediction "
@@ -126,6 +131,13 @@ def run(args, sources) -> int:
             raise UsageError(
                 "--plot needs matplotlib, which is not installed: pip install matplotlib (in a clone of gaugedsl: pip install -e '.[plot]')"
             ) from None
+    if args.format != "npz":
+        from ..report.labelled import require_netcdf
+
+        try:
+            require_netcdf()
+        except ImportError as exc:
+            raise UsageError(f"--format {args.format}: {exc}") from None
     if args.x64:
         jax.config.update("jax_enable_x64", True)
     if args.log_compiles:
@@ -237,7 +249,7 @@ def _simulate(args, model, loader) -> int:
 
         return plot(out, model, result, comparison)
 
-    files = write_results(out, model, result, summary, figures)
+    files = write_results(out, model, result, summary, figures, formats=_formats(args))
     (out / "checkpoint.npz").unlink(missing_ok=True)
     noise = f", {model.noise.kind} noise" if model.noise is not None else ""
     rate = plan.particles * plan.steps / max(result.wall_time, 1e-9)
@@ -345,7 +357,8 @@ def _sweep_report(args, model, sim, result, numbers, out) -> int:
             print("note: no sweep figure: no statistic has a prediction at every point", file=sys.stderr)
         return drawn
 
-    files = write_results(out, model, result, summary, figures, sweep=sweep)
+    point_dt = [r.numbers["dt"] for r in points]
+    files = write_results(out, model, result, summary, figures, sweep=sweep, formats=_formats(args), point_dt=point_dt)
     (out / "checkpoint.npz").unlink(missing_ok=True)
     noise = f", {model.noise.kind} noise" if model.noise is not None else ""
     rate = plan.particles * plan.steps / max(result.wall_time, 1e-9)
@@ -380,6 +393,10 @@ def _sweep_report(args, model, sim, result, numbers, out) -> int:
         print("--strict: a point diverged or a row disagrees with its prediction", file=sys.stderr)
         return EXIT_PROGRAM
     return EXIT_OK
+
+
+def _formats(args) -> tuple[str, ...]:
+    return ("npz", "netcdf") if args.format == "both" else (args.format,)
 
 
 def writable_folder(out: Path) -> None:

@@ -45,6 +45,8 @@ class Row:
     note: str = ""
     verdict: str = "no prediction"  # "agrees" | "disagrees" | "no prediction" (report/verdict.py)
     why: str = ""  # the test and its number, or why the theory predicts nothing here
+    ess: float | None = None  # the effective sample size of its time averages (law rows, arviz-stats)
+    flagged: str = ""  # why the verdict may not be trusted (an ESS too small for it), or ""
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -63,7 +65,9 @@ class Comparison:
         return verdict.counts(r.verdict for r in self.rows)
 
     def summary_line(self) -> str:
-        return verdict.summary_line(self.counts())
+        flagged = sum(1 for r in self.rows if r.flagged)
+        more = f"; {flagged} flagged: effective sample size too small for the verdict (run longer)" if flagged else ""
+        return verdict.summary_line(self.counts()) + more
 
     @property
     def disagrees(self) -> bool:
@@ -198,19 +202,30 @@ def distances(samples: np.ndarray, law, bins: int = 40) -> tuple[float, float]:
     return l1, ks
 
 
-def render(rows: list[Row]) -> str:
-    """The table as aligned text: the verdict beside each row, its test (or why there is no
-    prediction) and note after it."""
+_HEADER = ("quantity", "simulated", "predicted", "verdict", "source", "test / note")
+
+
+def _cells(rows: list[Row]) -> list[tuple[str, ...]]:
+    """Each row's six cells as text: quantity, simulated ± error, predicted ± floor sd, verdict,
+    source, and its test (or why there is no prediction) with its note."""
 
     def num(x):
         return "—" if x is None else f"{x:.4g}"
 
-    lines = [("quantity", "simulated", "predicted", "verdict", "source", "test / note")]
+    out = []
     for r in rows:
         sim = num(r.simulated) + (f" ± {r.error:.2g}" if r.error is not None else "")
         pred = num(r.predicted) + (f" ± {r.floor_sd:.2g}" if r.floor_sd is not None else "")
         why = r.why.removeprefix("no prediction: ") if r.verdict == verdict.NO_PREDICTION else r.why
-        lines.append((r.quantity, sim, pred, r.verdict, r.source, "; ".join(x for x in (why, r.note) if x)))
+        flag = f"FLAGGED: {r.flagged}" if r.flagged else ""
+        out.append((r.quantity, sim, pred, r.verdict, r.source, "; ".join(x for x in (flag, why, r.note) if x)))
+    return out
+
+
+def render(rows: list[Row]) -> str:
+    """The table as aligned text: the verdict beside each row, its test (or why there is no
+    prediction) and note after it."""
+    lines = [_HEADER, *_cells(rows)]
     widths = [max(len(line[i]) for line in lines) for i in range(5)]
     text = []
     for j, line in enumerate(lines):
@@ -218,3 +233,20 @@ def render(rows: list[Row]) -> str:
         if j == 0:
             text.append("  ".join("-" * w for w in widths) + "  " + "-" * 11)
     return "\n".join(t.rstrip() for t in text)
+
+
+_VERDICT_COLOUR = {verdict.AGREES: "#1a7f37", verdict.DISAGREES: "#cf222e", verdict.NO_PREDICTION: "#6e7781"}
+
+
+def render_html(rows: list[Row]) -> str:
+    """The table as HTML (Jupyter): the same cells as `render`, the verdict coloured."""
+    from html import escape
+
+    head = "".join(f"<th style='text-align:left'>{h}</th>" for h in _HEADER)
+    body = []
+    for cells in _cells(rows):
+        tds = [f"<td style='text-align:left'>{escape(c)}</td>" for c in cells]
+        colour = _VERDICT_COLOUR.get(cells[3], "inherit")
+        tds[3] = f"<td style='text-align:left;color:{colour};font-weight:bold'>{escape(cells[3])}</td>"
+        body.append("<tr>" + "".join(tds) + "</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"

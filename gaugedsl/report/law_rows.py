@@ -19,6 +19,14 @@ the predictor is pushed through it. The rows, each with its verdict:
 - stationarity: each particle's average over the third and the fourth quarter of the records, of
   every coordinate and of the predictor's norm (max |z| of their difference, Bonferroni as above),
   so a run too short to settle says so; the norm sees an ensemble that is still growing as a whole.
+
+The means and stationarity rows also carry ArviZ's effective sample size of the time averages
+(arviz-stats, `ess(method="mean")`, the particles as chains and the second half's records as
+draws; the least over the coordinates). A particle's start weighs on its time average about like
+e^{−2E} with E its effective draws (ESS per particle); with N particles the flag is raised below
+E = ½ + ¼ ln N, where a start one law-width away could shift the mean by more than about a third
+of its standard error, whatever the z says (docs/theory.md, "Verdicts": run longer). Without
+arviz-stats (the `[law]` extra) the rows carry no ESS.
 """
 
 from __future__ import annotations
@@ -132,10 +140,13 @@ def law_rows(sim, result, label: str, values: np.ndarray, out, predictor: str | 
     z = diff.mean(0) / np.maximum(diff_se, 1e-300)
     source = "P5/P6"
     law_note = f"paired by particle; sampler: {c} chains × {k} draws (NUTS), acceptance {sample.acceptance:.2f}"
+    ess, flag = _effective_sample_size(half[:, sample.particles])
+    if ess is not None:
+        law_note += f"; ESS {ess:.3g} (ArviZ, least over the coordinates)"
     rows = []
     v, why = by_max_z(z, "")
     rows.append(Row(f"max_i |z| of E[{label}_i] (second half vs law)", float(np.abs(z).max()), None, bonferroni_z(m),
-                    source=source, note=law_note, verdict=v, why=why))  # fmt: skip
+                    source=source, note=law_note, verdict=v, why=why, ess=ess, flagged=flag))  # fmt: skip
     if m <= 4:
         for i in range(m):
             name = label if m == 1 and not shape else f"{label}[{','.join(map(str, np.unravel_index(i, shape)))}]"
@@ -168,7 +179,7 @@ def law_rows(sim, result, label: str, values: np.ndarray, out, predictor: str | 
     note = f"standardised coordinates; floor as for KS, {c} particles vs {c} draws"
     rows.append(Row(f"energy distance({label}, law) (end)", en, None, float(en_floor.mean()), float(en_floor.std()),
                     source, note, v, why))  # fmt: skip
-    rows.append(_stationarity(label, flat))
+    rows.append(dataclasses.replace(_stationarity(label, flat), ess=ess, flagged=flag))
     chart = chart_of(sim)
     if isinstance(chart, GLChart) and tuple(shape) == (chart.m, chart.n):  # the product W = U Vᵀ's shape
         rows += _spectrum_rows(label, values, pred.reshape(c, k, *shape), sample, chart.r, seed)
@@ -222,6 +233,28 @@ def _sparse_target(sim, shape) -> tuple[str, np.ndarray] | None:
         if value.shape == tuple(shape) and value.size > 1 and 0.5 <= np.mean(value == 0) < 1:
             return name, (value != 0).ravel()
     return None
+
+
+def _effective_sample_size(half: np.ndarray) -> tuple[float | None, str]:
+    """ArviZ's ESS of the mean of `half` (records, particles, coordinates), the least over the
+    coordinates, and why it is too small for a verdict ("" if it is not); (None, "") without
+    arviz-stats."""
+    try:
+        from arviz_stats.base.array import array_stats
+    except ImportError:
+        return None, ""
+    draws = np.transpose(np.asarray(half, dtype=np.float64), (2, 1, 0))  # (coordinates, chains, draws)
+    each = np.asarray(array_stats.ess(draws, chain_axis=-2, draw_axis=-1, method="mean"))
+    if not np.isfinite(each).any():  # constant coordinates: nothing to estimate
+        return None, ""
+    ess, particles = float(np.nanmin(each)), draws.shape[1]
+    needed = particles * (0.5 + 0.25 * np.log(particles))
+    if ess < needed:
+        return ess, (
+            f"ESS {ess:.3g} < {needed:.3g} ({ess / particles:.2g} effective draws per particle in the second half, "
+            f"{needed / particles:.2g} needed for {particles} particles): the time averages may still remember the start"
+        )
+    return ess, ""
 
 
 def _stationarity(label: str, flat: np.ndarray) -> Row:

@@ -1,7 +1,7 @@
 """Result files, written atomically: `results.npz` (the records, one array per label with its
-steps, the final and initial θ, which particles stayed healthy) and `summary.json` (program
-hash, versions, seed, settings, wall time, the comparison table, and the sha256 of the
-`results.npz` it describes). `summary.json` is written last and removed first: it marks a
+steps, the final and initial θ, which particles stayed healthy) and/or `results.nc` (the same as
+labelled arrays, report/labelled.py), and `summary.json` (program hash, versions, seed, settings,
+wall time, the comparison table, and the sha256 of each results file it describes). `summary.json` is written last and removed first: it marks a
 complete pair, so a run killed between the two files never leaves results that look finished.
 While a run is going, `checkpoint.npz` (report/checkpoint.py) holds enough to resume it."""
 
@@ -17,8 +17,10 @@ import numpy as np
 from .. import __version__, ir
 from ..atomic import write_json, write_npz
 from ..dynamics.ensemble import Result
+from .labelled import split_points
 
-RESULTS, SUMMARY = "results.npz", "summary.json"
+RESULTS, NETCDF, SUMMARY = "results.npz", "results.nc", "summary.json"
+_HASH_KEY = {RESULTS: "results_sha256", NETCDF: "netcdf_sha256"}
 
 
 def versions() -> dict[str, str]:
@@ -32,37 +34,42 @@ def versions() -> dict[str, str]:
 
 
 def write_results(
-    folder: Path, model: ir.Model, result: Result, summary: dict[str, Any], figures=None, sweep=None
+    folder: Path,
+    model: ir.Model,
+    result: Result,
+    summary: dict[str, Any],
+    figures=None,
+    sweep=None,
+    formats: tuple[str, ...] = ("npz",),
+    point_dt: list[float] | None = None,
 ) -> list[Path]:
-    """Writes results.npz, then the figures (`figures()` returns their paths), then summary.json
-    into `folder`, each atomically; summary.json carries results.npz's sha256. With a `sweep`
-    (dynamics/sweep.py), every array gains its leading axes (`sweep.shape`) and `sweep.NAME`
-    holds each setting's value at every point."""
+    """Writes results.npz and/or results.nc (`formats`: "npz", "netcdf"), then the figures
+    (`figures()` returns their paths), then summary.json into `folder`, each atomically;
+    summary.json carries each results file's sha256. With a `sweep` (dynamics/sweep.py), every
+    array gains its leading axes (`sweep.shape`) and `sweep.NAME` holds each setting's value at
+    every point; `point_dt` is each point's dt (the netCDF file's time coordinate)."""
     points = sweep.shape if sweep is not None else ()
-
-    def per_point(values, axis):  # the particle axis `axis` (of points × particles) → leading sweep axes
-        if sweep is None:
-            return values
-        values = np.asarray(values)
-        n = values.shape[axis] // sweep.size
-        split = values.reshape(*values.shape[:axis], sweep.size, n, *values.shape[axis + 1 :])
-        return np.moveaxis(split, axis, 0).reshape(*points, *split.shape[:axis], n, *split.shape[axis + 2 :])
-
-    arrays: dict[str, np.ndarray] = {}
-    for label, values in result.records.items():
-        arrays[label] = per_point(values, 1)
-        arrays[f"{label}.steps"] = result.record_steps[label]
-    arrays["theta_final"] = per_point(result.theta, 0)
-    if result.theta0 is not None:
-        arrays["theta_initial"] = per_point(result.theta0, 0)
-    arrays["healthy"] = per_point(result.healthy, 0)
-    arrays["diverged_at"] = per_point(result.diverged_at, 0)
-    if sweep is not None:
-        for name, values in sweep.coordinates().items():
-            arrays[f"sweep.{name}"] = np.asarray(values).reshape(points)
     folder.mkdir(parents=True, exist_ok=True)
     remove_results(folder)
-    npz = write_npz(folder / RESULTS, arrays)
+    written: list[Path] = []
+    if "npz" in formats:
+        arrays: dict[str, np.ndarray] = {}
+        for label, values in result.records.items():
+            arrays[label] = split_points(values, 1, sweep)
+            arrays[f"{label}.steps"] = result.record_steps[label]
+        arrays["theta_final"] = split_points(result.theta, 0, sweep)
+        if result.theta0 is not None:
+            arrays["theta_initial"] = split_points(result.theta0, 0, sweep)
+        arrays["healthy"] = split_points(result.healthy, 0, sweep)
+        arrays["diverged_at"] = split_points(result.diverged_at, 0, sweep)
+        if sweep is not None:
+            for name, values in sweep.coordinates().items():
+                arrays[f"sweep.{name}"] = np.asarray(values).reshape(points)
+        written.append(write_npz(folder / RESULTS, arrays))
+    if "netcdf" in formats:
+        from .labelled import dataset, write_netcdf
+
+        written.append(write_netcdf(folder / NETCDF, dataset(model, result, sweep, point_dt)))
     pictures = list(figures()) if figures is not None else []
     info = {
         "model": model.name,
@@ -77,22 +84,23 @@ def write_results(
         "wall_time_s": result.wall_time,
         "healthy_particles": int(result.healthy.sum()),
         **summary,
-        "results_sha256": hashlib.sha256(npz.read_bytes()).hexdigest(),
+        # the sha256 of each results file it describes: results.npz's, results.nc's
+        **{_HASH_KEY[f.name]: hashlib.sha256(f.read_bytes()).hexdigest() for f in written},
     }
     js = write_json(folder / SUMMARY, info, indent=2, default=_jsonable)
-    return [npz, js, *pictures]
+    return [*written, js, *pictures]
 
 
 def remove_results(folder: Path) -> None:
     """Removes a previous run's results, the summary (the mark of a complete pair) first."""
-    for name in (SUMMARY, RESULTS):
+    for name in (SUMMARY, RESULTS, NETCDF):
         (folder / name).unlink(missing_ok=True)
 
 
 def remove_interrupted_writes(folder: Path) -> None:
     """Removes the temporary files of writes a kill interrupted (atomic.replacing's names)."""
     if folder.is_dir():
-        for name in (SUMMARY, RESULTS, "checkpoint.npz"):
+        for name in (SUMMARY, RESULTS, NETCDF, "checkpoint.npz"):
             for tmp in folder.glob(f".{name}.*.tmp{Path(name).suffix}"):
                 tmp.unlink(missing_ok=True)
 
