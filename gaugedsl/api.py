@@ -388,7 +388,9 @@ class SweepResult(_Result):
         stacked = stacked.assign_coords(
             {name: ("point", np.asarray(v)) for name, v in self.sweep.coordinates().items()}
         )
-        if not self.sweep.zipped:
+        if not self.sweep.zipped and len(dims) == 1:
+            stacked = stacked.swap_dims(point=dims[0])
+        elif not self.sweep.zipped:
             stacked = stacked.set_index(point=list(dims)).unstack("point")
         stacked.attrs["sweep"] = json.dumps(self.sweep.as_dict())
         return stacked.transpose(*dims, ...)

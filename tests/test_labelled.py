@@ -92,6 +92,9 @@ def test_a_sweep_gets_one_dim_per_setting_in_the_file_and_in_the_api(program, tm
         api = sweep.to_xarray()
         assert api["w"].dims == ds["w"].dims
         np.testing.assert_array_equal(api["w"].values, ds["w"].values)
+        # one swept setting: its dim alone
+        single = gaugedsl.load(program).run(sweep={"T": [0.05, 0.1]}, progress=False).to_xarray()
+        assert single["w"].dims == ("T", "record", "particle")
         # a point is the lone run of its settings
         lone = gaugedsl.load(program).run(T=0.1, seed=2, progress=False)
         np.testing.assert_array_equal(ds["w"].sel(T=0.1, seed=2).values, lone.records["w"])

@@ -247,7 +247,7 @@ def _simulate(args, model, loader) -> int:
             return []
         from ..report.plots import plot
 
-        return plot(out, model, result, comparison)
+        return plot(out, model, result, comparison, sim)
 
     files = write_results(out, model, result, summary, figures, formats=_formats(args))
     (out / "checkpoint.npz").unlink(missing_ok=True)

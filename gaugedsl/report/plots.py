@@ -25,11 +25,11 @@ def _pyplot():
     return plt
 
 
-def plot(folder: Path, model: ir.Model, result: Result, comparison: Comparison) -> list[Path]:
-    """Writes the figures into `folder`; returns their paths."""
+def plot(folder: Path, model: ir.Model, result: Result, comparison: Comparison, sim=None) -> list[Path]:
+    """Writes the figures into `folder`; returns their paths. With the `sim` (dynamics.Simulation)
+    the records figure also draws each record's value on the balanced slice."""
     plt = _pyplot()
     written = []
-    ok = result.healthy
     unit = "t" if result.plan.dynamics in ("sde", "quotient") else "t = step·lr"
     if comparison.law is not None:
         law, label, samples = comparison.law, comparison.law_label, comparison.law_samples
@@ -60,50 +60,211 @@ def plot(folder: Path, model: ir.Model, result: Result, comparison: Comparison) 
     charges = [
         i for r in result.plan.records for i in r.items if isinstance(i.value, ir.Call) and i.value.func == "charge"
     ]
+    balanced = _balanced_values(sim, result) if sim is not None else {}
     if charges:
-        fig, axes = plt.subplots(len(charges), 1, figsize=(7, 3 * len(charges)), squeeze=False)
-        for ax, item in zip(axes[:, 0], charges):
-            t = result.times(item.label)
-            v = result.records[item.label][:, ok].reshape(len(t), int(ok.sum()), -1)
-            for a in range(min(v.shape[2], 6)):
-                m, s = v[:, :, a].mean(1), v[:, :, a].std(1)
-                (line,) = ax.plot(t, m, lw=1.5, label=f"a = {a}")
-                ax.fill_between(t, m - s, m + s, color=line.get_color(), alpha=0.15)
-                for p in range(min(3, v.shape[1])):
-                    ax.plot(t, v[:, p, a], color=line.get_color(), lw=0.4, alpha=0.5)
-            ax.axhline(0, color="k", lw=0.5)
-            ax.set_title(
-                f"{item.label}: ensemble mean ± sd, and three particles"
-                + (f" (first 6 of {v.shape[2]})" if v.shape[2] > 6 else "")
-            )
-            ax.set_xlabel(unit)
-            ax.legend(fontsize=7, ncol=3)
-        written.append(_save(fig, folder / "charges.png", plt))
-    labels = list(result.records)
-    if labels:
-        fig, axes = plt.subplots(len(labels), 1, figsize=(7, 2.6 * len(labels)), squeeze=False)
-        for ax, label in zip(axes[:, 0], labels):
-            t = result.times(label)
-            v = result.records[label][:, ok]
-            if v.ndim == 2:
-                ax.plot(t, v.mean(1), lw=1.5, label="mean")
-                lo, hi = np.quantile(v, [0.1, 0.9], axis=1)
-                ax.fill_between(t, lo, hi, alpha=0.2, label="10–90%")
-                ax.legend(fontsize=7)
-            else:
-                flat = v.reshape(len(t), v.shape[1], -1).mean(1)
-                ax.plot(t, flat[:, :20], lw=1)
-                ax.set_title(
-                    f"{label}: ensemble mean of each entry" + (" (first 20)" if flat.shape[1] > 20 else ""), fontsize=9
-                )
-            ax.set_ylabel(label)
-            ax.set_xlabel(unit)
-        written.append(_save(fig, folder / "records.png", plt))
+        written.append(_charges_figure(folder, model, result, [c.label for c in charges], unit, plt))
+    if result.records:
+        data = dict(sim.lowered.data) if sim is not None else {}
+        refs = _references(result, comparison, balanced, data)
+        written.append(_records_figure(folder, model, result, refs, unit, plt))
     return written
 
 
+# A handful of highlighted lines per panel, in colours that stay apart in print and for colour-blind
+# readers (Okabe–Ito); the rest of the ensemble is drawn as quantile bands in greys.
+LINES = ("#0072B2", "#D55E00", "#009E73", "#CC79A7")
+BANDS = ((0.05, 0.95, "0.87"), (0.25, 0.75, "0.72"))
+
+
+def _entry_name(label: str, shape: tuple, i: int) -> str:
+    return f"{label}[{','.join(map(str, np.unravel_index(i, shape)))}]" if shape else label
+
+
+def _bands(ax, t, pooled, what: str) -> np.ndarray:
+    """5–95% and 25–75% bands and the median of `pooled` (R, n) over its second axis; returns the median."""
+    for lo, hi, grey in BANDS:
+        ql, qh = np.quantile(pooled, [lo, hi], axis=1)
+        ax.fill_between(t, ql, qh, color=grey, lw=0, label=f"{int(100 * lo)}–{int(100 * hi)}% over {what}")
+    median = np.median(pooled, axis=1)
+    ax.plot(t, median, color="0.35", lw=1, label="median")
+    return median
+
+
+def _highlighted(final_means: np.ndarray, support: np.ndarray | None, k: int = 4) -> list[int]:
+    """Which entries get a line: two on and two off a sparse target's support, else the lowest,
+    the highest and the middle ones at the end (where an outlier shows)."""
+    n = final_means.size
+    if n <= k:
+        return list(range(n))
+    if support is not None and support.size == n:
+        on, off = np.flatnonzero(support), np.flatnonzero(~support)
+        return list(on[:2]) + list(off[: k - min(2, on.size)])
+    order = np.argsort(final_means)
+    return sorted({int(order[0]), int(order[-1]), int(order[n // 2]), int(order[(n - 1) // 2 + 1 if n > 2 else 0])})[:k]
+
+
+def _records_figure(folder: Path, model: ir.Model, result: Result, refs: dict, unit: str, plt) -> Path:
+    """One panel per record: quantile bands over particles (and entries), the ensemble mean of up
+    to four entries with their reference lines (the data's target, the predicted law's mean, the
+    value on the balanced slice), and a title that says where it went."""
+    ok = result.healthy
+    labels = list(result.records)
+    fig, axes = plt.subplots(len(labels), 1, figsize=(10, 2.9 * len(labels)), squeeze=False, layout="constrained")
+    for ax, label in zip(axes[:, 0], labels):
+        t = result.times(label)
+        values = result.records[label][:, ok]
+        shape = values.shape[2:]
+        flat = values.reshape(len(t), values.shape[1], -1)
+        k = flat.shape[2]
+        what = "particles" + (" and entries" if k > 1 else "") if flat.shape[1] > 1 else "entries"
+        median = _bands(ax, t, flat.reshape(len(t), -1), what) if flat.size > len(t) else flat[:, 0, 0]
+        ref = refs.get(label, {})
+        means = flat.mean(axis=1)  # (R, k)
+        shown = _highlighted(means[-1], ref.get("support"))
+        for colour, i in zip(LINES, shown):
+            name = _entry_name(label, shape, i) if k > 1 else f"{label}: ensemble mean"
+            ax.plot(t, means[:, i], color=colour, lw=1.6, label=name)
+            for key, style in (("target", ":"), ("predicted", "--"), ("balanced", "-.")):
+                if key in ref:
+                    ax.axhline(ref[key][i], color=colour, ls=style, lw=1.1)
+        for key, style, text in (
+            ("target", ":", f"target ({ref.get('target_name', '')})"),
+            ("predicted", "--", "predicted stationary mean (law)"),
+            ("balanced", "-.", "value on the balanced slice (charges 0)"),
+        ):
+            if key in ref:
+                ax.plot([], [], color="0.2", ls=style, lw=1.1, label=text)
+        for value, text in ref.get("rows", []):
+            ax.axhline(value, color="k", ls="--", lw=1.3, label=text)
+        title = f"{label}: median {median[0]:.3g} at the start → {median[-1]:.3g} at the end"
+        if "predicted" in ref:  # where the means went, against the law and the data's target
+            late = means[len(t) // 2 :].mean(axis=0)
+            title = (
+                f"{label}: second-half means within {np.abs(late - ref['predicted']).max():.2g} of the law's (dashed)"
+            )
+            if "target" in ref:
+                gap = np.abs(ref["predicted"] - ref["target"]).max()
+                title += f"; the law's are up to {gap:.2g} from {ref['target_name']} (dotted): the bias"
+        if "balanced" in ref and np.ptp(ref["balanced"]) <= 1e-3 * max(float(np.abs(means).max()), 1e-30):
+            title += f"; {ref['balanced'][0]:.3g} on the balanced slice"
+        for _, text in ref.get("rows", [])[:1]:
+            title += f"; {text}"
+        if k > len(shown):
+            title += f" ({len(shown)} of {k} entries drawn)"
+        ax.set_title(title, fontsize=9)
+        ax.set_ylabel(label)
+        ax.set_xlabel(unit)
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    fig.suptitle(f"{model.name}: the records over {unit}", fontsize=10)
+    return _save(fig, folder / "records.png", plt)
+
+
+def _charges_figure(folder: Path, model: ir.Model, result: Result, labels: list[str], unit: str, plt) -> Path:
+    """One panel per symmetry group: its charges over particles and components as bands, the
+    three components that moved most as lines, 0 (the balanced slice) as a reference, and a title
+    with mean |charge| at the start and the end."""
+    ok = result.healthy
+    fig, axes = plt.subplots(len(labels), 1, figsize=(10, 2.9 * len(labels)), squeeze=False, layout="constrained")
+    for ax, label in zip(axes[:, 0], labels):
+        t = result.times(label)
+        v = result.records[label][:, ok]
+        flat = v.reshape(len(t), v.shape[1], -1)  # (R, N, components)
+        pooled = flat.reshape(len(t), -1)
+        if pooled.shape[1] > 1:
+            _bands(ax, t, pooled, "particles and components" if flat.shape[1] > 1 else "components")
+        means = flat.mean(axis=1)
+        moved = np.argsort(-np.abs(means[-1] - means[0]))[:3]
+        for colour, a in zip(LINES, moved):
+            ax.plot(
+                t, means[:, a], color=colour, lw=1.6, label=f"component {a}" + (" (mean)" if flat.shape[1] > 1 else "")
+            )
+        ax.axhline(0, color="k", lw=0.8, ls="--", label="0: the balanced slice")
+        size = np.abs(flat).mean(axis=(1, 2))
+        ax.set_title(
+            f"{label}: mean |charge| {size[0]:.3g} → {size[-1]:.3g} ({flat.shape[2]} components; "
+            f"the 3 that moved most drawn)",
+            fontsize=9,
+        )
+        ax.set_xlabel(unit)
+        ax.set_ylabel(label)
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    fig.suptitle(f"{model.name}: Noether charges over {unit}, one panel per symmetry", fontsize=10)
+    return _save(fig, folder / "charges.png", plt)
+
+
+def _references(result: Result, comparison: Comparison, balanced: dict, data: dict) -> dict:
+    """For each record label, what to draw beside it: `target` (a data array of the record's shape,
+    e.g. the truth w_star) with `target_name`, `support` (its non-zero entries if sparse),
+    `predicted` (the sampled law's mean of each entry), `balanced` (the value at the balanced point
+    of the final θ, where the balancing changes it), and `rows` (the table's predicted values for
+    this record: (value, text))."""
+    out: dict[str, dict] = {}
+    draws = getattr(comparison, "law_draws", {})
+    data = {name: np.asarray(value) for name, value in data.items()}
+    predictors = set(draws) | {
+        i.label
+        for r in result.plan.records
+        for i in r.items
+        if isinstance(i.value, ir.Ref) and i.value.kind == "predictor"
+    }
+    for label, values in result.records.items():
+        shape = values.shape[2:]
+        ref: dict = {}
+        for name, value in data.items():  # the data's truth, for a predictor of its shape
+            if label in predictors and value.shape == tuple(shape) and value.size > 1:
+                ref["target"], ref["target_name"] = value.ravel(), name
+                if 0.5 <= np.mean(value == 0) < 1:
+                    ref["support"] = (value != 0).ravel()
+                break
+        if label in draws:
+            ref["predicted"] = draws[label].predicted.mean(axis=0)
+        if label in balanced:
+            ref["balanced"] = balanced[label]
+        word = f" {label} "
+        for row in comparison.rows:
+            if row.predicted is None or row.floor_sd is not None:  # distances: the floor is not a value of the record
+                continue
+            if f"[{label}]" in row.quantity or word in f" {row.quantity.replace('(', ' ').replace(')', ' ')} ":
+                if "|z|" in row.quantity or "fraction" in row.quantity or "stationarity" in row.quantity:
+                    continue
+                ref.setdefault("rows", []).append(
+                    (row.predicted, f"predicted {row.predicted:.4g} ({row.source or 'theory'})")
+                )
+        out[label] = ref
+    return out
+
+
+def _balanced_values(sim, result: Result, most: int = 64) -> dict[str, np.ndarray]:
+    """Each record's value at the balanced point of the final θ (the least-norm point of its orbit,
+    where every charge vanishes), averaged over up to `most` healthy particles, per entry; only for
+    the records the balancing changes (a predictor or the loss is the same there: no line)."""
+    import jax
+    import jax.numpy as jnp
+
+    if not sim.model.symmetries or result.plan.dynamics == "quotient" or getattr(sim, "recorder", None) is None:
+        return {}
+    theta = np.asarray(result.theta)[result.healthy][:most]
+    if theta.size == 0:
+        return {}
+    at = jnp.asarray(theta, sim.dtype)
+    star = jax.vmap(sim.geo.project_to_slice)(at)
+    out = {}
+    for index in range(len(result.plan.records)):
+        fn = jax.vmap(sim.recorder.group(index))
+        now, there = fn(at), fn(star)
+        for label in now:
+            a, b = np.asarray(now[label], np.float64), np.asarray(there[label], np.float64)
+            if not np.all(np.isfinite(b)):
+                continue
+            scale = max(float(np.abs(a).max()), 1e-30)
+            if float(np.abs(a - b).max()) > 1e-3 * scale:
+                out[label] = b.reshape(b.shape[0], -1).mean(axis=0)
+    return out
+
+
 def _save(fig, path: Path, plt) -> Path:
-    fig.tight_layout()
+    if fig.get_layout_engine() is None:
+        fig.tight_layout()
     try:
         with replacing(path) as tmp:
             fig.savefig(tmp, dpi=110)

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import ir
-from .plots import _pyplot, _save
+from .plots import GIBBS, PRED, SIM, _pyplot, _save
 
 
 def plot_sweep(folder: Path, model: ir.Model, sweep, results, comparisons) -> list[Path]:
@@ -24,17 +24,20 @@ def plot_sweep(folder: Path, model: ir.Model, sweep, results, comparisons) -> li
     numeric = [name for name in sweep.names if name != "seed"]
     axis = numeric[0] if numeric else sweep.names[0]
     xs = np.asarray([p[axis] for p in sweep.points()], np.float64)
-    panels = _law_panels(results, comparisons) + _row_panels(comparisons)
+    panels = _law_panels(results, comparisons, xs) + _row_panels(comparisons)
     if not panels:
         return []
     plt = _pyplot()
     cols = min(3, len(panels))
     rows = -(-len(panels) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.3 * rows), squeeze=False)
-    for ax, (title, sim, err, pred) in zip(axes.ravel(), panels):
+    fig, axes = plt.subplots(rows, cols, figsize=(4.4 * cols, 3.5 * rows), squeeze=False, layout="constrained")
+    for ax, (title, sim, err, pred, gibbs) in zip(axes.ravel(), panels):
         x, s, e, p = _pool(xs, sim, err, pred)
-        ax.errorbar(x, s, yerr=e, fmt="o", ms=4, capsize=3, color="tab:blue", label="simulated (± s.e.)")
-        ax.plot(x, p, "k-", lw=1.5, label="predicted")
+        ax.plot(x, p, "-", color=PRED, lw=1.5, label="predicted (with the gauge correction)")
+        if gibbs is not None and np.isfinite(gibbs).any():
+            _, _, _, g = _pool(xs, gibbs, np.zeros_like(gibbs), gibbs)
+            ax.plot(x, g, "--", color=GIBBS, lw=1.3, label="exp(−L/T) dw alone (no correction)")
+        ax.errorbar(x, s, yerr=e, fmt="o", ms=4, capsize=3, color=SIM, label="simulated (± s.e.)")
         if numeric and np.all(x > 0) and x.max() / x.min() > 20:
             ax.set_xscale("log")
         ax.set_xlabel(axis)
@@ -45,7 +48,6 @@ def plot_sweep(folder: Path, model: ir.Model, sweep, results, comparisons) -> li
     others = [name for name in sweep.names if name != axis]
     pooled = f"; points differing in {', '.join(others)} pooled" if others else ""
     fig.suptitle(f"{model.name}: predicted and simulated against {axis}{pooled}", fontsize=10)
-    fig.tight_layout()
     return [_save(fig, folder / "sweep.png", plt)]
 
 
@@ -62,8 +64,9 @@ def _pool(xs, sim, err, pred):
     return x, np.asarray(s), np.asarray(e), np.asarray(p)
 
 
-def _law_panels(results, comparisons) -> list:
-    """E|w_i| (on and off a sparse target's support) of each sampled predictor, at every point."""
+def _law_panels(results, comparisons, xs) -> list:
+    """E|w_i| (on and off a sparse target's support) of each sampled predictor, at every point,
+    and under the Gibbs law without the correction (drawn once per value of the swept setting)."""
     labels = [set(getattr(c, "law_draws", {})) for c in comparisons]
     common = sorted(set.intersection(*labels)) if labels else []
     panels = []
@@ -73,9 +76,13 @@ def _law_panels(results, comparisons) -> list:
         groups = [("all coordinates", None)] if support is None else [
             (f"on the support of {support[0]}", support[1]), (f"off the support of {support[0]}", ~support[1])
         ]  # fmt: skip
+        plain = {}  # x → the Gibbs draws of the first point there (64 chains; the figure's only)
+        for x, d in zip(xs, draws):
+            if x not in plain:
+                plain[x] = d.gibbs()
         for where, mask in groups:
-            sim, err, pred = [], [], []
-            for r, d in zip(results, draws):
+            sim, err, pred, gibbs = [], [], [], []
+            for x, r, d in zip(xs, results, draws):
                 values = r.records[label][:, r.healthy]
                 flat = np.abs(values.reshape(values.shape[0], values.shape[1], -1))
                 chosen = flat if mask is None else flat[..., mask]
@@ -84,7 +91,11 @@ def _law_panels(results, comparisons) -> list:
                 err.append(per_particle.std(ddof=1) / np.sqrt(per_particle.size))
                 law = np.abs(d.predicted if mask is None else d.predicted[:, mask])
                 pred.append(law.mean())
-            panels.append((f"E|{label}_i|, {where}", np.asarray(sim), np.asarray(err), np.asarray(pred)))
+                g = plain[x]
+                gibbs.append(np.nan if g is None else np.abs(g if mask is None else g[:, mask]).mean())
+            panels.append(
+                (f"E|{label}_i|, {where}", np.asarray(sim), np.asarray(err), np.asarray(pred), np.asarray(gibbs))
+            )
     return panels
 
 
@@ -100,5 +111,5 @@ def _row_panels(comparisons) -> list:
         if len(same) < len(comparisons) or any(v is None for triple in values for v in triple):
             continue
         sim, err, pred = (np.asarray(column, np.float64) for column in zip(*values))
-        panels.append((row.quantity, sim, err, pred))
+        panels.append((row.quantity, sim, err, pred, None))
     return panels[:6]
