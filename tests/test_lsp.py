@@ -97,7 +97,9 @@ class Client:
         assert "error" not in reply, reply
         return reply["result"]
 
-    def wait(self, accept, timeout: float = 30.0) -> dict:
+    # a liveness bound, not a speed test: a save starts the symmetry discovery (JAX compiles), which
+    # took over 30 s on the 2-core machine loaded by other jobs
+    def wait(self, accept, timeout: float = 120.0) -> dict:
         while True:
             try:
                 message = self.messages.get(timeout=timeout)
