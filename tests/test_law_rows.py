@@ -137,13 +137,12 @@ def test_charges_that_drift_have_no_law_and_say_why():
 
 
 def test_quick_start_rows_agree_and_the_figure_is_written(tmp_path, capsys):
-    # examples/diagonal_net.gauge reduced to 32 particles and half its t (its own dt, t = 60): the law
-    # rows agree and --plot writes law_w.png. (The full 256 particles to t = 120 are
-    # test_quick_start_full, slow.)
+    # examples/diagonal_net.gauge reduced to 32 particles (its own dt and t = 60): the law rows agree
+    # and --plot writes law_w.png. (The full 256 particles are test_quick_start_full, slow.)
     from gaugedsl.cli import main
 
-    assert main(["run", str(ROOT / "examples" / "diagonal_net.gauge"), "--particles", "32", "--steps", "24000",
-                 "-o", str(tmp_path), "--no-progress", "--plot"]) == 0  # fmt: skip
+    assert main(["run", str(ROOT / "examples" / "diagonal_net.gauge"), "--particles", "32", "-o", str(tmp_path),
+                 "--no-progress", "--plot"]) == 0  # fmt: skip
     out = capsys.readouterr().out
     assert "max_i |z| of E[w_i]" in out and "energy distance(w, law)" in out
     import json
