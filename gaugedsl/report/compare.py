@@ -66,7 +66,11 @@ class Comparison:
 
     def summary_line(self) -> str:
         flagged = sum(1 for r in self.rows if r.flagged)
-        more = f"; {flagged} flagged: effective sample size too small for the verdict (run longer)" if flagged else ""
+        more = (
+            f"; {flagged} flagged: effective sample size too small for a reliable verdict (more particles or a longer run)"
+            if flagged
+            else ""
+        )
         return verdict.summary_line(self.counts()) + more
 
     @property

@@ -139,12 +139,10 @@ def _records_figure(folder: Path, model: ir.Model, result: Result, refs: dict, u
         title = f"{label}: median {median[0]:.3g} at the start → {median[-1]:.3g} at the end"
         if "predicted" in ref:  # where the means went, against the law and the data's target
             late = means[len(t) // 2 :].mean(axis=0)
-            title = (
-                f"{label}: second-half means within {np.abs(late - ref['predicted']).max():.2g} of the law's (dashed)"
-            )
+            title = f"{label}: means within {np.abs(late - ref['predicted']).max():.2g} of the law's (dashed)"
             if "target" in ref:
                 gap = np.abs(ref["predicted"] - ref["target"]).max()
-                title += f"; the law's are up to {gap:.2g} from {ref['target_name']} (dotted): the bias"
+                title += f", which are up to {gap:.2g} from {ref['target_name']} (dotted): the bias"
         if "balanced" in ref:  # one value for every entry: say it
             at, tiny = ref["balanced"], 1e-6 * max(float(np.abs(means).max()), 1e-30)
             if np.ptp(at) <= 1e-3 * float(np.abs(at).max()) + tiny:
@@ -152,7 +150,7 @@ def _records_figure(folder: Path, model: ir.Model, result: Result, refs: dict, u
         for _, text in ref.get("rows", [])[:1]:
             title += f"; {text}"
         if k > len(shown):
-            title += f" ({len(shown)} of {k} entries drawn)"
+            title += f"; {len(shown)} of {k} entries drawn"
         ax.set_title(title, fontsize=9)
         ax.set_ylabel(label)
         ax.set_xlabel(unit)
