@@ -73,3 +73,22 @@ def test_highlighted_entries_are_few_and_show_the_support_or_the_extremes():
     picked = _highlighted(np.array([5.0, -3.0, 0.1, 0.2, 9.0, 0.0]), None)
     assert 1 in picked and 4 in picked and len(picked) <= 4  # the lowest and the highest at the end
     assert _highlighted(np.arange(3.0), None) == [0, 1, 2]
+
+
+def test_the_uncorrected_gibbs_law_is_drawn_only_where_it_exists():
+    # The quick start fits 20 weights to 16 samples: exp(−L/T) dw is flat along the 4-dimensional
+    # kernel of X, so it has no law — its "draws" were a drifting sampler's, and the figures drew
+    # them. The corrected law exists (d < 2n, docs/theory.md §10): the figure says so instead.
+    # With 40 samples for 5 weights (benchmarks/diagonal_net_law.gauge) the plain law exists.
+    from pathlib import Path
+
+    from gaugedsl.check import check_file
+    from gaugedsl.geometry.normalisable import gibbs_flat
+
+    root = Path(__file__).resolve().parents[1]
+    why = gibbs_flat(Simulation(check_file(root / "examples" / "diagonal_net.gauge"), particles=2, steps=10))
+    assert why is not None and "4 flat directions" in why and "rank 16 of 20" in why
+    assert (
+        gibbs_flat(Simulation(check_file(root / "benchmarks" / "diagonal_net_law.gauge"), particles=2, steps=10))
+        is None
+    )

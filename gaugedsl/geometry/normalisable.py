@@ -85,6 +85,43 @@ def power_counting(sim, theta_end: np.ndarray) -> str | None:
     )
 
 
+def gibbs_flat(sim) -> str | None:
+    """Why the plain Gibbs law exp(−L/T) dw of `sim`'s single predictor (no gauge correction)
+    cannot be normalised, or None (it can, or nothing is claimed): a loss of w alone, quadratic,
+    whose Hessian in w has a kernel — flat to infinity along it in dw, whatever T. The corrected
+    law can still exist there (docs/theory.md §10): the slice's volume decays along those
+    directions, which is the bias itself."""
+    model = sim.model
+    if len(model.predictors) != 1:
+        return None
+    name, shape = model.predictors[0].name, model.predictors[0].shape
+    p = int(np.prod(shape, dtype=int))
+    if p > MAX_DIMENSION:
+        return None
+    tol = 1e-9 if jnp.dtype(sim.dtype) == jnp.float64 else 1e-4
+    rng = np.random.default_rng(0)
+    theta = jnp.asarray(rng.uniform(0.5, 1.5, sim.geo.dimension), sim.dtype)
+
+    def loss_of_w(w, at):
+        return sim.objective.loss(at, fixed={name: jnp.reshape(w, shape)})
+
+    try:
+        hessian = _constant_hessian(loss_of_w, theta, p, rng, tol)
+    except Exception:  # noqa: BLE001 — a loss the substitution cannot evaluate: no claim
+        return None
+    if hessian is None:
+        return None
+    eig = np.linalg.eigvalsh(0.5 * (hessian + hessian.T))
+    flat = int(np.sum(eig <= tol * max(float(np.abs(eig).max()), 1e-300)))
+    if flat == 0:
+        return None
+    return (
+        f"exp(−L/T) dw has no law here: the loss is quadratic in {name} with {flat} flat direction"
+        f"{'s' if flat > 1 else ''} (its Hessian has rank {p - flat} of {p}), along which dw does not decay; "
+        "the gauge correction's slice volume is what makes the stationary law exist"
+    )
+
+
 def _degree(predictor, theta, p: int, tol: float) -> int:
     """L with w(2θ) = 2^L w(θ) where w has p components, else 0."""
     w, w2 = np.asarray(predictor(theta), np.float64), np.asarray(predictor(2.0 * theta), np.float64)

@@ -42,6 +42,7 @@ from .. import ir
 from ..geometry.chart import ChartUnavailable, SliceChart
 from ..geometry.gl_chart import GLChart, gl_chart_applies
 from ..geometry.law import LawUnavailable
+from ..geometry.normalisable import gibbs_flat
 from ..kinds import NOISES
 from . import verdict
 from .compare import Row
@@ -79,6 +80,7 @@ class LawDraws:
     predicted: np.ndarray  # (C·K, m) sampler draws
     gibbs: Callable  # () → (C·K, m) draws of exp(−L/T) dw without the correction, or None (sampled on demand)
     support: tuple[str, np.ndarray] | None = None  # a sparse target of the predictor's shape: (its name, nonzero mask)
+    gibbs_why: str | None = None  # why there is no uncorrected law to draw (geometry/normalisable.gibbs_flat)
 
 
 def chart_of(sim) -> SliceChart | GLChart | None:
@@ -196,6 +198,7 @@ def law_rows(sim, result, label: str, values: np.ndarray, out, predictor: str | 
         pred.reshape(-1, m),
         lambda: _gibbs_draws(gibbs, push, name, m),
         _sparse_target(sim, shape),
+        gibbs_flat(sim),
     )
     return rows
 
@@ -339,8 +342,9 @@ def _sample(sim, result, seed):
                              f"four times longer: {why})")  # fmt: skip
 
     def gibbs():
-        """The plain Gibbs law exp(−L/T) dw of the (single) predictor, or None where it has no density."""
-        if len(sim.model.predictors) != 1:
+        """The plain Gibbs law exp(−L/T) dw of the (single) predictor, or None where it has no density
+        or cannot be normalised (a flat direction of the loss in w: the sampler would only drift)."""
+        if len(sim.model.predictors) != 1 or gibbs_flat(sim) is not None:
             return None
         try:
             # for the figure only: 64 chains

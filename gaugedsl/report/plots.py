@@ -376,9 +376,11 @@ def _law_figure(folder: Path, model: ir.Model, draws, plt) -> Path:
             ax.legend(fontsize=7, loc="upper right")
         for ax in bottom[len(groups) :]:
             ax.axis("off")
+    plain = "and exp(−L/T) dw without the gauge correction"
+    if gibbs is None:  # say why it is missing: where the plain law does not exist, that is the point
+        plain = f"\n{draws.gibbs_why}" if draws.gibbs_why else "(exp(−L/T) dw: not available for this model)"
     fig.suptitle(
-        f"{model.name}: stationary law of {draws.label} — simulated, predicted exp(−L/T)·det G^(−1/2) "
-        "on the slice, and exp(−L/T) dw without the gauge correction",
+        f"{model.name}: stationary law of {draws.label} — simulated, predicted exp(−L/T)·det G^(−1/2) on the slice {plain}",
         fontsize=10,
     )
     return _save(fig, folder / f"law_{draws.label}.png", plt)

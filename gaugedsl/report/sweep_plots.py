@@ -47,7 +47,9 @@ def plot_sweep(folder: Path, model: ir.Model, sweep, results, comparisons) -> li
         ax.axis("off")
     others = [name for name in sweep.names if name != axis]
     pooled = f"; points differing in {', '.join(others)} pooled" if others else ""
-    fig.suptitle(f"{model.name}: predicted and simulated against {axis}{pooled}", fontsize=10)
+    why = next((w for c in comparisons for d in getattr(c, "law_draws", {}).values() if (w := d.gibbs_why)), None)
+    note = f"\n{why}" if why else ""
+    fig.suptitle(f"{model.name}: predicted and simulated against {axis}{pooled}{note}", fontsize=10)
     return [_save(fig, folder / "sweep.png", plt)]
 
 
