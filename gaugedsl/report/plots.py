@@ -6,6 +6,7 @@ over time."""
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -378,7 +379,7 @@ def _law_figure(folder: Path, model: ir.Model, draws, plt) -> Path:
             ax.axis("off")
     plain = "and exp(−L/T) dw without the gauge correction"
     if gibbs is None:  # say why it is missing: where the plain law does not exist, that is the point
-        plain = f"\n{draws.gibbs_why}" if draws.gibbs_why else "(exp(−L/T) dw: not available for this model)"
+        plain = "\n" + textwrap.fill(draws.gibbs_why, 150) if draws.gibbs_why else "(exp(−L/T) dw: not available here)"
     fig.suptitle(
         f"{model.name}: stationary law of {draws.label} — simulated, predicted exp(−L/T)·det G^(−1/2) on the slice {plain}",
         fontsize=10,

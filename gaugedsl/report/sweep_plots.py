@@ -11,6 +11,7 @@ mean with its standard error beside it (points that differ only in the seed pool
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -48,7 +49,7 @@ def plot_sweep(folder: Path, model: ir.Model, sweep, results, comparisons) -> li
     others = [name for name in sweep.names if name != axis]
     pooled = f"; points differing in {', '.join(others)} pooled" if others else ""
     why = next((w for c in comparisons for d in getattr(c, "law_draws", {}).values() if (w := d.gibbs_why)), None)
-    note = f"\n{why}" if why else ""
+    note = "\n" + textwrap.fill(why, 110) if why else ""
     fig.suptitle(f"{model.name}: predicted and simulated against {axis}{pooled}{note}", fontsize=10)
     return [_save(fig, folder / "sweep.png", plt)]
 
