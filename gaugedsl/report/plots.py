@@ -101,7 +101,7 @@ def _highlighted(final_means: np.ndarray, support: np.ndarray | None, k: int = 4
         on, off = np.flatnonzero(support), np.flatnonzero(~support)
         return list(on[:2]) + list(off[: k - min(2, on.size)])
     order = np.argsort(final_means)
-    return sorted({int(order[0]), int(order[-1]), int(order[n // 2]), int(order[(n - 1) // 2 + 1 if n > 2 else 0])})[:k]
+    return sorted({int(order[0]), int(order[n // 2]), int(order[-1])})
 
 
 def _records_figure(folder: Path, model: ir.Model, result: Result, refs: dict, unit: str, plt) -> Path:
